@@ -1,0 +1,326 @@
+"""The configuration file (TOML) and the environment, read once at start-up and validated.
+
+Every problem is reported as one line that names the file (or variable) and the key, so an operator can
+fix all of them in one pass: `incident-bot check-config` prints them all, `serve` refuses to start.
+Secrets are never part of a message.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = "incident-bot.toml"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DATABASE_URL = "sqlite:///incident-bot.db"
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_OPSGENIE_API_URL = "https://api.opsgenie.com"
+
+Mode = Literal["http", "socket"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# --- The TOML file's schema. `extra="forbid"` makes unknown keys an error; `strict=True` keeps TOML's
+# types honest ("10" is not accepted where a number of minutes is expected).
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+ChannelId = Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]{2,}$")]
+UserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,}$")]
+ChannelPrefix = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,19}$")]
+Severity = Literal["sev1", "sev2", "sev3", "sev4"]
+
+
+class SlackSection(_Section):
+    announce_channel: ChannelId | None = None
+    channel_prefix: ChannelPrefix = "inc"
+
+
+class TeamSection(_Section):
+    display_name: str | None = None
+    pagerduty_routing_key: Annotated[str, StringConstraints(min_length=1)] | None = None
+    opsgenie_api_key: Annotated[str, StringConstraints(min_length=1)] | None = None
+    slack_members: list[UserId] = Field(default_factory=list)
+    escalate_after_minutes: Annotated[int, Field(gt=0)] | None = None
+    escalate_to: str | None = None
+
+
+class TargetSection(_Section):
+    url: Annotated[str, StringConstraints(min_length=1)]
+    statement_timeout_ms: Annotated[int, Field(gt=0)] = 3000
+
+
+class WatchdogSection(_Section):
+    interval_seconds: Annotated[int, Field(gt=0)] = 30
+    usage_alert_percent: Annotated[int, Field(gt=0, le=100)] = 80
+    idle_in_transaction_alert_seconds: Annotated[int, Field(gt=0)] = 300
+    exhaustion_horizon_minutes: Annotated[int, Field(gt=0)] = 15
+    auto_declare: bool = False
+
+
+class DiagnosticsSection(_Section):
+    targets: dict[str, TargetSection] = Field(default_factory=dict)
+    allowed_users: list[UserId] = Field(default_factory=list)
+    watchdog: WatchdogSection = WatchdogSection()
+
+
+class PagingSection(_Section):
+    pagerduty_webhook_secret: str | None = None
+
+
+class StatusUpdateMinutes(_Section):
+    sev1: Annotated[int, Field(gt=0)] = 15
+    sev2: Annotated[int, Field(gt=0)] = 30
+    sev3: Annotated[int, Field(gt=0)] = 60
+    sev4: Annotated[int, Field(gt=0)] = 240
+
+
+class RemindersSection(_Section):
+    status_update_minutes: StatusUpdateMinutes = StatusUpdateMinutes()
+    followup_after_days: Annotated[int, Field(gt=0)] = 7
+
+
+class PostmortemSection(_Section):
+    timezone: str = "UTC"
+    template: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as 'Europe/Paris')") from None
+        return name
+
+
+class FileConfig(_Section):
+    """The whole file. Every section is optional; a missing file is the same as an empty one."""
+
+    slack: SlackSection = SlackSection()
+    teams: dict[str, TeamSection] = Field(default_factory=dict)
+    diagnostics: DiagnosticsSection = DiagnosticsSection()
+    paging: PagingSection = PagingSection()
+    reminders: RemindersSection = RemindersSection()
+    postmortem: PostmortemSection = PostmortemSection()
+
+
+# --- The environment.
+
+
+@dataclass(frozen=True)
+class Environment:
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    config_path: str = DEFAULT_CONFIG_PATH
+    config_path_given: bool = False
+    pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
+    opsgenie_api_url: str = DEFAULT_OPSGENIE_API_URL
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Environment:
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def optional(name: str) -> str | None:
+            return env.get(name, "").strip() or None
+
+        return cls(
+            slack_bot_token=optional("SLACK_BOT_TOKEN"),
+            slack_signing_secret=optional("SLACK_SIGNING_SECRET"),
+            slack_app_token=optional("SLACK_APP_TOKEN"),
+            slack_api_url=_with_trailing_slash(get("SLACK_API_URL", DEFAULT_SLACK_API_URL)),
+            database_url=get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            config_path=get("INCIDENT_BOT_CONFIG", DEFAULT_CONFIG_PATH),
+            config_path_given=bool(optional("INCIDENT_BOT_CONFIG")),
+            pagerduty_events_url=get("PAGERDUTY_EVENTS_URL", DEFAULT_PAGERDUTY_EVENTS_URL),
+            opsgenie_api_url=get("OPSGENIE_API_URL", DEFAULT_OPSGENIE_API_URL),
+        )
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line, a Slack message or a postmortem."""
+        return [s for s in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token) if s]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot was configured with: passed down from start-up, never re-read."""
+
+    env: Environment
+    file: FileConfig
+    config_path: Path | None  # None when no file was found at the default path
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode | None = None) -> Settings:
+    """Read and validate the environment and the configuration file.
+
+    `mode` says what the process is about to do ("http" or "socket" serving); `None` checks only what
+    every command needs. Raises ConfigError listing every problem found.
+    """
+    environment = Environment.from_mapping(os.environ if env is None else env)
+    problems = environment_problems(environment, mode)
+    warnings: list[str] = []
+    path = Path(environment.config_path)
+    file_config = FileConfig()
+    config_path: Path | None = path
+    if not path.exists() and not environment.config_path_given:
+        config_path = None
+        warnings.append(
+            f"{path}: no configuration file; running with defaults (no announce channel, no teams). "
+            "Set INCIDENT_BOT_CONFIG to use another path."
+        )
+    else:
+        try:
+            file_config = parse_config_file(path)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(env=environment, file=file_config, config_path=config_path, warnings=warnings)
+
+
+def environment_problems(env: Environment, mode: Mode | None) -> list[str]:
+    problems: list[str] = []
+    token = env.slack_bot_token
+    if mode is not None and not token:
+        problems.append("SLACK_BOT_TOKEN: not set; the bot token (xoxb-…) from your Slack app's OAuth page is required")
+    if token and not token.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN: not a bot token; it must start with 'xoxb-'")
+    if mode == "http" and not env.slack_signing_secret:
+        problems.append(
+            "SLACK_SIGNING_SECRET: not set; HTTP mode verifies every request with it "
+            "(or run `incident-bot serve --socket-mode` with SLACK_APP_TOKEN)"
+        )
+    if mode == "socket" and not env.slack_app_token:
+        problems.append("SLACK_APP_TOKEN: not set; Socket Mode needs an app-level token (xapp-…)")
+    if env.slack_app_token and not env.slack_app_token.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN: not an app-level token; it must start with 'xapp-'")
+    for name, url in (
+        ("SLACK_API_URL", env.slack_api_url),
+        ("PAGERDUTY_EVENTS_URL", env.pagerduty_events_url),
+        ("OPSGENIE_API_URL", env.opsgenie_api_url),
+    ):
+        if not url.startswith(("http://", "https://")):
+            problems.append(f"{name}: {url!r} is not an http(s) URL")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(env.database_url)
+    except ArgumentError:
+        problems.append("DATABASE_URL: not a SQLAlchemy URL (e.g. sqlite:///incident-bot.db or postgresql+psycopg://…)")
+    return problems
+
+
+def parse_config_file(path: Path) -> FileConfig:
+    """Parse and validate one TOML file; ConfigError names the file and each bad key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: cannot read the configuration file: it does not exist"])
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{path}: cannot read the configuration file: {_reason(e)}"])
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: not valid TOML: {e}"])
+    problems: list[str] = []
+    config = FileConfig()
+    try:
+        config = FileConfig.model_validate(raw)
+    except ValidationError as e:
+        problems += [_describe(err) for err in e.errors()]
+    problems += cross_section_problems(raw)
+    if problems:
+        raise ConfigError([f"{path}: {p}" for p in problems])
+    return config
+
+
+def cross_section_problems(raw: Mapping) -> list[str]:
+    """Rules that span keys, checked on the raw file so they are reported next to per-key errors:
+    escalation chains must name teams that exist."""
+    teams = raw.get("teams")
+    if not isinstance(teams, Mapping):
+        return []
+    problems = []
+    for name, team in teams.items():
+        target = team.get("escalate_to") if isinstance(team, Mapping) else None
+        if isinstance(target, str) and target not in teams:
+            known = ", ".join(sorted(teams)) or "none"
+            problems.append(f"teams.{name}.escalate_to: no team named {target!r} (teams: {known})")
+    return problems
+
+
+_TYPE_NAMES = {
+    "int": "an integer",
+    "string": "a string",
+    "bool": "true or false",
+    "list": "a list",
+    "dict": "a table",
+    "float": "a number",
+    "model": "a table",
+}
+
+
+def _describe(error: Mapping) -> str:
+    location = ".".join(str(part) for part in error["loc"] if not str(part).startswith(("function-", "constrained-")))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{location}: unknown key"
+    if kind.endswith("_type"):
+        expected = _TYPE_NAMES.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
+        return f"{location}: expected {expected}, got {type(error['input']).__name__} {_safe_repr(location, error['input'])}"
+    if kind == "string_pattern_mismatch":
+        return f"{location}: {_safe_repr(location, error['input'])} is not valid: {_pattern_hint(location)}"
+    if kind == "literal_error":
+        return f"{location}: {error['msg'].lower()}"
+    if kind == "value_error":
+        return f"{location}: {error['msg'].removeprefix('Value error, ')}"
+    return f"{location}: {error['msg']}"
+
+
+def _pattern_hint(location: str) -> str:
+    if location.endswith("announce_channel"):
+        return "use the channel's id (C0123ABCD, from the channel's details), not its name"
+    if location.endswith("channel_prefix"):
+        return "lowercase letters, digits, '-' or '_', at most 20 characters"
+    return "expected a Slack user id such as U0123ABCD"
+
+
+_SECRET_WORDS = ("key", "secret", "token", "password", "url")
+
+
+def _safe_repr(location: str, value: object) -> str:
+    if any(word in location.lower() for word in _SECRET_WORDS):
+        return "(value hidden)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _with_trailing_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,2 @@
+"""Incidents: what they are (values), what users ask of them (commands), and what changing them does
+(service)."""

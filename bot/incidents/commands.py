@@ -1,0 +1,238 @@
+"""`/incident` sub-commands, parsed once into typed values.
+
+Parsing is pure: text in, a command out, or a UsageError that says what was wrong and shows the right
+form. Nothing is executed here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.incidents.values import (
+    DEFAULT_SEVERITY,
+    MAX_TEXT_LENGTH,
+    MAX_TITLE_LENGTH,
+    SETTABLE_STATUSES,
+    Role,
+    Severity,
+    Status,
+)
+
+# One line per sub-command: `help` shows them all, a usage error shows its own.
+USAGE: dict[str, str] = {
+    "declare": "`/incident declare [sev1|sev2|sev3|sev4] <title>`: open an incident (no title: a form asks)",
+    "status": "`/incident status <investigating|identified|monitoring|resolved>`: change the status",
+    "sev": "`/incident sev <sev1|sev2|sev3|sev4>`: change the severity",
+    "role": "`/incident role <commander|comms|scribe> <@user>`: assign a role",
+    "update": "`/incident update <text>`: post a status update here and in the announcement channel",
+    "resolve": "`/incident resolve [summary]`: mark the incident resolved",
+    "close": "`/incident close`: close the incident",
+    "list": "`/incident list`: the open incidents",
+    "help": "`/incident help`: this list",
+}
+
+
+class UsageError(Exception):
+    """A command that cannot be understood; `usage` is the right form to show next to the message."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class Declare:
+    title: str
+    severity: Severity = DEFAULT_SEVERITY
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenDeclareForm:
+    pass
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    status: Status
+
+
+@dataclass(frozen=True)
+class SetSeverity:
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class AssignRole:
+    role: Role
+    user_id: str
+
+
+@dataclass(frozen=True)
+class PostUpdate:
+    text: str
+
+
+@dataclass(frozen=True)
+class Resolve:
+    summary: str | None = None
+
+
+@dataclass(frozen=True)
+class Close:
+    pass
+
+
+@dataclass(frozen=True)
+class ListOpen:
+    pass
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+Command = Declare | OpenDeclareForm | SetStatus | SetSeverity | AssignRole | PostUpdate | Resolve | Close | ListOpen | Help
+# Commands that act on the incident of the channel they are typed in.
+IncidentCommand = SetStatus | SetSeverity | AssignRole | PostUpdate | Resolve | Close
+
+_USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+def parse(text: str) -> Command:
+    words = text.strip().split(maxsplit=1)
+    if not words:
+        return Help()
+    name, rest = words[0].lower(), (words[1].strip() if len(words) > 1 else "")
+    parser = _PARSERS.get(name)
+    if parser is None:
+        raise UsageError(f"`{_shorten(words[0])}` is not an /incident sub-command.", help_text())
+    return parser(rest)
+
+
+def help_text() -> str:
+    return "\n".join(f"• {line}" for line in USAGE.values())
+
+
+def clean_title(title: str) -> str:
+    """The title as stored: whitespace folded; empty or over-long titles are refused."""
+    cleaned = " ".join(title.split())
+    if not cleaned:
+        raise UsageError("The incident needs a title.", USAGE["declare"])
+    if len(cleaned) > MAX_TITLE_LENGTH:
+        raise UsageError(
+            f"The title is {len(cleaned):,} characters long; keep it to {MAX_TITLE_LENGTH} "
+            "and put the details in an update.",
+            USAGE["declare"],
+        )
+    return cleaned
+
+
+def parse_severity(word: str, usage: str) -> Severity:
+    try:
+        return Severity(word.lower())
+    except ValueError:
+        raise UsageError(f"`{_shorten(word)}` is not a severity; use sev1 (worst) to sev4.", usage) from None
+
+
+def _declare(rest: str) -> Declare | OpenDeclareForm:
+    if not rest:
+        return OpenDeclareForm()
+    first, _, remainder = rest.partition(" ")
+    if re.fullmatch(r"(?i)sev\w*", first):
+        severity = parse_severity(first, USAGE["declare"])
+        if not remainder.strip():
+            raise UsageError(f"The incident needs a title after `{severity.value}`.", USAGE["declare"])
+        return Declare(title=clean_title(remainder), severity=severity)
+    return Declare(title=clean_title(rest))
+
+
+def _status(rest: str) -> SetStatus:
+    usage = USAGE["status"]
+    if not rest:
+        raise UsageError("Which status?", usage)
+    word = rest.split()[0].lower()
+    try:
+        status = Status(word)
+    except ValueError:
+        status = None
+    if status not in SETTABLE_STATUSES:
+        hint = " To close the incident, use `/incident close`." if status is Status.CLOSED else ""
+        raise UsageError(f"`{_shorten(rest.split()[0])}` is not a status you can set.{hint}", usage)
+    if len(rest.split()) > 1:
+        raise UsageError("`status` takes one word; post details with `/incident update <text>`.", usage)
+    return SetStatus(status)
+
+
+def _sev(rest: str) -> SetSeverity:
+    usage = USAGE["sev"]
+    words = rest.split()
+    if len(words) != 1:
+        raise UsageError("Which severity?" if not words else "`sev` takes one word.", usage)
+    return SetSeverity(parse_severity(words[0], usage))
+
+
+def _role(rest: str) -> AssignRole:
+    usage = USAGE["role"]
+    words = rest.split()
+    if not words:
+        raise UsageError("Which role, and for whom?", usage)
+    try:
+        role = Role(words[0].lower())
+    except ValueError:
+        raise UsageError(f"`{_shorten(words[0])}` is not a role; the roles are commander, comms and scribe.", usage) from None
+    if len(words) < 2:
+        raise UsageError(f"Who should be {role.value}? Mention them with @.", usage)
+    mention = _USER_MENTION.match(words[1])
+    if mention is None or len(words) > 2:
+        raise UsageError(
+            f"`{_shorten(' '.join(words[1:]))}` is not one user mention; type @ and pick the person.", usage
+        )
+    return AssignRole(role, mention.group(1))
+
+
+def _update(rest: str) -> PostUpdate:
+    if not rest:
+        raise UsageError("The update needs some text.", USAGE["update"])
+    return PostUpdate(_bounded_text(rest, "update"))
+
+
+def _resolve(rest: str) -> Resolve:
+    return Resolve(_bounded_text(rest, "resolve") or None)
+
+
+def _bounded_text(text: str, name: str) -> str:
+    if len(text) > MAX_TEXT_LENGTH:
+        raise UsageError(f"The text is {len(text):,} characters long; keep it to {MAX_TEXT_LENGTH:,}.", USAGE[name])
+    return text
+
+
+def _no_arguments(command: Close | ListOpen | Help, name: str) -> object:
+    def parse_nothing(rest: str) -> Close | ListOpen | Help:
+        if rest:
+            raise UsageError(f"`{name}` takes no arguments.", USAGE[name])
+        return command
+
+    return parse_nothing
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    text = text.replace("`", "'")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_PARSERS = {
+    "declare": _declare,
+    "status": _status,
+    "sev": _sev,
+    "severity": _sev,
+    "role": _role,
+    "update": _update,
+    "resolve": _resolve,
+    "close": _no_arguments(Close(), "close"),
+    "list": _no_arguments(ListOpen(), "list"),
+    "help": _no_arguments(Help(), "help"),
+}

@@ -1,0 +1,239 @@
+"""What changing an incident does to the store. Every method is one transaction.
+
+A change is written together with its timeline entry and the key of the Slack request that asked for
+it, so a retried request finds its own work done instead of doing it twice. Methods return values
+(`Declared`, `Changed`, `Unchanged`, `AlreadyDone`); the Slack edge turns them into messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.clock import Clock
+from bot.incidents import commands as c
+from bot.incidents.values import EntryKind, Incident, Role, Status
+from storage import incidents as store
+from storage.database import transaction
+from storage.models import Incident as IncidentRow
+
+# The same person declaring the same title again this soon is a double submit, not a new incident.
+DOUBLE_SUBMIT_WINDOW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Declared:
+    incident: Incident
+    created: bool  # False: this request (or its double) had already declared `incident`
+
+
+@dataclass(frozen=True)
+class Changed:
+    incident: Incident  # as it is after the change
+    kind: EntryKind
+    actor_id: str
+    before: str | None = None
+    after: str | None = None
+    text: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    incident: Incident
+    reason: str  # shown to the person who asked
+
+
+@dataclass(frozen=True)
+class AlreadyDone:
+    """A retry of a request that was already acted on."""
+
+    incident: Incident
+
+
+Outcome = Changed | Unchanged | AlreadyDone
+
+
+class IncidentNotFound(LookupError):
+    pass
+
+
+class IncidentService:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
+        self._sessions = sessions
+        self._clock = clock
+
+    # --- declaring
+
+    def declare(self, command: c.Declare, reporter_id: str, request_key: str) -> Declared:
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            counter = store.lock_counter(session)  # from here on, declarations run one at a time
+            done = store.processed_request(session, request_key)
+            if done is not None and done.incident_id is not None:
+                return Declared(store.snapshot(store.by_id(session, done.incident_id)), created=False)
+            twin = store.recent_declaration(session, reporter_id, command.title, now - DOUBLE_SUBMIT_WINDOW)
+            if twin is not None:
+                return Declared(store.snapshot(twin), created=False)
+            counter.value += 1
+            row = IncidentRow(
+                number=counter.value,
+                title=command.title,
+                description=command.description,
+                severity=command.severity.value,
+                status=Status.INVESTIGATING.value,
+                reporter_id=reporter_id,
+                declared_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            # Whoever declares leads until someone else is named: an incident always has a commander.
+            store.assign_role(session, row, Role.COMMANDER.value, reporter_id, reporter_id, now)
+            store.add_entry(
+                session, row, EntryKind.DECLARED, now, reporter_id, command.title,
+                {"severity": command.severity.value, "description": command.description},
+            )
+            store.record_request(session, request_key, row.id, now)
+            session.flush()
+            return Declared(store.snapshot(row), created=True)
+
+    # --- changing
+
+    def apply(self, incident_id: int, command: c.IncidentCommand, actor_id: str, request_key: str) -> Outcome:
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            row = store.by_id(session, incident_id, for_update=True)
+            if row is None:
+                raise IncidentNotFound(incident_id)
+            if store.processed_request(session, request_key) is not None:
+                return AlreadyDone(store.snapshot(row))
+            effect = _change(row, command)
+            if isinstance(effect, Unchanged):
+                return effect
+            kind, before, after, text, data = effect
+            row.updated_at = now
+            if kind is EntryKind.RESOLVED or (kind is EntryKind.CLOSED and row.resolved_at is None):
+                row.resolved_at = now
+            if kind is EntryKind.CLOSED:
+                row.closed_at = now
+            if kind is EntryKind.ROLE_ASSIGNED:
+                data["previous"] = store.assign_role(session, row, data["role"], data["user"], actor_id, now)
+            store.add_entry(session, row, kind, now, actor_id, text or "", data or None)
+            store.record_request(session, request_key, row.id, now)
+            session.flush()
+            return Changed(store.snapshot(row), kind, actor_id, before, after, text, data)
+
+    # --- Slack provisioning progress
+
+    def record_channel(self, incident_id: int, channel_id: str, channel_name: str) -> Incident:
+        return self._update(incident_id, channel_id=channel_id, channel_name=channel_name)
+
+    def record_summary(self, incident_id: int, ts: str) -> Incident:
+        return self._update(incident_id, summary_ts=ts)
+
+    def record_announcement(self, incident_id: int, ts: str) -> Incident:
+        return self._update(incident_id, announcement_ts=ts)
+
+    def mark_provisioned(self, incident_id: int) -> Incident:
+        return self._update(incident_id, provisioned_at=self._clock.now())
+
+    # --- reading
+
+    def get(self, incident_id: int) -> Incident:
+        return self._get(incident_id)
+
+    def find_by_channel(self, channel_id: str) -> Incident | None:
+        with self._sessions() as session:
+            row = store.by_channel(session, channel_id)
+            return store.snapshot(row) if row else None
+
+    def find(self, reference: str) -> Incident | None:
+        """By number (`42`, `#42`) or channel name (`inc-20261127-checkout`)."""
+        reference = reference.strip().lstrip("#")
+        with self._sessions() as session:
+            row = store.by_number(session, int(reference)) if reference.isdigit() else store.by_channel_name(session, reference)
+            return store.snapshot(row) if row else None
+
+    def list_open(self) -> list[Incident]:
+        with self._sessions() as session:
+            return [store.snapshot(row) for row in store.open_incidents(session)]
+
+    def unprovisioned(self) -> list[Incident]:
+        with self._sessions() as session:
+            return [store.snapshot(row) for row in store.unprovisioned(session)]
+
+    def _get(self, incident_id: int) -> Incident:
+        with self._sessions() as session:
+            row = store.by_id(session, incident_id)
+            if row is None:
+                raise IncidentNotFound(incident_id)
+            return store.snapshot(row)
+
+    def _update(self, incident_id: int, **fields: Any) -> Incident:
+        with transaction(self._sessions) as session:
+            row = store.by_id(session, incident_id, for_update=True)
+            if row is None:
+                raise IncidentNotFound(incident_id)
+            for name, value in fields.items():
+                setattr(row, name, value)
+            session.flush()
+            return store.snapshot(row)
+
+
+class _Effect(NamedTuple):
+    """What a command did, as the timeline records it."""
+
+    kind: EntryKind
+    before: str | None
+    after: str | None
+    text: str | None
+    data: dict[str, Any]
+
+
+def _change(row: IncidentRow, command: c.IncidentCommand) -> _Effect | Unchanged:
+    """The rules: what a command does to an incident in its current state (mutating the row), or why
+    it does nothing."""
+    incident = store.snapshot(row)
+    status = incident.status
+    if status is Status.CLOSED:
+        if isinstance(command, c.Close):
+            return Unchanged(incident, f"Incident {incident.number} is already closed.")
+        return Unchanged(
+            incident,
+            f"Incident {incident.number} is closed, so it can no longer change. "
+            "If the problem is back, declare a new incident with `/incident declare`.",
+        )
+    match command:
+        case c.SetStatus(Status.RESOLVED) | c.Resolve():
+            if status is Status.RESOLVED:
+                return Unchanged(incident, f"Incident {incident.number} is already resolved; `/incident close` closes it.")
+            summary = command.summary if isinstance(command, c.Resolve) else None
+            row.status = Status.RESOLVED.value
+            row.resolution_summary = summary or row.resolution_summary
+            return _Effect(EntryKind.RESOLVED, status.value, Status.RESOLVED.value, summary, {})
+        case c.SetStatus(new_status):
+            if status is new_status:
+                return Unchanged(incident, f"The status is already {status.label}.")
+            row.status = new_status.value
+            if status is Status.RESOLVED:
+                row.resolved_at = None  # reopened: it is not resolved any more
+            return _Effect(EntryKind.STATUS_CHANGED, status.value, new_status.value, None, {})
+        case c.SetSeverity(severity):
+            if incident.severity is severity:
+                return Unchanged(incident, f"The severity is already {severity.label}.")
+            row.severity = severity.value
+            return _Effect(EntryKind.SEVERITY_CHANGED, incident.severity.value, severity.value, None, {})
+        case c.AssignRole(role, user_id):
+            if incident.roles.get(role) == user_id:
+                return Unchanged(incident, f"<@{user_id}> is already the {role.label.lower()}.")
+            return _Effect(EntryKind.ROLE_ASSIGNED, incident.roles.get(role), user_id, None, {"role": role.value, "user": user_id})
+        case c.PostUpdate(text):
+            return _Effect(EntryKind.UPDATE, None, None, text, {})
+        case c.Close():
+            row.status = Status.CLOSED.value
+            return _Effect(EntryKind.CLOSED, status.value, Status.CLOSED.value, None, {})
+    raise TypeError(f"not an incident command: {command!r}")

@@ -1,0 +1,95 @@
+"""Putting the bot together: the store, the domain services, the Slack client and the Bolt app."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from slack_bolt import App
+from sqlalchemy import Engine
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.incidents.service import IncidentService
+from handlers import commands, declare_form
+from handlers.background import Background
+from handlers.commands import report_provisioning
+from handlers.metrics import Metrics
+from handlers.publisher import IncidentPublisher
+from handlers.services import Services
+from handlers.slack_client import make_web_client
+from handlers.users import UserDirectory
+from storage.database import make_engine, make_session_factory, migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """One running bot: what `serve`, the demo and the tests start and stop."""
+
+    settings: Settings
+    engine: Engine
+    services: Services
+    app: App
+
+    def resume(self) -> int:
+        """Finish setting up in Slack the incidents whose set-up was interrupted; returns how many."""
+        pending = self.services.incidents.unprovisioned()
+        for incident in pending:
+            log.info("incident %s: resuming its Slack set-up", incident.number)
+
+            def tell_reporter(reporter: str = incident.reporter_id, **message: object) -> None:
+                message.pop("response_type", None)
+                message.pop("replace_original", None)
+                self.services.client.chat_postMessage(channel=reporter, **message)
+
+            self.services.background.submit(
+                incident.id,
+                lambda incident_id=incident.id: self.services.publisher.provision(incident_id),
+                on_error=report_provisioning(self.services, incident.id, tell_reporter),
+            )
+        return len(pending)
+
+    def close(self) -> None:
+        self.services.background.shutdown()
+        self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    mode: Literal["http", "socket"] = "http",
+    clock: Clock | None = None,
+    run_migrations: bool = True,
+) -> Runtime:
+    env = settings.env
+    assert env.slack_bot_token, "load_settings(mode=…) guarantees a token"
+    engine = make_engine(env.database_url)
+    if run_migrations:
+        migrate(engine)
+    clock = clock or SystemClock()
+    incidents = IncidentService(make_session_factory(engine), clock)
+    client = make_web_client(env.slack_bot_token, env.slack_api_url)
+    publisher = IncidentPublisher(client, incidents, UserDirectory(client), settings.file.slack, clock)
+    services = Services(
+        settings=settings,
+        clock=clock,
+        incidents=incidents,
+        publisher=publisher,
+        background=Background(),
+        client=client,
+        metrics=Metrics(lambda: len(incidents.list_open())),
+    )
+    app = App(
+        client=client,
+        signing_secret=env.slack_signing_secret or "",
+        request_verification_enabled=mode == "http",
+        # Listeners store what they are asked before acknowledging; slow work goes to Background.
+        process_before_response=True,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    commands.register(app, services)
+    declare_form.register(app, services)
+    return Runtime(settings=settings, engine=engine, services=services, app=app)

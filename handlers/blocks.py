@@ -1,0 +1,263 @@
+"""Block Kit and message text for incidents: pure functions from domain values to Slack payloads.
+
+Titles and texts are kept as Slack sends slash-command text (mrkdwn with `&`, `<`, `>` escaped, mentions
+as markup), so they are shown as they are; the declare form escapes its plain-text input on the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from bot.incidents.commands import help_text
+from bot.incidents.service import Changed
+from bot.incidents.values import MAX_TITLE_LENGTH, EntryKind, Incident, Role, Severity, Status
+
+Block = dict[str, Any]
+NameOf = Callable[[str], str]  # user id -> a display name, for places where mentions do not render
+
+SEVERITY_ICON = {
+    Severity.SEV1: ":red_circle:",
+    Severity.SEV2: ":large_orange_circle:",
+    Severity.SEV3: ":large_yellow_circle:",
+    Severity.SEV4: ":white_circle:",
+}
+MAX_TOPIC = 250  # Slack's limit for a channel topic
+DECLARE_CALLBACK = "incident_declare"
+RETRY_PROVISION_ACTION = "incident_retry_provision"
+
+
+def icon(incident: Incident) -> str:
+    if incident.status is Status.CLOSED:
+        return ":lock:"
+    if incident.status is Status.RESOLVED:
+        return ":white_check_mark:"
+    return SEVERITY_ICON[incident.severity]
+
+
+def channel_link(incident: Incident) -> str:
+    if incident.channel_id is None:
+        return f"incident {incident.number} (no channel yet)"
+    return f"<#{incident.channel_id}|{incident.channel_name or incident.channel_id}>"
+
+
+def slack_date(moment: datetime) -> str:
+    """A time every reader sees in their own time zone, with a UTC fallback."""
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
+
+
+def mention(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id else "_unassigned_"
+
+
+def topic(incident: Incident, name_of: NameOf) -> str:
+    commander = name_of(incident.commander) if incident.commander else "none yet"
+    text = (
+        f"{incident.severity.label} · {incident.status.label} · Commander: {commander} · "
+        f"Incident {incident.number}: {incident.title}"
+    )
+    return text if len(text) <= MAX_TOPIC else text[: MAX_TOPIC - 1] + "…"
+
+
+def summary(incident: Incident) -> tuple[str, list[Block]]:
+    """The pinned summary message, kept current in place."""
+    headline = f"{icon(incident)} Incident {incident.number}: {incident.title}"
+    fields = [
+        ("Severity", incident.severity.label),
+        ("Status", incident.status.label),
+        ("Commander", mention(incident.roles.get(Role.COMMANDER))),
+        ("Comms lead", mention(incident.roles.get(Role.COMMS))),
+        ("Scribe", mention(incident.roles.get(Role.SCRIBE))),
+        ("Reported by", mention(incident.reporter_id)),
+        ("Declared", slack_date(incident.declared_at)),
+    ]
+    if incident.resolved_at:
+        fields.append(("Resolved", slack_date(incident.resolved_at)))
+    if incident.closed_at:
+        fields.append(("Closed", slack_date(incident.closed_at)))
+    blocks: list[Block] = [
+        _section(f"*{headline}*"),
+        {"type": "section", "fields": [_mrkdwn(f"*{name}*\n{value}") for name, value in fields]},
+    ]
+    if incident.description:
+        blocks.append(_section(f"*Description*\n{incident.description}"))
+    if incident.resolution_summary:
+        blocks.append(_section(f"*Resolution*\n{incident.resolution_summary}"))
+    blocks.append(
+        {"type": "context", "elements": [_mrkdwn(f"Last change {slack_date(incident.updated_at)} · `/incident help` lists the commands")]}
+    )
+    text = f"Incident {incident.number}: {incident.title} — {incident.severity.label}, {incident.status.label}"
+    return text, blocks
+
+
+def declared_announcement(incident: Incident) -> str:
+    return (
+        f":rotating_light: {SEVERITY_ICON[incident.severity]} *{incident.severity.label}* incident {incident.number} "
+        f"declared by <@{incident.reporter_id}>: *{incident.title}*\nJoin {channel_link(incident)} to help."
+    )
+
+
+def change_message(change: Changed) -> str:
+    """What the incident channel is told about a change."""
+    incident, who = change.incident, f"<@{change.actor_id}>"
+    match change.kind:
+        case EntryKind.STATUS_CHANGED:
+            return f":arrows_counterclockwise: {who} changed the status: {_label(Status, change.before)} → *{incident.status.label}*"
+        case EntryKind.SEVERITY_CHANGED:
+            return f"{SEVERITY_ICON[incident.severity]} {who} changed the severity: {_label(Severity, change.before)} → *{incident.severity.label}*"
+        case EntryKind.ROLE_ASSIGNED:
+            role = Role(change.data["role"])
+            previous = f" (was <@{change.before}>)" if change.before else ""
+            return f":bust_in_silhouette: <@{change.after}> is now the *{role.label.lower()}*{previous}, named by {who}"
+        case EntryKind.UPDATE:
+            return f":memo: *Status update* from {who}:\n{change.text}"
+        case EntryKind.RESOLVED:
+            summary_text = f"\n>{change.text}" if change.text else ""
+            return f":white_check_mark: {who} marked incident {incident.number} *resolved*.{summary_text}"
+        case EntryKind.CLOSED:
+            return f":lock: {who} closed incident {incident.number}. Thank you, everyone."
+    return f"{who}: {change.kind.value}"
+
+
+def change_announcement(change: Changed) -> str | None:
+    """What the announcement channel is told about a change; None for changes only the channel needs."""
+    incident = change.incident
+    where = f"Incident {incident.number} ({channel_link(incident)}, _{incident.title}_)"
+    match change.kind:
+        case EntryKind.STATUS_CHANGED:
+            return f":arrows_counterclockwise: {where} is now *{incident.status.label}* (was {_label(Status, change.before)})."
+        case EntryKind.SEVERITY_CHANGED:
+            return f"{SEVERITY_ICON[incident.severity]} {where} is now *{incident.severity.label}* (was {_label(Severity, change.before)})."
+        case EntryKind.UPDATE:
+            return f":memo: Update on {where} from <@{change.actor_id}>:\n{change.text}"
+        case EntryKind.RESOLVED:
+            summary_text = f"\n>{change.text}" if change.text else ""
+            return f":white_check_mark: {where} is *resolved*.{summary_text}"
+        case EntryKind.CLOSED:
+            return f":lock: {where} is *closed*."
+    return None
+
+
+def changes_topic(change: Changed) -> bool:
+    return change.kind in (EntryKind.STATUS_CHANGED, EntryKind.SEVERITY_CHANGED, EntryKind.RESOLVED, EntryKind.CLOSED) or (
+        change.kind is EntryKind.ROLE_ASSIGNED and change.data.get("role") == Role.COMMANDER.value
+    )
+
+
+def open_incidents(incidents: list[Incident], now: datetime) -> tuple[str, list[Block]]:
+    if not incidents:
+        return "No open incidents.", [_section(":sunny: No open incidents.")]
+    lines = [
+        f"{icon(i)} *{i.number}* {i.title} · {i.severity.label} · {i.status.label} · "
+        f"{channel_link(i)} · commander {mention(i.commander)} · open for {_duration(now - i.declared_at)}"
+        for i in incidents
+    ]
+    blocks = [_section(f"*{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}*")]
+    blocks += [_section(chunk) for chunk in _chunks(lines, 2900)][:49]
+    return f"{len(incidents)} open incidents", blocks
+
+
+def help_message() -> str:
+    return f"*`/incident` sub-commands*\n{help_text()}"
+
+
+def usage_error(message: str, usage: str) -> str:
+    return f":warning: {message}\n{usage}"
+
+
+def not_an_incident_channel() -> str:
+    return (
+        ":mag: This channel is not an incident's channel. Run that sub-command in the incident's own channel; "
+        "`/incident list` shows the open incidents and their channels."
+    )
+
+
+def declare_form(origin_channel: str | None) -> dict[str, Any]:
+    options = [
+        {"text": {"type": "plain_text", "text": f"{s.label}"}, "value": s.value} for s in Severity
+    ]
+    return {
+        "type": "modal",
+        "callback_id": DECLARE_CALLBACK,
+        "title": {"type": "plain_text", "text": "Declare an incident"},
+        "submit": {"type": "plain_text", "text": "Declare"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": origin_channel or "",
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "title",
+                "label": {"type": "plain_text", "text": "Title"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "max_length": MAX_TITLE_LENGTH,
+                    "placeholder": {"type": "plain_text", "text": "Checkout is timing out"},
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "severity",
+                "label": {"type": "plain_text", "text": "Severity"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": options,
+                    "initial_option": options[2],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "description",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "What is happening?"},
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2900},
+            },
+        ],
+    }
+
+
+def provisioning_failed(incident: Incident, step: str, error: str) -> tuple[str, list[Block]]:
+    text = (
+        f":warning: Incident {incident.number} is recorded, but {step} failed: Slack said `{error}`. "
+        "Fix the cause (the bot's scopes, or invite the bot to the channel) and press Retry; "
+        "the bot also retries when it restarts."
+    )
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Retry"},
+        "action_id": RETRY_PROVISION_ACTION,
+        "value": str(incident.id),
+    }
+    return text, [_section(text), {"type": "actions", "elements": [button]}]
+
+
+def _label(enum: type[Status] | type[Severity], value: str | None) -> str:
+    return enum(value).label if value else "none"
+
+
+def _duration(delta: Any) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours // 24} days"
+
+
+def _chunks(lines: list[str], limit: int) -> list[str]:
+    chunks, current = [], ""
+    for line in lines:
+        if current and len(current) + 1 + len(line) > limit:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line[:limit]
+    return chunks + ([current] if current else [])
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def _mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text}

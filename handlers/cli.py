@@ -1,0 +1,126 @@
+"""The `incident-bot` command line (see the contract in INTERFACE.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bot.config import ConfigError, Mode, Settings, load_settings
+
+log = logging.getLogger("incident_bot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+def serve(args: argparse.Namespace) -> int:
+    mode: Mode = "socket" if args.socket_mode else "http"
+    settings = _settings_or_exit(mode)
+    from slack_bolt.error import BoltError
+
+    from handlers.app import build_runtime
+    from handlers.logs import configure_logging
+    from storage.database import safe_url
+
+    configure_logging(settings.env.secrets())
+    for warning in settings.warnings:
+        log.warning(warning)
+    log.info("store: %s", safe_url(settings.env.database_url))
+    try:
+        runtime = build_runtime(settings, mode=mode)
+    except BoltError as error:
+        print(f"incident-bot: Slack refused the bot token: {error}. Check SLACK_BOT_TOKEN and SLACK_API_URL.", file=sys.stderr)
+        return 1
+    runtime.resume()
+    _stop_on_sigterm()
+    try:
+        if mode == "socket":
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            log.info("serving Slack over Socket Mode")
+            SocketModeHandler(runtime.app, settings.env.slack_app_token).start()
+        else:
+            from handlers.http import HttpServer
+
+            server = HttpServer(runtime, host=args.host, port=args.port)
+            log.info("serving Slack at %s/slack/events", server.url)
+            server.run()
+    except KeyboardInterrupt:
+        log.info("stopping: finishing the work already acknowledged")
+    finally:
+        runtime.close()
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit(None)
+    from storage.database import current_revision, make_engine, migrate as run_migrations, safe_url
+
+    engine = make_engine(settings.env.database_url)
+    try:
+        run_migrations(engine)
+        print(f"{safe_url(settings.env.database_url)}: schema at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(mode="socket" if args.socket_mode else "http")
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(error.problems)} problem{'s' if len(error.problems) != 1 else ''} found.", file=sys.stderr)
+        return 1
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    where = settings.config_path or "(no file)"
+    print(f"{where}: configuration OK ({len(settings.file.teams)} teams, {len(settings.file.diagnostics.targets)} diagnostics targets).")
+    return 0
+
+
+def _settings_or_exit(mode: Mode | None) -> Settings:
+    try:
+        return load_settings(mode=mode)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"incident-bot: {problem}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _stop_on_sigterm() -> None:
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incident-bot", description="ChatOps incident response for Slack.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve_parser = commands.add_parser("serve", help="serve Slack over HTTP (default) or Socket Mode")
+    serve_parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve_parser.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    serve_parser.add_argument("--socket-mode", action="store_true", help="connect over Socket Mode (needs SLACK_APP_TOKEN)")
+    serve_parser.set_defaults(run=serve)
+
+    migrate_parser = commands.add_parser("migrate", help="bring the bot's database to the newest schema")
+    migrate_parser.set_defaults(run=migrate)
+
+    check_parser = commands.add_parser("check-config", help="validate the configuration file and the environment")
+    check_parser.add_argument("--socket-mode", action="store_true", help="check for Socket Mode instead of HTTP mode")
+    check_parser.set_defaults(run=check_config)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

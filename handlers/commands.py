@@ -1,0 +1,142 @@
+"""The `/incident` slash command: parse, store, acknowledge, then let Background talk to Slack.
+
+Each request is acted on at most once: its trigger_id is stored with the change it made, in the same
+transaction, so a Slack retry finds the work done. Nothing is acknowledged before it is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+
+from bot.incidents import commands as c
+from bot.incidents.service import AlreadyDone, Changed, Unchanged
+from handlers import blocks
+from handlers.publisher import StepFailed
+from handlers.services import Services
+from handlers.slack_client import slack_error
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    def incident_of_channel(context: BoltContext, command: dict[str, Any], next: Callable[[], None]) -> None:
+        """Which incident this channel belongs to, looked up once for every sub-command."""
+        context["incident"] = services.incidents.find_by_channel(command.get("channel_id", ""))
+        next()
+
+    @app.command("/incident", middleware=[incident_of_channel])
+    def incident_command(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond, client: Any) -> None:
+        try:
+            parsed = c.parse(command.get("text", ""))
+        except c.UsageError as error:
+            services.metrics.commands.labels("invalid").inc()
+            ack(response_type="ephemeral", text=blocks.usage_error(error.message, error.usage))
+            return
+        services.metrics.commands.labels(type(parsed).__name__.lower()).inc()
+        user_id = command["user_id"]
+        request_key = f"command:{command.get('trigger_id') or command.get('response_url') or ''}"
+        match parsed:
+            case c.Help():
+                ack(response_type="ephemeral", text=blocks.help_message())
+            case c.ListOpen():
+                text, list_blocks = blocks.open_incidents(services.incidents.list_open(), services.clock.now())
+                ack(response_type="ephemeral", text=text, blocks=list_blocks)
+            case c.OpenDeclareForm():
+                ack()
+                view = blocks.declare_form(command.get("channel_id"))
+                services.background.submit(
+                    user_id,
+                    lambda: services.client.views_open(trigger_id=command["trigger_id"], view=view),
+                    on_error=lambda error: respond(
+                        response_type="ephemeral",
+                        text=f":warning: The declare form could not open (Slack said `{slack_error(error)}`). "
+                        f"Declare with text instead: {c.USAGE['declare']}",
+                    ),
+                )
+            case c.Declare():
+                declare(parsed, user_id, request_key, ack, respond)
+            case _:
+                change(parsed, context.get("incident"), user_id, request_key, ack, respond)
+
+    def declare(command: c.Declare, user_id: str, request_key: str, ack: Ack, respond: Respond) -> None:
+        result = services.incidents.declare(command, user_id, request_key)
+        incident = result.incident
+        if not result.created:
+            ack(
+                response_type="ephemeral",
+                text=f":information_source: Incident {incident.number} (“{incident.title}”) was already declared "
+                f"by <@{incident.reporter_id}>: {blocks.channel_link(incident)}. Nothing new was opened; "
+                "to declare a separate incident, give it a different title.",
+            )
+            return
+        services.metrics.incidents_declared.inc()
+        ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Declaring incident {incident.number}: opening its channel…")
+
+        def provision() -> None:
+            ready = services.publisher.provision(incident.id)
+            respond(
+                response_type="ephemeral",
+                replace_original=True,
+                text=f":white_check_mark: Incident {ready.number} declared: {blocks.channel_link(ready)}. You're in it.",
+            )
+
+        services.background.submit(incident.id, provision, on_error=report_provisioning(services, incident.id, respond))
+
+    def change(
+        command: c.IncidentCommand, incident: Any, user_id: str, request_key: str, ack: Ack, respond: Respond
+    ) -> None:
+        if incident is None:
+            ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
+            return
+        outcome = services.incidents.apply(incident.id, command, user_id, request_key)
+        match outcome:
+            case Unchanged(reason=reason):
+                ack(response_type="ephemeral", text=f":information_source: {reason}")
+            case AlreadyDone():
+                ack()
+            case Changed():
+                ack()
+                services.background.submit(
+                    incident.id,
+                    lambda: services.publisher.publish(outcome),
+                    on_error=report_publishing(services, outcome, respond),
+                )
+
+    @app.action(blocks.RETRY_PROVISION_ACTION)
+    def retry_provisioning(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        incident_id = int(action["value"])
+
+        def provision() -> None:
+            ready = services.publisher.provision(incident_id)
+            respond(replace_original=True, text=f":white_check_mark: Incident {ready.number} is ready: {blocks.channel_link(ready)}.")
+
+        services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, respond))
+
+
+def report_provisioning(services: Services, incident_id: int, respond: Callable[..., Any]) -> Callable[[BaseException], None]:
+    def report(error: BaseException) -> None:
+        services.metrics.background_failures.inc()
+        incident = services.incidents.get(incident_id)
+        step, code = (error.step, error.error) if isinstance(error, StepFailed) else ("setting up Slack", type(error).__name__)
+        text, failure_blocks = blocks.provisioning_failed(incident, step, code)
+        respond(response_type="ephemeral", replace_original=True, text=text, blocks=failure_blocks)
+
+    return report
+
+
+def report_publishing(services: Services, change: Changed, respond: Respond) -> Callable[[BaseException], None]:
+    def report(error: BaseException) -> None:
+        services.metrics.background_failures.inc()
+        what = f"{error.step} failed: Slack said `{error.error}`" if isinstance(error, StepFailed) else f"Slack failed ({type(error).__name__})"
+        respond(
+            response_type="ephemeral",
+            text=f":warning: Your change to incident {change.incident.number} is saved, but {what}. "
+            "The summary and topic catch up with the next change; post `/incident update <text>` to tell the channel.",
+        )
+
+    return report

@@ -1,0 +1,59 @@
+"""The declare form (a modal), opened by `/incident declare` with no title."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.incidents import commands as c
+from bot.incidents.values import Severity
+from handlers import blocks
+from handlers.commands import report_provisioning
+from handlers.services import Services
+
+
+def register(app: App, services: Services) -> None:
+    @app.view(blocks.DECLARE_CALLBACK)
+    def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = view["state"]["values"]
+        user_id = body["user"]["id"]
+        try:
+            command = _declare_command(values)
+        except c.UsageError as error:
+            ack(response_action="errors", errors={"title": error.message})
+            return
+        # The view id stays the same if the form is submitted twice: one incident, however many clicks.
+        result = services.incidents.declare(command, user_id, f"view:{view['id']}")
+        ack()
+        if not result.created:
+            return
+        services.metrics.incidents_declared.inc()
+        incident_id = result.incident.id
+
+        def tell_user(**message: Any) -> None:
+            services.client.chat_postMessage(channel=user_id, **message)  # the app's DM with the user
+
+        services.background.submit(
+            incident_id,
+            lambda: services.publisher.provision(incident_id),
+            on_error=report_provisioning(services, incident_id, lambda **m: tell_user(**_without_response_flags(m))),
+        )
+
+
+def _declare_command(values: dict[str, Any]) -> c.Declare:
+    def value(block: str) -> str:
+        element = values.get(block, {}).get("value", {})
+        selected = element.get("selected_option")
+        return (selected or {}).get("value", "") if selected is not None else (element.get("value") or "")
+
+    # Form input is plain text; stored text is Slack mrkdwn, as a slash command would have sent it.
+    title = c.clean_title(html.escape(value("title"), quote=False))
+    severity = Severity(value("severity")) if value("severity") in Severity._value2member_map_ else c.DEFAULT_SEVERITY
+    description = html.escape(value("description").strip(), quote=False) or None
+    return c.Declare(title=title, severity=severity, description=description)
+
+
+def _without_response_flags(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in ("response_type", "replace_original")}

@@ -1,0 +1,91 @@
+"""The HTTP edge: Slack at POST /slack/events, GET /healthz and GET /metrics, served by waitress."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import create_server
+
+from handlers.app import Runtime
+from storage.database import ping
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20  # Slack's payloads are small; anything larger is refused with 413
+StartResponse = Callable[..., Any]
+
+
+class BotWsgiApp:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._slack = SlackRequestHandler(runtime.app, path="/slack/events")
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path == "/slack/events":
+            return self._slack(environ, start_response)
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            return self._health(start_response)
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            metrics = self._runtime.services.metrics
+            return _respond(start_response, "200 OK", metrics.content_type, metrics.render())
+        return _respond(start_response, "404 Not Found", "text/plain; charset=utf-8", b"not found\n")
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            ping(self._runtime.engine)
+        except Exception as error:
+            log.warning("health check: the store does not answer: %s", type(error).__name__)
+            body = {"status": "unavailable", "database": f"not answering ({type(error).__name__})"}
+            return _respond(start_response, "503 Service Unavailable", "application/json", json.dumps(body).encode())
+        return _respond(start_response, "200 OK", "application/json", json.dumps({"status": "ok", "database": "ok"}).encode())
+
+
+class HttpServer:
+    """waitress on a thread of its own: `serve` blocks on it, tests and the demo run it in the background."""
+
+    def __init__(self, runtime: Runtime, host: str = "0.0.0.0", port: int = 3000, threads: int = 16) -> None:
+        self._server = create_server(
+            BotWsgiApp(runtime),
+            host=host,
+            port=port,
+            threads=threads,
+            max_request_body_size=MAX_BODY_BYTES,
+            clear_untrusted_proxy_headers=True,
+            ident="incident-bot",
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    @property
+    def url(self) -> str:
+        host = self._server.effective_host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+
+    def run(self) -> None:
+        self._server.run()
+
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(target=self.run, name="http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.task_dispatcher.shutdown()
+        for channel in list(self._server._map.values()):
+            channel.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _respond(start_response: StartResponse, status: str, content_type: str, body: bytes) -> Iterable[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]

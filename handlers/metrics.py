@@ -1,0 +1,36 @@
+"""Prometheus metrics, served at GET /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, count_open_incidents: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.incidents_declared = Counter(
+            "incident_bot_incidents_declared", "Incidents declared", registry=self.registry
+        )
+        self.commands = Counter(
+            "incident_bot_commands", "Slash sub-commands received", ["subcommand"], registry=self.registry
+        )
+        self.background_failures = Counter(
+            "incident_bot_background_failures", "Work after acknowledgement that failed", registry=self.registry
+        )
+        open_incidents = Gauge("incident_bot_open_incidents", "Incidents not closed", registry=self.registry)
+        open_incidents.set_function(lambda: _or_nan(count_open_incidents))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _or_nan(count: Callable[[], int]) -> float:
+    try:
+        return float(count())
+    except Exception:  # the store is down: report "unknown", never fail the scrape
+        return float("nan")

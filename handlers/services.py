@@ -1,0 +1,25 @@
+"""What listeners are handed: the domain services and Slack-side helpers, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.incidents.service import IncidentService
+from handlers.background import Background
+from handlers.metrics import Metrics
+from handlers.publisher import IncidentPublisher
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    incidents: IncidentService
+    publisher: IncidentPublisher
+    background: Background
+    client: WebClient
+    metrics: Metrics

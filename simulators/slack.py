@@ -1,0 +1,871 @@
+"""In-process simulator of the Slack Web API, for tests and demos.
+
+`SlackSimulator` runs a real HTTP server on loopback (stdlib only) that answers the
+Web API methods the incident bot uses with Slack's documented response shapes and
+error codes.  It keeps realistic workspace state (users, channels, memberships,
+messages, pins, ephemeral posts, modal views), records every call, and can be
+scripted to fail (rate limits, server errors, dropped connections) so retry paths
+can be exercised with an unmodified ``slack_sdk.WebClient``::
+
+    with SlackSimulator() as sim:
+        sim.add_user("U0ALICE", "alice")
+        client = WebClient(token=sim.bot_token, base_url=sim.base_url)
+        client.conversations_create(name="inc-42")
+        assert sim.channel_by_name("inc-42")["is_member"]
+
+It also stands in for a slash command's ``response_url``: see `response_url()`.
+
+Supported methods: auth.test, conversations.{create,info,join,invite,setTopic,archive},
+chat.{postMessage,update,postEphemeral,getPermalink}, pins.{add,remove}, users.info,
+views.{open,update}.  Anything else answers HTTP 404 ``unknown_method``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+import string
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["ApiCall", "SlackSimulator"]
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One Web API request as the simulator received and answered it."""
+
+    method: str  # e.g. "chat.postMessage"
+    params: dict[str, Any]  # decoded arguments (JSON-string fields such as blocks decoded); token removed
+    token: str | None  # from "Authorization: Bearer …" or the `token` field
+    http_status: int  # 0 when the connection was dropped on purpose
+    response: dict[str, Any]  # JSON body sent back ({} when dropped)
+    at: float  # time.time() when received
+
+
+class SlackSimulator:
+    """A fake Slack workspace served over HTTP; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-simulated-bot-token",
+        team_id: str = "T0SIMULATE",
+        bot_user_id: str = "U0INCBOT",
+        bot_id: str = "B0INCBOT",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        # Identity of the simulated install; treat as read-only.
+        self.bot_token = bot_token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self._host = host
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        # One lock guards everything below: handler threads and the test thread share it.
+        self._lock = threading.Lock()
+        self._rng = random.Random()
+        self._used_ids: set[str] = set()
+        self._ts_counter = int(time.time() * 1_000_000)
+        self._users: dict[str, dict[str, Any]] = {}
+        self._channels: dict[str, _Channel] = {}  # public/private channels and IMs
+        self._ims: dict[str, str] = {}  # user id -> IM channel id
+        self._ephemerals: list[dict[str, Any]] = []
+        self._views: dict[str, dict[str, Any]] = {}  # view id -> current view object
+        self._calls: list[ApiCall] = []
+        self._responses: list[tuple[str, dict[str, Any]]] = []
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "conversations.create": self._conversations_create,
+            "conversations.info": self._conversations_info,
+            "conversations.join": self._conversations_join,
+            "conversations.invite": self._conversations_invite,
+            "conversations.setTopic": self._conversations_set_topic,
+            "conversations.archive": self._conversations_archive,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
+            "pins.add": self._pins_add,
+            "pins.remove": self._pins_remove,
+            "users.info": self._users_info,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+        }
+        self._users[bot_user_id] = self._user_object(
+            bot_user_id, "incident-bot", "Incident Bot", "", is_bot=True, deleted=False, tz="UTC"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> SlackSimulator:
+        """Bind the port and serve in a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("SlackSimulator is already running")
+        self._server = _Server((self._host, self._port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port; safe to call more than once."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> SlackSimulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. ``http://127.0.0.1:54321``."""
+        if self._server is None:
+            raise RuntimeError("SlackSimulator is not running; call start() first")
+        return f"http://{self._host}:{self._server.server_address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        """Value for ``WebClient(base_url=...)``; slack_sdk appends the method name."""
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "default") -> str:
+        """A URL standing in for a slash command's response_url; posts are kept for `responses()`."""
+        return f"{self.url}/response/{name}"
+
+    def responses(self, name: str | None = None) -> list[dict[str, Any]]:
+        """JSON bodies posted to response URLs, in arrival order, optionally for one name only."""
+        with self._lock:
+            return [copy.deepcopy(body) for n, body in self._responses if name is None or n == name]
+
+    # -- workspace set-up ----------------------------------------------------------
+
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        real_name: str | None = None,
+        display_name: str | None = None,
+        is_bot: bool = False,
+        deleted: bool = False,
+        tz: str = "Europe/Paris",
+    ) -> None:
+        """Add (or replace) a workspace member."""
+        user = self._user_object(
+            user_id, name, real_name or name, display_name or "", is_bot=is_bot, deleted=deleted, tz=tz
+        )
+        with self._lock:
+            self._users[user_id] = user
+            self._used_ids.add(user_id)
+
+    def add_channel(
+        self,
+        name: str,
+        *,
+        channel_id: str | None = None,
+        is_private: bool = False,
+        members: Iterable[str] = (),
+        bot_is_member: bool = True,
+    ) -> str:
+        """Create a channel directly (no API call recorded) and return its id."""
+        member_set = set(members) | ({self.bot_user_id} if bot_is_member else set())
+        with self._lock:
+            if self._find_by_name(name) is not None:
+                raise ValueError(f"a channel named {name!r} already exists")
+            if channel_id is not None and channel_id in self._used_ids:
+                raise ValueError(f"id {channel_id!r} is already in use")
+            # Channels made by set-up code were created by "someone else" unless the bot is in them.
+            creator = self.bot_user_id if bot_is_member else next(iter(sorted(member_set)), self.bot_user_id)
+            return self._new_channel(name, is_private, member_set, creator, channel_id).id
+
+    def add_message(self, channel_id: str, text: str, *, user: str, thread_ts: str | None = None) -> str:
+        """Make `user` (a human) post `text` in a channel, as if typed in the client; returns its ts."""
+        with self._lock:
+            ch = self._channels[channel_id]
+            message = {"type": "message", "user": user, "text": text, "ts": self._next_ts(), "team": self.team_id}
+            self._append_message(ch, message, thread_ts)
+            return message["ts"]
+
+    # -- scripting and inspection ------------------------------------------------------
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        """Every API call received so far, in arrival order (a snapshot)."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        """Calls of one method, successful and failed alike."""
+        with self._lock:
+            return [c for c in self._calls if c.method == method]
+
+    def wait_for(self, predicate: Callable[[SlackSimulator], Any], timeout: float = 5.0) -> Any:
+        """Poll until ``predicate(self)`` is truthy and return its value; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate(self)
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"condition not met within {timeout:g}s; {self._recent_calls_summary()}")
+            time.sleep(0.01)
+
+    def fail_next(
+        self,
+        method: str,
+        error: str = "ratelimited",
+        *,
+        count: int = 1,
+        retry_after: int = 1,
+        http_status: int | None = None,
+        drop_connection: bool = False,
+    ) -> None:
+        """Make the next `count` calls of `method` fail (see `_Failure` for what each mode sends)."""
+        status = http_status if http_status is not None else (429 if error == "ratelimited" else 200)
+        failure = _Failure(error, status, retry_after, drop_connection)
+        with self._lock:
+            self._failures.setdefault(method, deque()).extend([failure] * count)
+
+    def reset(self) -> None:
+        """Forget recorded calls, response_url posts and pending failures; keep the workspace."""
+        with self._lock:
+            self._calls.clear()
+            self._responses.clear()
+            self._failures.clear()
+
+    def channel(self, channel_id: str) -> dict[str, Any] | None:
+        """The conversation object Slack would return for `channel_id`, or None."""
+        with self._lock:
+            ch = self._channels.get(channel_id)
+            return self._conversation(ch) if ch else None
+
+    def channel_by_name(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            ch = self._find_by_name(name)
+            return self._conversation(ch) if ch else None
+
+    def channels(self) -> list[dict[str, Any]]:
+        """Public and private channels in creation order (IMs excluded)."""
+        with self._lock:
+            return [self._conversation(ch) for ch in self._channels.values() if ch.im_user is None]
+
+    def members(self, channel_id: str) -> set[str]:
+        with self._lock:
+            ch = self._channels.get(channel_id)
+            return set(ch.members) if ch else set()
+
+    def messages(self, channel_id: str) -> list[dict[str, Any]]:
+        """Messages in a channel in ts order (thread replies included, carrying thread_ts)."""
+        with self._lock:
+            ch = self._channels.get(channel_id)
+            return copy.deepcopy(list(ch.messages.values())) if ch else []
+
+    def pins(self, channel_id: str) -> list[str]:
+        with self._lock:
+            ch = self._channels.get(channel_id)
+            return list(ch.pins) if ch else []
+
+    def ephemerals(self, channel_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(e) for e in self._ephemerals if channel_id is None or e["channel"] == channel_id]
+
+    def views(self) -> list[dict[str, Any]]:
+        """Views opened so far (current version of each), in opening order."""
+        with self._lock:
+            return copy.deepcopy(list(self._views.values()))
+
+    # -- request handling (called from server threads) ------------------------------
+
+    def _handle_api(
+        self, method: str, query: str, headers: Mapping[str, str], body: bytes, at: float
+    ) -> _Reply | None:
+        params, decodable = _decode_params(query, headers.get("Content-Type") or "", body)
+        body_token = params.pop("token", None)
+        token = _bearer_token(headers.get("Authorization")) or (str(body_token) if body_token else None)
+        reply_headers: dict[str, str] = {}
+        with self._lock:
+            failures = self._failures.get(method)
+            failure = failures.popleft() if failures else None
+            if failure is not None and failure.drop_connection:
+                self._record(method, params, token, 0, {}, at)
+                return None
+            if failure is not None:
+                status, payload = failure.http_status, {"ok": False, "error": failure.error}
+                if failure.error == "ratelimited":
+                    reply_headers["Retry-After"] = str(failure.retry_after)
+            else:
+                try:
+                    status, payload = 200, {"ok": True, **self._invoke(method, params, token, decodable)}
+                except _SlackError as exc:
+                    status, payload = exc.http_status, {"ok": False, "error": exc.error, **exc.extra}
+                except Exception as exc:  # a simulator bug must surface to the test, not kill the connection
+                    status, payload = 500, {"ok": False, "error": "internal_error", "detail": repr(exc)}
+            self._record(method, params, token, status, payload, at)
+        return _Reply(status, json.dumps(payload).encode(), "application/json; charset=utf-8", reply_headers)
+
+    def _handle_response_url(self, name: str, body: bytes) -> _Reply:
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return _Reply(400, b"invalid_payload", "text/plain; charset=utf-8", {})
+        with self._lock:
+            self._responses.append((name, payload))
+        return _Reply(200, b"ok", "text/plain; charset=utf-8", {})
+
+    def _invoke(self, method: str, params: dict[str, Any], token: str | None, decodable: bool) -> dict[str, Any]:
+        handler = self._methods.get(method)
+        if handler is None:
+            raise _SlackError("unknown_method", http_status=404, req_method=method)
+        if not decodable:
+            raise _SlackError("invalid_json")
+        if not token:
+            raise _SlackError("not_authed")
+        if token != self.bot_token:
+            raise _SlackError("invalid_auth")
+        return handler(params)
+
+    def _record(
+        self, method: str, params: dict[str, Any], token: str | None, status: int, payload: dict[str, Any], at: float
+    ) -> None:
+        # Deep copies: later state changes must not rewrite history seen by assertions.
+        self._calls.append(ApiCall(method, copy.deepcopy(params), token, status, copy.deepcopy(payload), at))
+
+    def _recent_calls_summary(self) -> str:
+        with self._lock:
+            recent = self._calls[-20:]
+        if not recent:
+            return "no API calls were received"
+        lines = (
+            f"  {c.method} -> {'ok' if c.response.get('ok') else c.response.get('error', 'dropped')}"
+            f" (HTTP {c.http_status})"
+            for c in recent
+        )
+        return "last calls:\n" + "\n".join(lines)
+
+    # -- Web API methods (run with the lock held; raise _SlackError to fail) ---------
+
+    def _auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": _WORKSPACE_URL, "team": "Simulated", "user": "incident-bot", "team_id": self.team_id,
+            "user_id": self.bot_user_id, "bot_id": self.bot_id, "is_enterprise_install": False,
+        }
+
+    def _conversations_create(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = str(p.get("name") or "")
+        if not name:
+            raise _SlackError("invalid_name_required")
+        if len(name) > 80:
+            raise _SlackError("invalid_name_maxlength")
+        if not _CHANNEL_NAME.fullmatch(name):  # Slack's create does not lowercase for you
+            raise _SlackError("invalid_name_specials")
+        if not name.strip("-_"):
+            raise _SlackError("invalid_name_punctuation")
+        if self._find_by_name(name) is not None:  # archived channels keep their names
+            raise _SlackError("name_taken")
+        ch = self._new_channel(name, _truthy(p.get("is_private")), {self.bot_user_id}, self.bot_user_id)
+        return {"channel": self._conversation(ch)}
+
+    def _conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"channel": self._conversation(self._channel_arg(p))}
+
+    def _conversations_join(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_arg(p)
+        if ch.is_private or ch.im_user:
+            raise _SlackError("method_not_supported_for_channel_type")
+        if ch.is_archived:
+            raise _SlackError("is_archived")
+        result: dict[str, Any] = {}
+        if self.bot_user_id in ch.members:
+            result = {"warning": "already_in_channel", "response_metadata": {"warnings": ["already_in_channel"]}}
+        ch.members.add(self.bot_user_id)
+        return {"channel": self._conversation(ch), **result}
+
+    def _conversations_invite(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._writable_channel(p)
+        if ch.im_user:
+            raise _SlackError("method_not_supported_for_channel_type")
+        raw = p.get("users") or ""
+        users = [u.strip() for u in (raw if isinstance(raw, list) else str(raw).split(",")) if u.strip()]
+        if not users:
+            raise _SlackError("no_user")
+        for user in users:
+            if user == self.bot_user_id:
+                raise _SlackError("cant_invite_self")
+            if user not in self._users:
+                raise _SlackError("user_not_found")
+        if all(u in ch.members for u in users):
+            errors = [{"user": u, "ok": False, "error": "already_in_channel"} for u in users]
+            raise _SlackError("already_in_channel", errors=errors)
+        ch.members.update(users)
+        return {"channel": self._conversation(ch)}
+
+    def _conversations_set_topic(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._writable_channel(p)
+        topic = str(p.get("topic") or "")
+        if len(topic) > 250:
+            raise _SlackError("too_long")
+        ch.topic = {"value": topic, "creator": self.bot_user_id, "last_set": int(time.time())}
+        return {"channel": self._conversation(ch)}
+
+    def _conversations_archive(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_arg(p)
+        if ch.im_user:
+            raise _SlackError("method_not_supported_for_channel_type")
+        if ch.is_archived:
+            raise _SlackError("already_archived")
+        if self.bot_user_id not in ch.members:
+            raise _SlackError("not_in_channel")
+        ch.is_archived = True
+        return {}
+
+    def _chat_post_message(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._writable_channel(p, for_post=True)
+        text, blocks, attachments = self._message_content(p)
+        message: dict[str, Any] = {
+            "type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "app_id": _APP_ID,
+            "text": text, "ts": self._next_ts(), "team": self.team_id,
+        }
+        if blocks:
+            message["blocks"] = blocks
+        if attachments:
+            message["attachments"] = attachments
+        self._append_message(ch, message, str(p.get("thread_ts") or "") or None)
+        return {"channel": ch.id, "ts": message["ts"], "message": message}
+
+    def _chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_arg(p)
+        if ch.is_archived:
+            raise _SlackError("is_archived")
+        message = ch.messages.get(str(p.get("ts") or ""))
+        if message is None:
+            raise _SlackError("message_not_found")
+        if message.get("bot_id") != self.bot_id:
+            raise _SlackError("cant_update_message")
+        text, blocks, attachments = self._message_content(p)
+        # Documented semantics: omitted fields are kept; an empty blocks array removes blocks.
+        if "text" in p:
+            message["text"] = text
+        for key, value in (("blocks", blocks), ("attachments", attachments)):
+            if key in p:
+                if value:
+                    message[key] = value
+                else:
+                    message.pop(key, None)
+        message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        return {"channel": ch.id, "ts": message["ts"], "text": message["text"], "message": message}
+
+    def _chat_post_ephemeral(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._writable_channel(p)
+        user = self._require(p, "user")
+        if user not in self._users:
+            raise _SlackError("user_not_found")
+        if user not in ch.members:
+            raise _SlackError("user_not_in_channel")
+        text, blocks, _ = self._message_content(p)
+        ts = self._next_ts()
+        self._ephemerals.append(
+            {"channel": ch.id, "user": user, "text": text, "blocks": blocks or [], "message_ts": ts}
+        )
+        return {"message_ts": ts}
+
+    def _chat_get_permalink(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch = self._channel_arg(p)
+        message = ch.messages.get(str(p.get("message_ts") or ""))
+        if message is None:
+            raise _SlackError("message_not_found")
+        permalink = f"{_WORKSPACE_URL}archives/{ch.id}/p{message['ts'].replace('.', '')}"
+        if message.get("thread_ts", message["ts"]) != message["ts"]:  # replies link into their thread
+            permalink += f"?thread_ts={message['thread_ts']}&cid={ch.id}"
+        return {"channel": ch.id, "permalink": permalink}
+
+    def _pins_add(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch, message = self._pin_target(p)
+        if message["ts"] in ch.pins:
+            raise _SlackError("already_pinned")
+        ch.pins.append(message["ts"])
+        message["pinned_to"] = [ch.id]
+        return {}
+
+    def _pins_remove(self, p: dict[str, Any]) -> dict[str, Any]:
+        ch, message = self._pin_target(p)
+        if message["ts"] not in ch.pins:
+            raise _SlackError("no_pin")
+        ch.pins.remove(message["ts"])
+        message.pop("pinned_to", None)
+        return {}
+
+    def _users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user = self._users.get(self._require(p, "user"))
+        if user is None:
+            raise _SlackError("user_not_found")
+        return {"user": user}
+
+    def _views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("view") in (None, ""):
+            raise _invalid_arguments("missing required field: view")
+        if not str(p.get("trigger_id") or ""):
+            raise _SlackError("invalid_trigger_id")
+        view = self._view_object(p["view"], view_id=self._new_id("V"))
+        self._views[view["id"]] = view
+        return {"view": view}
+
+    def _views_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("view") in (None, ""):
+            raise _invalid_arguments("missing required field: view")
+        view_id, external_id = str(p.get("view_id") or ""), str(p.get("external_id") or "")
+        if not view_id and not external_id:
+            raise _invalid_arguments("missing required field: view_id")
+        key, wanted = ("id", view_id) if view_id else ("external_id", external_id)
+        current = next((v for v in self._views.values() if v[key] == wanted), None)
+        if current is None:
+            raise _SlackError("not_found")
+        if p.get("hash") and p["hash"] != current["hash"]:
+            raise _SlackError("hash_conflict")
+        view = self._view_object(p["view"], view_id=current["id"], previous=current)
+        self._views[view["id"]] = view
+        return {"view": view}
+
+    # -- helpers (lock held) --------------------------------------------------------------
+
+    def _require(self, p: dict[str, Any], key: str) -> str:
+        value = str(p.get(key) or "")
+        if not value:
+            raise _invalid_arguments(f"missing required field: {key}")
+        return value
+
+    def _channel_arg(self, p: dict[str, Any], *, for_post: bool = False) -> _Channel:
+        """Resolve the `channel` argument; chat.postMessage also accepts a user id (DM) or a name."""
+        value = str(p.get("channel") or "")
+        ch = self._channels.get(value)
+        if ch is None and for_post:
+            if value[:1] in ("U", "W") and value in self._users and value != self.bot_user_id:
+                ch = self._open_im(value)
+            elif value:
+                ch = self._find_by_name(value.lstrip("#"))
+        if ch is None:
+            raise _SlackError("channel_not_found")
+        return ch
+
+    def _writable_channel(self, p: dict[str, Any], *, for_post: bool = False) -> _Channel:
+        ch = self._channel_arg(p, for_post=for_post)
+        if ch.is_archived:
+            raise _SlackError("is_archived")
+        if self.bot_user_id not in ch.members:
+            raise _SlackError("not_in_channel")
+        return ch
+
+    def _pin_target(self, p: dict[str, Any]) -> tuple[_Channel, dict[str, Any]]:
+        ch = self._writable_channel(p)
+        ts = str(p.get("timestamp") or "")
+        if not ts:
+            raise _SlackError("no_item_specified")
+        message = ch.messages.get(ts)
+        if message is None:
+            raise _SlackError("message_not_found")
+        return ch, message
+
+    def _message_content(self, p: dict[str, Any]) -> tuple[str, list[Any] | None, Any]:
+        """Validate text/blocks/attachments the way chat.* methods do."""
+        text = str(p.get("text") or "")
+        blocks = p.get("blocks")
+        attachments = p.get("attachments") or None
+        if blocks in ("", None):
+            blocks = None
+        elif not isinstance(blocks, list):
+            raise _SlackError("invalid_blocks_format")
+        elif problems := _block_problems(blocks, 50, "/blocks"):
+            raise _SlackError("invalid_blocks", response_metadata={"messages": problems})
+        if not (text or blocks or attachments):
+            raise _SlackError("no_text")
+        if len(text) > 40_000:
+            raise _SlackError("msg_too_long")
+        return text, blocks, attachments
+
+    def _append_message(self, ch: _Channel, message: dict[str, Any], thread_ts: str | None) -> None:
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+            parent = ch.messages.get(thread_ts)
+            if parent is not None:  # Slack posts replies to unknown threads anyway; only real parents get counts
+                parent["thread_ts"] = thread_ts
+                parent["reply_count"] = parent.get("reply_count", 0) + 1
+                parent["latest_reply"] = message["ts"]
+        ch.messages[message["ts"]] = message
+
+    def _view_object(self, raw: Any, *, view_id: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise _invalid_arguments("must be an object [json-pointer:/view]")
+        problems = []
+        if raw.get("type") not in ("modal", "home"):
+            problems.append("[ERROR] must be one of: modal, home [json-pointer:/view/type]")
+        if raw.get("type") == "modal" and not raw.get("title"):
+            problems.append("[ERROR] missing required field: title [json-pointer:/view/title]")
+        blocks = raw.get("blocks", [])
+        if not isinstance(blocks, list):
+            problems.append("[ERROR] must be an array [json-pointer:/view/blocks]")
+        else:
+            problems += _block_problems(blocks, 100, "/view/blocks")
+        if problems:
+            raise _SlackError("invalid_arguments", response_metadata={"messages": problems})
+        return {
+            "id": view_id, "team_id": self.team_id, "type": raw["type"], "title": raw.get("title"),
+            "blocks": blocks, "close": raw.get("close"), "submit": raw.get("submit"),
+            "private_metadata": raw.get("private_metadata", ""), "callback_id": raw.get("callback_id", ""),
+            "external_id": raw.get("external_id", ""), "state": {"values": {}},
+            "hash": f"{int(time.time())}.{self._rng.getrandbits(32):08x}",
+            "clear_on_close": bool(raw.get("clear_on_close", False)),
+            "notify_on_close": bool(raw.get("notify_on_close", False)),
+            "root_view_id": previous["root_view_id"] if previous else view_id, "previous_view_id": None,
+            "app_id": _APP_ID, "app_installed_team_id": self.team_id, "bot_id": self.bot_id,
+        }
+
+    def _new_channel(
+        self, name: str, is_private: bool, members: set[str], creator: str, channel_id: str | None = None
+    ) -> _Channel:
+        channel_id = channel_id or self._new_id("C")  # Slack now uses C… ids for private channels too
+        self._used_ids.add(channel_id)
+        ch = _Channel(channel_id, name, is_private, int(time.time()), creator, set(members))
+        self._channels[channel_id] = ch
+        return ch
+
+    def _open_im(self, user_id: str) -> _Channel:
+        if user_id not in self._ims:
+            ch = self._new_channel("", True, {self.bot_user_id, user_id}, self.bot_user_id, self._new_id("D"))
+            ch.im_user = user_id
+            self._ims[user_id] = ch.id
+        return self._channels[self._ims[user_id]]
+
+    def _find_by_name(self, name: str) -> _Channel | None:
+        return next((ch for ch in self._channels.values() if ch.im_user is None and ch.name == name), None)
+
+    def _conversation(self, ch: _Channel) -> dict[str, Any]:
+        if ch.im_user is not None:
+            return {
+                "id": ch.id, "created": ch.created, "is_im": True, "is_org_shared": False,
+                "user": ch.im_user, "is_user_deleted": bool(self._users[ch.im_user]["deleted"]), "priority": 0,
+            }
+        return {
+            "id": ch.id, "name": ch.name, "name_normalized": ch.name, "is_channel": True, "is_group": False,
+            "is_im": False, "is_mpim": False, "is_private": ch.is_private, "created": ch.created,
+            "creator": ch.creator, "is_archived": ch.is_archived, "is_general": False, "is_shared": False,
+            "is_ext_shared": False, "is_org_shared": False, "is_pending_ext_shared": False,
+            "is_member": self.bot_user_id in ch.members, "topic": dict(ch.topic), "purpose": dict(ch.purpose),
+            "previous_names": [], "num_members": len(ch.members), "unlinked": 0,
+            "context_team_id": self.team_id, "shared_team_ids": [self.team_id],
+        }
+
+    def _user_object(
+        self, user_id: str, name: str, real_name: str, display_name: str, *, is_bot: bool, deleted: bool, tz: str
+    ) -> dict[str, Any]:
+        tz_label, tz_offset = _tz_details(tz)
+        profile = {
+            "real_name": real_name, "display_name": display_name, "real_name_normalized": real_name,
+            "display_name_normalized": display_name, "team": self.team_id,
+            "image_48": f"https://simulated.slack.com/avatars/{user_id}_48.png",
+        }
+        if is_bot:
+            profile["bot_id"] = self.bot_id if user_id == self.bot_user_id else f"B{user_id[1:]}"
+        return {
+            "id": user_id, "team_id": self.team_id, "name": name, "deleted": deleted, "real_name": real_name,
+            "tz": tz, "tz_label": tz_label, "tz_offset": tz_offset, "is_admin": False, "is_owner": False,
+            "is_primary_owner": False, "is_restricted": False, "is_ultra_restricted": False,
+            "is_bot": is_bot, "is_app_user": False, "profile": profile, "updated": int(time.time()),
+        }
+
+    def _next_ts(self) -> str:
+        # Strictly increasing across the workspace, yet close to wall-clock time like real ts values.
+        self._ts_counter = max(self._ts_counter + 1, int(time.time() * 1_000_000))
+        return "%d.%06d" % divmod(self._ts_counter, 1_000_000)
+
+    def _new_id(self, prefix: str) -> str:
+        while True:
+            candidate = prefix + "".join(self._rng.choices(_ID_ALPHABET, k=10))
+            if candidate not in self._used_ids:
+                self._used_ids.add(candidate)
+                return candidate
+
+
+# ---------------------------------------------------------------------------------------
+# Private module helpers
+
+
+_WORKSPACE_URL = "https://simulated.slack.com/"
+_APP_ID = "A0INCBOT"
+_ID_ALPHABET = string.ascii_uppercase + string.digits
+_CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")
+_JSON_FIELDS = frozenset({"blocks", "attachments", "view"})  # slack_sdk form-encodes these as JSON strings
+_BLOCK_TEXT_LIMITS = {"section": 3000, "header": 150}
+
+
+class _SlackError(Exception):
+    """An ``{"ok": false, "error": ...}`` answer, with optional extra top-level fields."""
+
+    def __init__(self, error: str, *, http_status: int = 200, **extra: Any) -> None:
+        super().__init__(error)
+        self.error, self.http_status, self.extra = error, http_status, extra
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A scripted failure: "ratelimited" sends 429 + Retry-After; drop_connection sends nothing at all."""
+
+    error: str
+    http_status: int
+    retry_after: int
+    drop_connection: bool
+
+
+@dataclass
+class _Channel:
+    id: str
+    name: str
+    is_private: bool
+    created: int
+    creator: str
+    members: set[str]
+    is_archived: bool = False
+    im_user: str | None = None  # set for DM (IM) channels
+    topic: dict[str, Any] = field(default_factory=lambda: {"value": "", "creator": "", "last_set": 0})
+    purpose: dict[str, Any] = field(default_factory=lambda: {"value": "", "creator": "", "last_set": 0})
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # ts -> message; insertion = ts order
+    pins: list[str] = field(default_factory=list)
+
+
+class _Reply(NamedTuple):
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+def _invalid_arguments(problem: str) -> _SlackError:
+    return _SlackError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {problem}"]})
+
+
+def _block_problems(blocks: list[Any], limit: int, pointer: str) -> list[str]:
+    """Block Kit validation messages in Slack's "[ERROR] … [json-pointer:…]" style."""
+    problems = []
+    if len(blocks) > limit:
+        problems.append(f"[ERROR] no more than {limit} items allowed [json-pointer:{pointer}]")
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            problems.append(f"[ERROR] missing required field: type [json-pointer:{pointer}/{i}]")
+            continue
+        cap, text = _BLOCK_TEXT_LIMITS.get(block["type"]), block.get("text")
+        if cap and isinstance(text, dict) and len(str(text.get("text", ""))) > cap:
+            problems.append(f"[ERROR] must be less than {cap + 1} characters [json-pointer:{pointer}/{i}/text/text]")
+    return problems
+
+
+def _decode_params(query: str, content_type: str, body: bytes) -> tuple[dict[str, Any], bool]:
+    """Merge query-string and body arguments; the flag is False when a JSON body does not parse."""
+    params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+    if content_type.lower().startswith("application/json"):
+        try:
+            decoded = json.loads(body or b"{}")
+        except ValueError:
+            return params, False
+        if not isinstance(decoded, dict):
+            return params, False
+        params.update(decoded)
+    elif body:
+        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    for key in _JSON_FIELDS & params.keys():
+        if isinstance(params[key], str):
+            try:
+                params[key] = json.loads(params[key])
+            except ValueError:
+                pass  # left as a string: the method reports it as malformed
+    return params, True
+
+
+def _bearer_token(header: str | None) -> str | None:
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in ("1", "true", "yes")
+
+
+def _tz_details(tz: str) -> tuple[str, int]:
+    """(tz_label, tz_offset seconds) for an IANA zone; unknown zones fall back to UTC."""
+    try:
+        now = datetime.now(ZoneInfo(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        return tz, 0
+    offset = now.utcoffset()
+    return now.tzname() or tz, int(offset.total_seconds()) if offset else 0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # bursts of concurrent clients must not overflow the listen backlog
+
+    def __init__(self, address: tuple[str, int], simulator: SlackSimulator) -> None:
+        self.simulator = simulator
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "SlackSimulator/1.0"
+
+    def do_POST(self) -> None:
+        self._route()
+
+    def do_GET(self) -> None:
+        self._route()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature fixed by the base class
+        pass  # keep test output clean
+
+    def _route(self) -> None:
+        at = time.time()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        url = urlsplit(self.path)
+        simulator = self.server.simulator
+        reply: _Reply | None
+        if url.path.startswith("/api/"):
+            reply = simulator._handle_api(unquote(url.path[5:]), url.query, self.headers, body, at)
+        elif url.path.startswith("/response/") and self.command == "POST":
+            reply = simulator._handle_response_url(unquote(url.path[10:]), body)
+        else:
+            reply = _Reply(404, b"not found", "text/plain; charset=utf-8", {})
+        if reply is None:  # scripted drop: close without a status line so clients see a dead connection
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)

@@ -1,0 +1,142 @@
+"""Sending the bot what Slack would send: slash commands, events and interactions over HTTP, signed the
+way Slack signs them (v0 HMAC-SHA256 of `v0:<timestamp>:<body>`). Used by the tests and the demo."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+_sequence = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A request as sent, so a test can send the very same body again as Slack's retry would."""
+
+    body: bytes
+    content_type: str
+    response: httpx.Response
+
+
+class SlackRequests:
+    def __init__(
+        self,
+        app_url: str,
+        signing_secret: str,
+        *,
+        team_id: str = "T0SIMULATE",
+        response_url: str = "http://127.0.0.1:9/response",
+        timeout: float = 10.0,
+    ) -> None:
+        self.events_url = app_url.rstrip("/") + "/slack/events"
+        self.signing_secret = signing_secret
+        self.team_id = team_id
+        self.response_url = response_url
+        self._http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- what Slack sends
+
+    def command(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str,
+        channel_name: str = "general",
+        command: str = "/incident",
+        response_url: str | None = None,
+    ) -> Sent:
+        n = next(_sequence)
+        fields = {
+            "token": "deprecated-verification-token",
+            "team_id": self.team_id,
+            "team_domain": "simulated",
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0INCBOT",
+            "is_enterprise_install": "false",
+            "response_url": response_url or self.response_url,
+            "trigger_id": f"{int(time.time())}.{n}.{hashlib.sha1(str(n).encode()).hexdigest()[:24]}",
+        }
+        return self.send(urlencode(fields).encode(), "application/x-www-form-urlencoded")
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, event_time: int | None = None) -> Sent:
+        n = next(_sequence)
+        envelope = {
+            "token": "deprecated-verification-token",
+            "team_id": self.team_id,
+            "api_app_id": "A0INCBOT",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{n:010d}",
+            "event_time": event_time or int(time.time()),
+            "authorizations": [{"team_id": self.team_id, "user_id": "U0INCBOT", "is_bot": True}],
+        }
+        return self.send(json.dumps(envelope).encode(), "application/json")
+
+    def interaction(self, payload: dict[str, Any]) -> Sent:
+        payload = {"team": {"id": self.team_id, "domain": "simulated"}, "api_app_id": "A0INCBOT", **payload}
+        return self.send(urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded")
+
+    def view_submission(self, view: dict[str, Any], values: dict[str, Any], *, user_id: str) -> Sent:
+        submitted = {**view, "state": {"values": values}}
+        return self.interaction({"type": "view_submission", "user": {"id": user_id}, "view": submitted, "trigger_id": "t"})
+
+    def block_action(self, action_id: str, value: str, *, user_id: str, channel_id: str, response_url: str | None = None) -> Sent:
+        return self.interaction(
+            {
+                "type": "block_actions",
+                "user": {"id": user_id},
+                "channel": {"id": channel_id},
+                "container": {"type": "message", "channel_id": channel_id},
+                "response_url": response_url or self.response_url,
+                "trigger_id": f"action.{next(_sequence)}",
+                "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value, "action_ts": str(time.time())}],
+            }
+        )
+
+    # --- how Slack sends it
+
+    def send(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        retry_num: int | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> Sent:
+        """POST a body signed now (or with the given timestamp/signature, to forge or replay)."""
+        timestamp = int(time.time()) if timestamp is None else timestamp
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(timestamp),
+            "X-Slack-Signature": signature or self.sign(body, timestamp),
+        }
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return Sent(body, content_type, self._http.post(self.events_url, content=body, headers=headers))
+
+    def retry(self, sent: Sent, retry_num: int = 1) -> Sent:
+        """Send the same body again, as Slack does when it heard no answer in time."""
+        return self.send(sent.body, sent.content_type, retry_num=retry_num)
+
+    def sign(self, body: bytes, timestamp: int) -> str:
+        base = b"v0:" + str(timestamp).encode() + b":" + body
+        return "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()

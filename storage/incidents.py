@@ -1,0 +1,146 @@
+"""Queries about incidents, their roles, their timeline and processed Slack requests.
+
+Functions take a Session and leave committing to the caller, so the domain composes them into one
+transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from bot.incidents import values
+from storage.models import Counter, Incident, RoleAssignment, SlackRequest, TimelineEntry
+
+OPEN = [s.value for s in values.Status if s.is_open]
+
+
+def lock_counter(session: Session, counter: str = "incident") -> Counter:
+    """Lock the counter row until the transaction ends. Declarations racing queue up here, so numbers
+    taken with `row.value += 1` come out unique and without gaps."""
+    return session.execute(select(Counter).where(Counter.name == counter).with_for_update()).scalar_one()
+
+
+def processed_request(session: Session, key: str) -> SlackRequest | None:
+    return session.get(SlackRequest, key)
+
+
+def record_request(session: Session, key: str, incident_id: int | None, at: datetime) -> None:
+    session.add(SlackRequest(key=key, incident_id=incident_id, received_at=at))
+
+
+def recent_declaration(session: Session, reporter_id: str, title: str, since: datetime) -> Incident | None:
+    return session.execute(
+        select(Incident)
+        .where(Incident.reporter_id == reporter_id, Incident.title == title, Incident.declared_at >= since)
+        .where(Incident.status.in_(OPEN))
+        .order_by(Incident.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def by_id(session: Session, incident_id: int, *, for_update: bool = False) -> Incident | None:
+    query = select(Incident).where(Incident.id == incident_id).options(selectinload(Incident.roles))
+    if for_update:
+        query = query.with_for_update(of=Incident)
+    return session.execute(query).scalar_one_or_none()
+
+
+def by_channel(session: Session, channel_id: str) -> Incident | None:
+    return session.execute(
+        select(Incident).where(Incident.channel_id == channel_id).options(selectinload(Incident.roles))
+    ).scalar_one_or_none()
+
+
+def by_number(session: Session, number: int) -> Incident | None:
+    return session.execute(
+        select(Incident).where(Incident.number == number).options(selectinload(Incident.roles))
+    ).scalar_one_or_none()
+
+
+def by_channel_name(session: Session, name: str) -> Incident | None:
+    return session.execute(
+        select(Incident).where(Incident.channel_name == name).options(selectinload(Incident.roles))
+    ).scalar_one_or_none()
+
+
+def open_incidents(session: Session) -> list[Incident]:
+    return list(
+        session.execute(
+            select(Incident).where(Incident.status.in_(OPEN)).options(selectinload(Incident.roles)).order_by(Incident.number)
+        ).scalars()
+    )
+
+
+def unprovisioned(session: Session) -> list[Incident]:
+    """Incidents whose Slack channel set-up did not finish (a crash, or Slack failing mid-way)."""
+    return list(
+        session.execute(
+            select(Incident)
+            .where(Incident.provisioned_at.is_(None), Incident.status.in_(OPEN))
+            .options(selectinload(Incident.roles))
+            .order_by(Incident.number)
+        ).scalars()
+    )
+
+
+def assign_role(session: Session, incident: Incident, role: str, user_id: str, by: str, at: datetime) -> str | None:
+    """Make user_id the holder of role; returns the previous holder, if any."""
+    previous = None
+    for assignment in incident.roles:
+        if assignment.role == role and assignment.ended_at is None:
+            assignment.ended_at = at
+            previous = assignment.user_id
+    incident.roles.append(RoleAssignment(role=role, user_id=user_id, assigned_by=by, assigned_at=at))
+    return previous
+
+
+def add_entry(
+    session: Session,
+    incident: Incident,
+    kind: str,
+    at: datetime,
+    actor_id: str | None,
+    text: str = "",
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    entry = TimelineEntry(incident_id=incident.id, kind=kind, occurred_at=at, actor_id=actor_id, text=text, data=data)
+    session.add(entry)
+    return entry
+
+
+def entries(session: Session, incident_id: int) -> list[TimelineEntry]:
+    return list(
+        session.execute(
+            select(TimelineEntry)
+            .where(TimelineEntry.incident_id == incident_id)
+            .order_by(TimelineEntry.occurred_at, TimelineEntry.id)
+        ).scalars()
+    )
+
+
+def snapshot(row: Incident) -> values.Incident:
+    """A detached, immutable copy for the rest of the bot."""
+    return values.Incident(
+        id=row.id,
+        number=row.number,
+        title=row.title,
+        description=row.description,
+        severity=values.Severity(row.severity),
+        status=values.Status(row.status),
+        reporter_id=row.reporter_id,
+        declared_at=row.declared_at,
+        updated_at=row.updated_at,
+        resolved_at=row.resolved_at,
+        closed_at=row.closed_at,
+        resolution_summary=row.resolution_summary,
+        channel_id=row.channel_id,
+        channel_name=row.channel_name,
+        summary_ts=row.summary_ts,
+        announcement_ts=row.announcement_ts,
+        provisioned_at=row.provisioned_at,
+        roles={values.Role(a.role): a.user_id for a in row.roles if a.ended_at is None},
+    )

@@ -1,0 +1,124 @@
+"""Tables of the bot's own store (SQLAlchemy 2 typed models).
+
+Times are stored in UTC and always come back timezone-aware, on SQLite as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints keep Alembic migrations identical across SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC; naive values are refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC time")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Counter(Base):
+    """Gap-free sequences. Declarations lock the 'incident' row, so numbers never repeat or skip."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reporter_id: Mapped[str] = mapped_column(String(32))
+    declared_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution_summary: Mapped[str | None] = mapped_column(Text)
+    # Where the incident lives in Slack; filled in step by step as the channel is provisioned, so that
+    # provisioning interrupted by a crash or a Slack failure can resume where it stopped.
+    channel_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    channel_name: Mapped[str | None] = mapped_column(String(80))
+    summary_ts: Mapped[str | None] = mapped_column(String(32))
+    announcement_ts: Mapped[str | None] = mapped_column(String(32))
+    provisioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    roles: Mapped[list[RoleAssignment]] = relationship(
+        back_populates="incident", order_by="RoleAssignment.id", cascade="all, delete-orphan"
+    )
+
+
+class RoleAssignment(Base):
+    """Who held which role, and when: history is kept, the current holder has `ended_at` unset."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (Index("ix_role_assignments_incident_role", "incident_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(32))
+    assigned_by: Mapped[str] = mapped_column(String(32))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    incident: Mapped[Incident] = relationship(back_populates="roles")
+
+
+class TimelineEntry(Base):
+    """One thing that happened during an incident: a change the bot made, a note, later a message."""
+
+    __tablename__ = "timeline_entries"
+    __table_args__ = (Index("ix_timeline_entries_incident_time", "incident_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SlackRequest(Base):
+    """Slack requests already acted on, by a key Slack repeats on a retry (a slash command's trigger_id,
+    a modal's view id). Written in the same transaction as the change, so a retry finds it."""
+
+    __tablename__ = "slack_requests"
+
+    key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,139 @@
+"""Fixtures: the bot's store on SQLite and PostgreSQL, the Slack simulator, and the real app served over
+HTTP on loopback, driven with signed requests."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from bot.config import Settings, load_settings
+from handlers.app import Runtime, build_runtime
+from handlers.http import HttpServer
+from simulators.slack import SlackSimulator
+from simulators.slack_requests import SlackRequests
+from storage.database import make_engine, migrate
+
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+SIGNING_SECRET = "test-signing-secret-not-real"
+ANNOUNCE = "C0INCIDENTS"
+ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
+GENERAL = "C0GENERAL"
+
+CONFIG = f"""
+[slack]
+announce_channel = "{ANNOUNCE}"
+channel_prefix = "inc"
+"""
+
+TABLES = "slack_requests, timeline_entries, role_assignments, incidents"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of its own on the local PostgreSQL, migrated once, dropped at the end."""
+    name = f"incident_bot_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    with engine.begin() as connection:  # each test starts from an empty, migrated store
+        connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        connection.execute(text("UPDATE counters SET value = 0"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackSimulator]:
+    with SlackSimulator() as simulator:
+        simulator.add_user(ALICE, "alice", real_name="Alice Martin", display_name="alice")
+        simulator.add_user(BOB, "bob", real_name="Bob Dupont", display_name="bob")
+        simulator.add_user(CAROL, "carol", real_name="Carol Weiss", display_name="")
+        simulator.add_channel("incidents", channel_id=ANNOUNCE, members=[ALICE, BOB, CAROL])
+        simulator.add_channel("general", channel_id=GENERAL, members=[ALICE, BOB, CAROL])
+        yield simulator
+
+
+def make_settings(tmp_path: Path, slack: SlackSimulator, database_url: str, config: str = CONFIG) -> Settings:
+    config_path = tmp_path / "incident-bot.toml"
+    config_path.write_text(config)
+    return load_settings(
+        {
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "DATABASE_URL": database_url,
+            "INCIDENT_BOT_CONFIG": str(config_path),
+        },
+        mode="http",
+    )
+
+
+@dataclass
+class RunningBot:
+    runtime: Runtime
+    server: HttpServer
+    slack: SlackSimulator
+    requests: SlackRequests
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def settle(self) -> None:
+        """Wait until the work done after acknowledging has finished."""
+        assert self.runtime.services.background.wait_idle(15), "background work did not finish"
+
+    def command(self, text: str, *, user: str = ALICE, channel: str = GENERAL, respond_to: str = "default"):
+        return self.requests.command(text, user_id=user, channel_id=channel, response_url=self.slack.response_url(respond_to))
+
+    def declare(self, text: str = "declare sev1 Checkout is timing out", *, user: str = ALICE) -> dict:
+        """Declare, wait for Slack set-up, and return the new channel (simulator's view)."""
+        sent = self.command(text, user=user)
+        assert sent.response.status_code == 200, sent.response.text
+        number = re.search(r"Declaring incident (\d+)", sent.response.json().get("text", ""))
+        assert number, f"not declared: {sent.response.text}"
+        self.settle()
+        incident = self.runtime.services.incidents.find(number.group(1))
+        assert incident is not None
+        assert incident.channel_id, "the incident got no channel"
+        channel = self.slack.channel(incident.channel_id)
+        assert channel is not None
+        return channel
+
+
+def start_bot(tmp_path: Path, slack: SlackSimulator, database_url: str, config: str = CONFIG) -> RunningBot:
+    runtime = build_runtime(make_settings(tmp_path, slack, database_url, config))
+    server = HttpServer(runtime, host="127.0.0.1", port=0, threads=16).start()
+    requests = SlackRequests(server.url, SIGNING_SECRET, response_url=slack.response_url())
+    return RunningBot(runtime, server, slack, requests)
+
+
+@pytest.fixture
+def bot(tmp_path: Path, slack: SlackSimulator, database_url: str) -> Iterator[RunningBot]:
+    running = start_bot(tmp_path, slack, database_url)
+    yield running
+    running.server.stop()
+    running.requests.close()
+    running.runtime.close()

@@ -1,0 +1,389 @@
+"""Tests for simulators.slack, driven through a real slack_sdk.WebClient as the bot would."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from simulators.slack import ApiCall, SlackSimulator
+
+ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
+
+
+@pytest.fixture
+def sim() -> Iterator[SlackSimulator]:
+    with SlackSimulator() as simulator:
+        simulator.add_user(ALICE, "alice", real_name="Alice Martin", display_name="alice.m")
+        simulator.add_user(BOB, "bob", tz="America/New_York")
+        simulator.add_user(CAROL, "carol")
+        yield simulator
+
+
+@pytest.fixture
+def client(sim: SlackSimulator) -> WebClient:
+    # No retry handlers: every failure must reach the test as-is.
+    return WebClient(token=sim.bot_token, base_url=sim.base_url, retry_handlers=[])
+
+
+def slack_error(call, *args, **kwargs) -> SlackApiError:
+    with pytest.raises(SlackApiError) as info:
+        call(*args, **kwargs)
+    return info.value
+
+
+def error_code(call, *args, **kwargs) -> str:
+    return slack_error(call, *args, **kwargs).response["error"]
+
+
+def raw_post(url: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_auth_test_identifies_the_bot(sim: SlackSimulator, client: WebClient) -> None:
+    resp = client.auth_test()
+    assert resp["ok"] is True
+    assert (resp["user_id"], resp["bot_id"], resp["team_id"]) == ("U0INCBOT", "B0INCBOT", "T0SIMULATE")
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+    [call] = sim.calls
+    assert isinstance(call, ApiCall)
+    assert (call.method, call.token, call.http_status) == ("auth.test", sim.bot_token, 200)
+    assert abs(call.at - time.time()) < 5
+
+
+def test_create_channel_then_name_taken(sim: SlackSimulator, client: WebClient) -> None:
+    created = client.conversations_create(name="inc-42-db-down", is_private=True)["channel"]
+    assert created["id"].startswith("C") and len(created["id"]) == 11
+    assert created["name"] == "inc-42-db-down" and created["is_private"] is True
+    assert created["is_member"] is True and created["creator"] == "U0INCBOT" and created["num_members"] == 1
+    assert sim.channel_by_name("inc-42-db-down") == created
+    assert sim.members(created["id"]) == {"U0INCBOT"}
+
+    err = slack_error(client.conversations_create, name="inc-42-db-down")
+    assert err.response["error"] == "name_taken"
+    assert len(sim.channels()) == 1
+    assert [c.response["ok"] for c in sim.calls_to("conversations.create")] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [("Inc-42", "invalid_name_specials"), ("inc 42", "invalid_name_specials"),
+     ("a" * 81, "invalid_name_maxlength"), ("", "invalid_name_required")],
+)
+def test_create_rejects_invalid_names(sim: SlackSimulator, client: WebClient, name: str, error: str) -> None:
+    assert error_code(client.conversations_create, name=name) == error
+    assert sim.channels() == []
+
+
+def test_archived_channel_keeps_its_name_and_refuses_posts(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-1")["channel"]["id"]
+    assert client.conversations_archive(channel=channel_id)["ok"] is True
+    assert sim.channel(channel_id)["is_archived"] is True
+    assert error_code(client.conversations_archive, channel=channel_id) == "already_archived"
+    assert error_code(client.chat_postMessage, channel=channel_id, text="hi") == "is_archived"
+    assert error_code(client.conversations_create, name="inc-1") == "name_taken"
+
+
+def test_invite_errors_and_success(sim: SlackSimulator, client: WebClient) -> None:
+    foreign = sim.add_channel("ops", members=[ALICE], bot_is_member=False)
+    assert error_code(client.conversations_invite, channel=foreign, users=BOB) == "not_in_channel"
+    assert error_code(client.conversations_invite, channel="C0NOPE", users=BOB) == "channel_not_found"
+
+    channel_id = client.conversations_create(name="inc-7")["channel"]["id"]
+    assert error_code(client.conversations_invite, channel=channel_id, users="U0GHOST") == "user_not_found"
+    assert error_code(client.conversations_invite, channel=channel_id, users="U0INCBOT") == "cant_invite_self"
+
+    resp = client.conversations_invite(channel=channel_id, users=[ALICE, BOB])
+    assert resp["channel"]["num_members"] == 3
+    assert sim.members(channel_id) == {"U0INCBOT", ALICE, BOB}
+    assert sim.calls_to("conversations.invite")[-1].params["users"] == f"{ALICE},{BOB}"
+
+    err = slack_error(client.conversations_invite, channel=channel_id, users=ALICE)
+    assert err.response["error"] == "already_in_channel"
+    assert err.response["errors"] == [{"user": ALICE, "ok": False, "error": "already_in_channel"}]
+
+
+def test_set_topic(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-9")["channel"]["id"]
+    assert error_code(client.conversations_setTopic, channel=channel_id, topic="x" * 251) == "too_long"
+    resp = client.conversations_setTopic(channel=channel_id, topic="SEV1 | db down | IC: @alice")
+    assert resp["channel"]["topic"]["value"] == "SEV1 | db down | IC: @alice"
+    topic = sim.channel(channel_id)["topic"]
+    assert topic["value"] == "SEV1 | db down | IC: @alice" and topic["creator"] == "U0INCBOT"
+    assert abs(topic["last_set"] - time.time()) < 5
+
+
+def test_post_update_and_pin(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-3")["channel"]["id"]
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*SEV1* declared"}}]
+    posted = client.chat_postMessage(channel=channel_id, text="SEV1 declared", blocks=blocks)
+    assert posted["channel"] == channel_id
+    assert posted["message"]["bot_id"] == "B0INCBOT" and posted["message"]["user"] == "U0INCBOT"
+    assert posted["message"]["blocks"] == blocks
+    assert sim.calls_to("chat.postMessage")[0].params["blocks"] == blocks  # slack_sdk sends chat.* as JSON
+
+    ts = posted["ts"]
+    updated = client.chat_update(channel=channel_id, ts=ts, text="SEV1 resolved")
+    assert updated["ts"] == ts and updated["text"] == "SEV1 resolved"
+    [message] = sim.messages(channel_id)
+    assert message["text"] == "SEV1 resolved" and message["blocks"] == blocks  # omitted blocks are kept
+    assert message["edited"]["user"] == "U0INCBOT" and float(message["edited"]["ts"]) > float(ts)
+
+    assert client.pins_add(channel=channel_id, timestamp=ts)["ok"] is True
+    assert sim.pins(channel_id) == [ts]
+    assert error_code(client.pins_add, channel=channel_id, timestamp=ts) == "already_pinned"
+    assert error_code(client.pins_add, channel=channel_id, timestamp="1.000001") == "message_not_found"
+    assert client.pins_remove(channel=channel_id, timestamp=ts)["ok"] is True
+    assert error_code(client.pins_remove, channel=channel_id, timestamp=ts) == "no_pin"
+    assert sim.pins(channel_id) == []
+
+    link = client.chat_getPermalink(channel=channel_id, message_ts=ts)["permalink"]
+    assert link == f"https://simulated.slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
+
+
+def test_form_encoded_json_fields_are_decoded(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-form")["channel"]["id"]
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "SEV2"}}]
+    # params= makes slack_sdk form-encode the body, so blocks travel as a JSON string.
+    client.api_call("chat.postMessage", params={"channel": channel_id, "text": "SEV2", "blocks": json.dumps(blocks)})
+    call = sim.calls_to("chat.postMessage")[0]
+    assert call.params == {"channel": channel_id, "text": "SEV2", "blocks": blocks}
+    assert sim.messages(channel_id)[0]["blocks"] == blocks
+    long_header = [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}]
+    err = slack_error(client.api_call, "chat.postMessage",
+                      params={"channel": channel_id, "text": "t", "blocks": json.dumps(long_header)})
+    assert err.response["error"] == "invalid_blocks"
+    bad = slack_error(client.api_call, "chat.postMessage", params={"channel": channel_id, "blocks": "{oops"})
+    assert bad.response["error"] == "invalid_blocks_format"
+
+
+def test_update_rejects_messages_from_humans(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = sim.add_channel("inc-4", members=[ALICE])
+    ts = sim.add_message(channel_id, "I'm on it", user=ALICE)
+    assert error_code(client.chat_update, channel=channel_id, ts=ts, text="x") == "cant_update_message"
+    assert error_code(client.chat_update, channel=channel_id, ts="9.9", text="x") == "message_not_found"
+
+
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
+def test_message_validation(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-5")["channel"]["id"]
+    assert error_code(client.chat_postMessage, channel=channel_id) == "no_text"
+    assert error_code(client.chat_postMessage, channel=channel_id, text="x" * 40_001) == "msg_too_long"
+    long_section = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+    err = slack_error(client.chat_postMessage, channel=channel_id, text="t", blocks=long_section)
+    assert err.response["error"] == "invalid_blocks"
+    assert "/blocks/0/text/text" in err.response["response_metadata"]["messages"][0]
+    too_many = [{"type": "divider"}] * 51
+    assert error_code(client.chat_postMessage, channel=channel_id, text="t", blocks=too_many) == "invalid_blocks"
+    assert error_code(client.chat_postMessage, channel="C0NOPE", text="t") == "channel_not_found"
+    assert sim.messages(channel_id) == []
+
+
+def test_not_in_channel_until_joined(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = sim.add_channel("general-ops", members=[ALICE], bot_is_member=False)
+    assert error_code(client.chat_postMessage, channel=channel_id, text="hello") == "not_in_channel"
+    assert sim.channel(channel_id)["is_member"] is False
+
+    joined = client.conversations_join(channel=channel_id)
+    assert joined["channel"]["is_member"] is True and "warning" not in joined
+    assert client.conversations_join(channel=channel_id)["warning"] == "already_in_channel"
+    client.chat_postMessage(channel=channel_id, text="hello")
+    assert [m["text"] for m in sim.messages(channel_id)] == ["hello"]
+
+    private = sim.add_channel("secret", is_private=True, bot_is_member=False)
+    err = slack_error(client.conversations_join, channel=private)
+    assert err.response["error"] == "method_not_supported_for_channel_type"
+
+
+def test_direct_message_by_user_id(sim: SlackSimulator, client: WebClient) -> None:
+    first = client.chat_postMessage(channel=ALICE, text="You are the incident commander")
+    second = client.chat_postMessage(channel=ALICE, text="Reminder")
+    assert first["channel"].startswith("D") and first["channel"] == second["channel"]
+    assert [m["text"] for m in sim.messages(first["channel"])] == ["You are the incident commander", "Reminder"]
+    assert sim.channel(first["channel"])["user"] == ALICE
+    assert sim.channels() == []  # IMs are not listed as channels
+    assert error_code(client.chat_postMessage, channel="U0GHOST", text="hi") == "channel_not_found"
+
+
+def test_thread_replies_and_ephemerals(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-6")["channel"]["id"]
+    client.conversations_invite(channel=channel_id, users=ALICE)
+    parent = client.chat_postMessage(channel=channel_id, text="timeline")["ts"]
+    reply = client.chat_postMessage(channel=channel_id, text="10:02 paged", thread_ts=parent)
+    assert reply["message"]["thread_ts"] == parent
+    assert sim.messages(channel_id)[0]["reply_count"] == 1
+
+    resp = client.chat_postEphemeral(channel=channel_id, user=ALICE, text="only you can see this")
+    [ephemeral] = sim.ephemerals(channel_id)
+    assert ephemeral == {"channel": channel_id, "user": ALICE, "text": "only you can see this",
+                         "blocks": [], "message_ts": resp["message_ts"]}
+    err = slack_error(client.chat_postEphemeral, channel=channel_id, user=BOB, text="x")
+    assert err.response["error"] == "user_not_in_channel"
+    assert len(sim.messages(channel_id)) == 2  # ephemerals are not channel messages
+
+
+def test_users_info(sim: SlackSimulator, client: WebClient) -> None:
+    alice = client.users_info(user=ALICE)["user"]
+    assert alice["real_name"] == "Alice Martin" and alice["profile"]["display_name"] == "alice.m"
+    assert alice["tz"] == "Europe/Paris" and alice["tz_offset"] in (3600, 7200) and alice["is_bot"] is False
+    assert client.users_info(user="U0INCBOT")["user"]["is_bot"] is True
+    assert error_code(client.users_info, user="U0GHOST") == "user_not_found"
+
+
+def test_wrong_token_is_invalid_auth(sim: SlackSimulator) -> None:
+    bad = WebClient(token="xoxb-wrong", base_url=sim.base_url, retry_handlers=[])
+    err = slack_error(bad.auth_test)
+    assert err.response["error"] == "invalid_auth"
+    assert sim.calls[0].token == "xoxb-wrong" and sim.calls[0].response == {"ok": False, "error": "invalid_auth"}
+
+
+def test_raw_requests_missing_token_and_unknown_method(sim: SlackSimulator) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, headers, body = raw_post(sim.base_url + "auth.test", b"", form)
+    assert status == 200 and json.loads(body) == {"ok": False, "error": "not_authed"}
+    status, _, body = raw_post(sim.base_url + "auth.test", f"token={sim.bot_token}".encode(), form)
+    assert status == 200 and json.loads(body)["ok"] is True
+    status, headers, body = raw_post(sim.base_url + "files.frobnicate", f"token={sim.bot_token}".encode(), form)
+    assert status == 404 and headers["Content-Type"] == "application/json; charset=utf-8"
+    assert json.loads(body) == {"ok": False, "error": "unknown_method", "req_method": "files.frobnicate"}
+
+
+def test_ratelimited_without_and_with_retry_handler(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-rl")["channel"]["id"]
+    sim.fail_next("chat.postMessage", "ratelimited", retry_after=1)
+    err = slack_error(client.chat_postMessage, channel=channel_id, text="hi")
+    assert err.response.status_code == 429
+    assert err.response.headers["Retry-After"] == "1"
+    assert err.response["error"] == "ratelimited"
+
+    sim.fail_next("chat.postMessage", "ratelimited", retry_after=1)
+    retrying = WebClient(token=sim.bot_token, base_url=sim.base_url,
+                         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)])
+    assert retrying.chat_postMessage(channel=channel_id, text="hi")["ok"] is True
+    statuses = [c.http_status for c in sim.calls_to("chat.postMessage")]
+    assert statuses == [429, 429, 200]  # one failure for the plain client, then a 429 + retry
+    assert len(sim.messages(channel_id)) == 1
+
+
+def test_scripted_server_error(sim: SlackSimulator, client: WebClient) -> None:
+    sim.fail_next("auth.test", "internal_error", http_status=503, count=2)
+    for _ in range(2):
+        err = slack_error(client.auth_test)
+        assert err.response.status_code == 503 and err.response["error"] == "internal_error"
+    assert client.auth_test()["ok"] is True
+
+
+def test_dropped_connection_is_retried(sim: SlackSimulator, client: WebClient) -> None:
+    sim.fail_next("auth.test", drop_connection=True)
+    with pytest.raises(ConnectionError):  # http.client.RemoteDisconnected
+        client.auth_test()
+
+    sim.fail_next("auth.test", drop_connection=True)
+    retrying = WebClient(token=sim.bot_token, base_url=sim.base_url,
+                         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)])
+    assert retrying.auth_test()["user_id"] == "U0INCBOT"
+    assert [c.http_status for c in sim.calls_to("auth.test")] == [0, 0, 200]
+    assert sim.calls[0].response == {}
+
+
+def test_response_url_posts_are_recorded(sim: SlackSimulator) -> None:
+    url = sim.response_url("declare")
+    assert url.startswith(sim.url) and url.endswith("/response/declare")
+    status, _, body = raw_post(url, json.dumps({"text": "Incident declared", "response_type": "in_channel"}).encode(),
+                               {"Content-Type": "application/json"})
+    assert (status, body) == (200, b"ok")
+    raw_post(sim.response_url(), json.dumps({"text": "other"}).encode(), {"Content-Type": "application/json"})
+    assert sim.responses("declare") == [{"text": "Incident declared", "response_type": "in_channel"}]
+    assert [r["text"] for r in sim.responses()] == ["Incident declared", "other"]
+    status, _, _ = raw_post(url, b"not json", {"Content-Type": "application/json"})
+    assert status == 400 and len(sim.responses()) == 2
+
+
+def test_views_open_and_update(sim: SlackSimulator, client: WebClient) -> None:
+    modal = {"type": "modal", "callback_id": "declare", "title": {"type": "plain_text", "text": "Declare"},
+             "submit": {"type": "plain_text", "text": "Go"},
+             "blocks": [{"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"},
+                         "element": {"type": "plain_text_input", "action_id": "v"}}]}
+    view = client.views_open(trigger_id="123.456.abc", view=modal)["view"]
+    assert view["id"].startswith("V") and view["callback_id"] == "declare"
+    assert view["blocks"] == modal["blocks"] and view["state"] == {"values": {}} and view["bot_id"] == "B0INCBOT"
+    assert sim.views() == [view]
+
+    assert error_code(client.views_open, trigger_id="", view=modal) == "invalid_trigger_id"
+    untitled = {k: v for k, v in modal.items() if k != "title"}
+    err = slack_error(client.views_open, trigger_id="1.2.3", view=untitled)
+    assert err.response["error"] == "invalid_arguments"
+    assert error_code(client.views_open, trigger_id="1.2.3", view={**modal, "type": "popup"}) == "invalid_arguments"
+
+    updated = client.views_update(view_id=view["id"], view={**modal, "callback_id": "declare2"})["view"]
+    assert updated["id"] == view["id"] and updated["callback_id"] == "declare2"
+    assert [v["callback_id"] for v in sim.views()] == ["declare2"]
+    assert error_code(client.views_update, view_id="V0NOPE", view=modal) == "not_found"
+
+
+def test_wait_for_returns_value_or_times_out(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-w")["channel"]["id"]
+    threading.Timer(0.05, lambda: client.chat_postMessage(channel=channel_id, text="late")).start()
+    messages = sim.wait_for(lambda s: s.messages(channel_id), timeout=5)
+    assert [m["text"] for m in messages] == ["late"]
+
+    started = time.monotonic()
+    with pytest.raises(AssertionError) as info:
+        sim.wait_for(lambda s: s.channel_by_name("never"), timeout=0.2)
+    assert 0.2 <= time.monotonic() - started < 2
+    assert "conversations.create -> ok" in str(info.value)
+    assert "chat.postMessage -> ok" in str(info.value)
+
+
+def test_concurrent_posts_get_distinct_ts(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-load")["channel"]["id"]
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def post(i: int) -> None:
+        try:
+            results.append(client.chat_postMessage(channel=channel_id, text=f"msg {i}")["ts"])
+        except BaseException as exc:  # surfaced below; a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert len(results) == 50 and len(set(results)) == 50
+    stored = [m["ts"] for m in sim.messages(channel_id)]
+    assert stored == sorted(stored, key=float) and set(stored) == set(results)
+    assert len(sim.calls_to("chat.postMessage")) == 50
+
+
+def test_reset_keeps_workspace(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-r")["channel"]["id"]
+    sim.fail_next("auth.test", "ratelimited")
+    sim.reset()
+    assert sim.calls == [] and sim.responses() == []
+    assert client.auth_test()["ok"] is True  # the scripted failure was forgotten
+    assert sim.channel(channel_id)["name"] == "inc-r"
+
+
+def test_stop_is_idempotent() -> None:
+    simulator = SlackSimulator().start()
+    url = simulator.base_url
+    simulator.stop()
+    simulator.stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "auth.test", timeout=2)
