@@ -59,6 +59,13 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo(args: argparse.Namespace) -> int:
+    from handlers.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_demo()
+
+
 def migrate(args: argparse.Namespace) -> int:
     settings = _settings_or_exit(None)
     from storage.database import current_revision, make_engine, migrate as run_migrations, safe_url
@@ -112,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
     serve_parser.add_argument("--socket-mode", action="store_true", help="connect over Socket Mode (needs SLACK_APP_TOKEN)")
     serve_parser.set_defaults(run=serve)
+
+    demo_parser = commands.add_parser("demo", help="run a whole incident on this machine against a simulated Slack")
+    demo_parser.set_defaults(run=demo)
 
     migrate_parser = commands.add_parser("migrate", help="bring the bot's database to the newest schema")
     migrate_parser.set_defaults(run=migrate)

@@ -41,10 +41,21 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """Run Alembic's upgrade to `revision` on this engine."""
     from alembic import command
 
+    _run_alembic(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Undo migrations down to `revision` ("base": an empty store). For rolling back a release."""
+    from alembic import command
+
+    _run_alembic(engine, command.downgrade, revision)
+
+
+def _run_alembic(engine: Engine, step: Any, revision: str) -> None:
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:

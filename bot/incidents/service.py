@@ -122,7 +122,8 @@ class IncidentService:
                 row.closed_at = now
             if kind is EntryKind.ROLE_ASSIGNED:
                 data["previous"] = store.assign_role(session, row, data["role"], data["user"], actor_id, now)
-            store.add_entry(session, row, kind, now, actor_id, text or "", data or None)
+            recorded = {**data, **({"from": before, "to": after} if after is not None else {})}
+            store.add_entry(session, row, kind, now, actor_id, text or "", recorded or None)
             store.record_request(session, request_key, row.id, now)
             session.flush()
             return Changed(store.snapshot(row), kind, actor_id, before, after, text, data)
