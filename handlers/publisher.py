@@ -9,7 +9,7 @@ an announcement where the change matters beyond the channel.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from slack_sdk import WebClient
@@ -50,25 +50,43 @@ class IncidentPublisher:
         self._clock = clock
 
     def provision(self, incident_id: int) -> Incident:
+        """Without a channel nothing else can happen, so a failure to create it stops here. Every later
+        step is tried even when an earlier one failed (a reporter Slack cannot invite must not cost the
+        channel its summary and announcement); the first failure is raised at the end, and the incident
+        counts as provisioned only when every step worked."""
         incident = self._incidents.get(incident_id)
         if incident.channel_id is None:
             incident = self._create_channel(incident)
         channel = incident.channel_id
         assert channel is not None
-        with _step("inviting the reporter to the channel"):
-            self._ignore_harmless(self._client.conversations_invite, channel=channel, users=incident.reporter_id)
-        with _step("setting the channel topic"):
-            self._client.conversations_setTopic(channel=channel, topic=blocks.topic(incident, self._users.name_of))
+        failures: list[StepFailed] = []
+
+        def attempt(step: str, action: Callable[[], object]) -> None:
+            try:
+                with _step(step):
+                    action()
+            except StepFailed as failure:
+                log.warning("incident %s: %s", incident.number, failure)
+                failures.append(failure)
+
+        attempt("inviting the reporter to the channel",
+                lambda: self._ignore_harmless(self._client.conversations_invite, channel=channel, users=incident.reporter_id))
+        attempt("setting the channel topic",
+                lambda: self._client.conversations_setTopic(channel=channel, topic=blocks.topic(incident, self._users.name_of)))
         if incident.summary_ts is None:
             text, summary_blocks = blocks.summary(incident)
-            with _step("posting the summary"):
-                ts = self._client.chat_postMessage(channel=channel, text=text, blocks=summary_blocks)["ts"]
-            incident = self._incidents.record_summary(incident.id, ts)
-        with _step("pinning the summary"):
-            self._ignore_harmless(self._client.pins_add, channel=channel, timestamp=incident.summary_ts)
+            attempt("posting the summary", lambda: self._incidents.record_summary(
+                incident.id, self._client.chat_postMessage(channel=channel, text=text, blocks=summary_blocks)["ts"]))
+            incident = self._incidents.get(incident.id)
+        if incident.summary_ts is not None:
+            ts = incident.summary_ts
+            attempt("pinning the summary", lambda: self._ignore_harmless(self._client.pins_add, channel=channel, timestamp=ts))
         if incident.announcement_ts is None and self._slack.announce_channel:
-            ts = self._announce(blocks.declared_announcement(incident))
-            incident = self._incidents.record_announcement(incident.id, ts)
+            announcement = blocks.declared_announcement(incident)
+            attempt(f"announcing in <#{self._slack.announce_channel}>",
+                    lambda: self._incidents.record_announcement(incident.id, self._announce(announcement)))
+        if failures:
+            raise failures[0]
         return self._incidents.mark_provisioned(incident.id)
 
     def publish(self, change: Changed) -> None:

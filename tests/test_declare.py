@@ -198,13 +198,13 @@ def test_a_slack_failure_after_the_ack_is_reported_and_can_be_retried(bot: Runni
 
 
 def test_interrupted_set_up_resumes_at_start_without_repeating_steps(bot: RunningBot) -> None:
-    # Slack failed after the channel and summary existed, before the pin and the announcement.
+    # Slack failed to pin the summary; the other steps went through.
     bot.slack.fail_next("pins.add", "internal_error")
     bot.command("declare sev2 Queue backlog")
     bot.settle()
     incident = bot.runtime.services.incidents.list_open()[0]
     assert incident.provisioned_at is None and incident.summary_ts is not None
-    assert bot.slack.messages(ANNOUNCE) == []
+    assert bot.slack.pins(incident.channel_id) == [] and len(bot.slack.messages(ANNOUNCE)) == 1
 
     assert bot.runtime.resume() == 1
     bot.settle()
@@ -240,3 +240,17 @@ def test_forged_and_stale_requests_get_401_and_change_nothing(bot: RunningBot) -
 def test_channel_names_follow_the_configured_pattern(bot: RunningBot) -> None:
     channel = bot.declare("declare sev4 Disk 90% full on db-3")
     assert re.fullmatch(r"inc-\d{8}-disk-90-full-on-db-3", channel["name"])
+
+
+def test_a_reporter_slack_cannot_invite_does_not_cost_the_summary_or_announcement(bot: RunningBot) -> None:
+    bot.slack.fail_next("conversations.invite", "user_not_found")
+
+    bot.command("declare sev1 Checkout is timing out")
+    bot.settle()
+
+    incident = bot.runtime.services.incidents.list_open()[0]
+    assert bot.slack.pins(incident.channel_id) == [incident.summary_ts]
+    assert len(bot.slack.messages(ANNOUNCE)) == 1
+    assert incident.provisioned_at is None  # not finished: the invitation is still owed
+    [report] = [r for r in bot.slack.responses("default") if "user_not_found" in r.get("text", "")]
+    assert "inviting the reporter" in report["text"]
