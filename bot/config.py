@@ -240,11 +240,11 @@ def parse_config_file(path: Path) -> FileConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError([f"{path}: cannot read the configuration file: it does not exist"])
+        raise ConfigError([f"{path}: cannot read the configuration file: it does not exist"]) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([f"{path}: cannot read the configuration file: {_reason(e)}"])
+        raise ConfigError([f"{path}: cannot read the configuration file: {_reason(e)}"]) from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError([f"{path}: not valid TOML: {e}"])
+        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
     problems: list[str] = []
     config = FileConfig()
     try:

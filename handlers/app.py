@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from slack_bolt import App
@@ -14,7 +15,7 @@ from bot.config import Settings
 from bot.incidents.service import IncidentService
 from handlers import commands, declare_form
 from handlers.background import Background
-from handlers.commands import report_provisioning
+from handlers.commands import direct_message, report_provisioning
 from handlers.metrics import Metrics
 from handlers.publisher import IncidentPublisher
 from handlers.services import Services
@@ -39,16 +40,10 @@ class Runtime:
         pending = self.services.incidents.unprovisioned()
         for incident in pending:
             log.info("incident %s: resuming its Slack set-up", incident.number)
-
-            def tell_reporter(reporter: str = incident.reporter_id, **message: object) -> None:
-                message.pop("response_type", None)
-                message.pop("replace_original", None)
-                self.services.client.chat_postMessage(channel=reporter, **message)
-
             self.services.background.submit(
                 incident.id,
-                lambda incident_id=incident.id: self.services.publisher.provision(incident_id),
-                on_error=report_provisioning(self.services, incident.id, tell_reporter),
+                partial(self.services.publisher.provision, incident.id),
+                on_error=report_provisioning(self.services, incident.id, direct_message(self.services, incident.reporter_id)),
             )
         return len(pending)
 

@@ -45,7 +45,11 @@ def serve(args: argparse.Namespace) -> int:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             log.info("serving Slack over Socket Mode")
-            SocketModeHandler(runtime.app, settings.env.slack_app_token).start()
+            handler = SocketModeHandler(runtime.app, settings.env.slack_app_token)
+            try:
+                handler.start()
+            finally:
+                handler.close()
         else:
             from handlers.http import HttpServer
 
@@ -100,7 +104,7 @@ def _settings_or_exit(mode: Mode | None) -> Settings:
     except ConfigError as error:
         for problem in error.problems:
             print(f"incident-bot: {problem}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 def _stop_on_sigterm() -> None:

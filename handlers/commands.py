@@ -6,7 +6,6 @@ transaction, so a Slack retry finds the work done. Nothing is acknowledged befor
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +18,6 @@ from handlers.publisher import StepFailed
 from handlers.services import Services
 from handlers.slack_client import slack_error
 
-log = logging.getLogger(__name__)
-
 
 def register(app: App, services: Services) -> None:
     def incident_of_channel(context: BoltContext, command: dict[str, Any], next: Callable[[], None]) -> None:
@@ -29,7 +26,7 @@ def register(app: App, services: Services) -> None:
         next()
 
     @app.command("/incident", middleware=[incident_of_channel])
-    def incident_command(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond, client: Any) -> None:
+    def incident_command(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         try:
             parsed = c.parse(command.get("text", ""))
         except c.UsageError as error:
@@ -48,14 +45,16 @@ def register(app: App, services: Services) -> None:
             case c.OpenDeclareForm():
                 ack()
                 view = blocks.declare_form(command.get("channel_id"))
-                services.background.submit(
-                    user_id,
-                    lambda: services.client.views_open(trigger_id=command["trigger_id"], view=view),
-                    on_error=lambda error: respond(
+
+                def form_failed(error: BaseException) -> None:
+                    respond(
                         response_type="ephemeral",
                         text=f":warning: The declare form could not open (Slack said `{slack_error(error)}`). "
                         f"Declare with text instead: {c.USAGE['declare']}",
-                    ),
+                    )
+
+                services.background.submit(
+                    user_id, lambda: services.client.views_open(trigger_id=command["trigger_id"], view=view), form_failed
                 )
             case c.Declare():
                 declare(parsed, user_id, request_key, ack, respond)
@@ -116,6 +115,18 @@ def register(app: App, services: Services) -> None:
             respond(replace_original=True, text=f":white_check_mark: Incident {ready.number} is ready: {blocks.channel_link(ready)}.")
 
         services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, respond))
+
+
+def direct_message(services: Services, user_id: str) -> Callable[..., None]:
+    """A `respond`-like callable that writes to the user in the app's DM, for failures found where no
+    response_url exists (the declare form, set-up resumed at start)."""
+
+    def send(**message: Any) -> None:
+        message.pop("response_type", None)
+        message.pop("replace_original", None)
+        services.client.chat_postMessage(channel=user_id, **message)
+
+    return send
 
 
 def report_provisioning(services: Services, incident_id: int, respond: Callable[..., Any]) -> Callable[[BaseException], None]:

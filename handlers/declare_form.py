@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from functools import partial
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -10,7 +11,7 @@ from slack_bolt import Ack, App
 from bot.incidents import commands as c
 from bot.incidents.values import Severity
 from handlers import blocks
-from handlers.commands import report_provisioning
+from handlers.commands import direct_message, report_provisioning
 from handlers.services import Services
 
 
@@ -31,14 +32,10 @@ def register(app: App, services: Services) -> None:
             return
         services.metrics.incidents_declared.inc()
         incident_id = result.incident.id
-
-        def tell_user(**message: Any) -> None:
-            services.client.chat_postMessage(channel=user_id, **message)  # the app's DM with the user
-
         services.background.submit(
             incident_id,
-            lambda: services.publisher.provision(incident_id),
-            on_error=report_provisioning(services, incident_id, lambda **m: tell_user(**_without_response_flags(m))),
+            partial(services.publisher.provision, incident_id),
+            on_error=report_provisioning(services, incident_id, direct_message(services, user_id)),
         )
 
 
@@ -53,7 +50,3 @@ def _declare_command(values: dict[str, Any]) -> c.Declare:
     severity = Severity(value("severity")) if value("severity") in Severity._value2member_map_ else c.DEFAULT_SEVERITY
     description = html.escape(value("description").strip(), quote=False) or None
     return c.Declare(title=title, severity=severity, description=description)
-
-
-def _without_response_flags(message: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in message.items() if k not in ("response_type", "replace_original")}

@@ -132,6 +132,7 @@ class IncidentPublisher:
 
     def _announce(self, text: str) -> str:
         channel = self._slack.announce_channel
+        assert channel is not None, "only called when an announcement channel is configured"
         with _step(f"announcing in <#{channel}>"):
             try:
                 return self._client.chat_postMessage(channel=channel, text=text)["ts"]

@@ -15,24 +15,38 @@ can be exercised with an unmodified ``slack_sdk.WebClient``::
 
 It also stands in for a slash command's ``response_url``: see `response_url()`.
 
-Supported methods: auth.test, conversations.{create,info,join,invite,setTopic,archive},
+It serves Socket Mode too: ``apps.connections.open`` (app token only) hands out a
+``ws://`` URL on the same server, where a minimal RFC 6455 endpoint greets the client
+with Slack's ``hello`` and carries envelopes both ways (`socket_send()`)::
+
+    sim.wait_for_socket()
+    ack = sim.socket_send("slash_commands", {"command": "/incident", ...})
+
+Supported methods: apps.connections.open, auth.test,
+conversations.{create,info,join,invite,setTopic,archive},
 chat.{postMessage,update,postEphemeral,getPermalink}, pins.{add,remove}, users.info,
 views.{open,update}.  Anything else answers HTTP 404 ``unknown_method``.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import random
 import re
+import socket
 import string
+import struct
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,6 +73,7 @@ class SlackSimulator:
         self,
         *,
         bot_token: str = "xoxb-simulated-bot-token",
+        app_token: str = "xapp-1-A0INCBOT-1-simulated",
         team_id: str = "T0SIMULATE",
         bot_user_id: str = "U0INCBOT",
         bot_id: str = "B0INCBOT",
@@ -67,6 +82,7 @@ class SlackSimulator:
     ) -> None:
         # Identity of the simulated install; treat as read-only.
         self.bot_token = bot_token
+        self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -87,7 +103,13 @@ class SlackSimulator:
         self._calls: list[ApiCall] = []
         self._responses: list[tuple[str, dict[str, Any]]] = []
         self._failures: dict[str, deque[_Failure]] = {}
+        # Socket Mode: open connections that got `hello` (the last one receives envelopes), acks by envelope id.
+        self._socket_changed = threading.Condition(self._lock)
+        self._sockets: list[_WebSocket] = []
+        self._tickets: set[str] = set()
+        self._acks: dict[str, dict[str, Any]] = {}
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "conversations.create": self._conversations_create,
             "conversations.info": self._conversations_info,
@@ -123,11 +145,16 @@ class SlackSimulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port; safe to call more than once."""
+        """Stop serving (closing Socket Mode connections) and release the port; safe to call more than once."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:
             server.shutdown()
+            server.socket.close()  # refuse reconnections at once while sockets close
+            with self._lock:
+                sockets = list(self._sockets)
+            for ws in sockets:
+                ws.close(1001, "server stopping")
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -158,6 +185,46 @@ class SlackSimulator:
         """JSON bodies posted to response URLs, in arrival order, optionally for one name only."""
         with self._lock:
             return [copy.deepcopy(body) for n, body in self._responses if name is None or n == name]
+
+    # -- Socket Mode ----------------------------------------------------------------
+
+    def socket_connected(self) -> bool:
+        """Whether a Socket Mode client is connected (and was sent `hello`)."""
+        with self._lock:
+            return bool(self._sockets)
+
+    def wait_for_socket(self, timeout: float = 10.0) -> None:
+        """Block until a Socket Mode client is connected and greeted; AssertionError on timeout."""
+        with self._socket_changed:
+            if not self._socket_changed.wait_for(lambda: self._sockets, timeout):
+                raise AssertionError(f"no Socket Mode client connected within {timeout:g}s")
+
+    def socket_send(
+        self,
+        envelope_type: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool = True,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """Send an envelope ("slash_commands", "events_api", "interactive") to the latest socket; return its ack."""
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id, "type": envelope_type, "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": retry_attempt, "retry_reason": retry_reason,
+        }
+        with self._lock:
+            if not self._sockets:
+                raise AssertionError("no Socket Mode client is connected")
+            ws = self._sockets[-1]
+        ws.send(_OP_TEXT, json.dumps(envelope).encode())
+        with self._socket_changed:
+            if not self._socket_changed.wait_for(lambda: envelope_id in self._acks, timeout):
+                raise AssertionError(f"no ack for {envelope_type} envelope {envelope_id} within {timeout:g}s")
+            return self._acks.pop(envelope_id)
 
     # -- workspace set-up ----------------------------------------------------------
 
@@ -344,8 +411,8 @@ class SlackSimulator:
             raise _SlackError("invalid_json")
         if not token:
             raise _SlackError("not_authed")
-        if token != self.bot_token:
-            raise _SlackError("invalid_auth")
+        if token != (self.app_token if method == "apps.connections.open" else self.bot_token):
+            raise _SlackError("not_allowed_token_type" if token in (self.bot_token, self.app_token) else "invalid_auth")
         return handler(params)
 
     def _record(
@@ -353,6 +420,36 @@ class SlackSimulator:
     ) -> None:
         # Deep copies: later state changes must not rewrite history seen by assertions.
         self._calls.append(ApiCall(method, copy.deepcopy(params), token, status, copy.deepcopy(payload), at))
+
+    def _serve_socket(self, ws: _WebSocket) -> None:
+        """Run one Socket Mode connection (handshake already done) until it closes."""
+        ws.send(_OP_TEXT, json.dumps(_HELLO).encode())
+        with self._socket_changed:
+            self._sockets.append(ws)
+            self._socket_changed.notify_all()
+        if self._server is None:  # stop() began before we registered: it will not close this one
+            ws.close(1001, "server stopping")
+        try:
+            for text in ws.messages():
+                try:
+                    message = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(message, dict) and isinstance(message.get("envelope_id"), str):
+                    with self._socket_changed:
+                        self._acks[message["envelope_id"]] = message
+                        self._socket_changed.notify_all()
+        finally:
+            with self._socket_changed:
+                self._sockets.remove(ws)
+                self._socket_changed.notify_all()
+
+    def _take_ticket(self, query: str) -> bool:
+        with self._lock:
+            ticket = dict(parse_qsl(query)).get("ticket", "")
+            found = ticket in self._tickets
+            self._tickets.discard(ticket)
+            return found
 
     def _recent_calls_summary(self) -> str:
         with self._lock:
@@ -367,6 +464,11 @@ class SlackSimulator:
         return "last calls:\n" + "\n".join(lines)
 
     # -- Web API methods (run with the lock held; raise _SlackError to fail) ---------
+
+    def _apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        ticket = str(uuid.uuid4())
+        self._tickets.add(ticket)
+        return {"url": f"ws{self.url[4:]}/link/?ticket={ticket}&app_id={_APP_ID}"}
 
     def _auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -718,6 +820,13 @@ _ID_ALPHABET = string.ascii_uppercase + string.digits
 _CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")
 _JSON_FIELDS = frozenset({"blocks", "attachments", "view"})  # slack_sdk form-encodes these as JSON strings
 _BLOCK_TEXT_LIMITS = {"section": 3000, "header": 150}
+_HELLO = {
+    "type": "hello", "num_connections": 1,
+    "debug_info": {"host": "simulated", "build_number": 1, "approximate_connection_time": 18060},
+    "connection_info": {"app_id": _APP_ID},
+}
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
 class _SlackError(Exception):
@@ -759,6 +868,77 @@ class _Reply(NamedTuple):
     body: bytes
     content_type: str
     headers: dict[str, str]
+
+
+class _WebSocket:
+    """The server end of one RFC 6455 connection: unmasked frames out, masked frames in."""
+
+    def __init__(self, rfile: BufferedIOBase, sock: socket.socket) -> None:
+        self._rfile, self._sock = rfile, sock
+        self._send_lock = threading.Lock()
+        self._close_sent = False
+        self._done = threading.Event()
+
+    def send(self, opcode: int, payload: bytes = b"") -> None:
+        n = len(payload)
+        length = bytes([n]) if n < 126 else struct.pack("!BH", 126, n) if n < 1 << 16 else struct.pack("!BQ", 127, n)
+        with self._send_lock:
+            if self._close_sent:  # nothing may follow a close frame
+                return
+            self._close_sent = opcode == _OP_CLOSE
+            try:
+                self._sock.sendall(bytes([0x80 | opcode]) + length + payload)
+            except OSError:
+                pass  # the peer is gone; the reader notices
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame, give the client a moment to answer, then cut the connection."""
+        self.send(_OP_CLOSE, struct.pack("!H", code) + reason.encode())
+        self._done.wait(1.0)
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def messages(self) -> Iterable[str]:
+        """Yield text messages until the connection ends, answering pings and close frames on the way."""
+        fragments: list[bytes] = []
+        try:
+            while True:
+                fin, opcode, payload = self._read_frame()
+                if opcode == _OP_PING:
+                    self.send(_OP_PONG, payload)
+                elif opcode == _OP_CLOSE:
+                    self.send(_OP_CLOSE, payload[:2])  # echo the status code unless we sent ours first
+                    return
+                elif opcode in (_OP_TEXT, _OP_BINARY, _OP_CONTINUATION):
+                    fragments.append(payload)
+                    if fin:
+                        yield b"".join(fragments).decode("utf-8", "replace")
+                        fragments.clear()
+        except (OSError, EOFError):
+            return
+        finally:
+            self._done.set()
+
+    def _read_frame(self) -> tuple[bool, int, bytes]:
+        b1, b2 = self._read(2)
+        n = b2 & 0x7F
+        if n >= 126:
+            (n,) = struct.unpack("!H" if n == 126 else "!Q", self._read(2 if n == 126 else 8))
+        if not b2 & 0x80:  # clients must mask every frame: fail the connection (1002, protocol error)
+            self.send(_OP_CLOSE, struct.pack("!H", 1002))
+            raise EOFError("unmasked client frame")
+        mask, data = self._read(4), self._read(n)
+        key = (mask * (n // 4 + 1))[:n]
+        payload = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+        return bool(b1 & 0x80), b1 & 0x0F, payload
+
+    def _read(self, n: int) -> bytes:
+        data = self._rfile.read(n)
+        if len(data) < n:
+            raise EOFError("connection closed")
+        return data
 
 
 def _invalid_arguments(problem: str) -> _SlackError:
@@ -853,6 +1033,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         simulator = self.server.simulator
         reply: _Reply | None
+        if url.path == "/link/" and self.headers.get("Upgrade", "").lower() == "websocket":
+            self._upgrade(url.query)
+            return
         if url.path.startswith("/api/"):
             reply = simulator._handle_api(unquote(url.path[5:]), url.query, self.headers, body, at)
         elif url.path.startswith("/response/") and self.command == "POST":
@@ -869,3 +1052,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def _upgrade(self, query: str) -> None:
+        """Answer the WebSocket handshake (RFC 6455 section 4.2) and serve the connection on this thread."""
+        self.close_connection = True
+        key = self.headers.get("Sec-WebSocket-Key", "").strip()
+        if not key:
+            return self.send_error(400, "missing Sec-WebSocket-Key")
+        if not self.server.simulator._take_ticket(query):  # tickets from apps.connections.open work once
+            return self.send_error(401, "invalid_ticket")
+        accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+        self.wfile.write(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
+        )
+        self.server.simulator._serve_socket(_WebSocket(self.rfile, self.connection))

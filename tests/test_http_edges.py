@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 
-from bot.config import load_settings
 from handlers.app import build_runtime
 from handlers.http import MAX_BODY_BYTES, HttpServer
 from simulators.slack import SlackSimulator

@@ -7,6 +7,7 @@ form. Nothing is executed here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.incidents.values import (
@@ -210,7 +211,7 @@ def _bounded_text(text: str, name: str) -> str:
     return text
 
 
-def _no_arguments(command: Close | ListOpen | Help, name: str) -> object:
+def _no_arguments(command: Close | ListOpen | Help, name: str) -> Callable[[str], Command]:
     def parse_nothing(rest: str) -> Close | ListOpen | Help:
         if rest:
             raise UsageError(f"`{name}` takes no arguments.", USAGE[name])

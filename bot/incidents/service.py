@@ -73,8 +73,9 @@ class IncidentService:
         with transaction(self._sessions) as session:
             counter = store.lock_counter(session)  # from here on, declarations run one at a time
             done = store.processed_request(session, request_key)
-            if done is not None and done.incident_id is not None:
-                return Declared(store.snapshot(store.by_id(session, done.incident_id)), created=False)
+            earlier = store.by_id(session, done.incident_id) if done is not None and done.incident_id else None
+            if earlier is not None:
+                return Declared(store.snapshot(earlier), created=False)
             twin = store.recent_declaration(session, reporter_id, command.title, now - DOUBLE_SUBMIT_WINDOW)
             if twin is not None:
                 return Declared(store.snapshot(twin), created=False)
