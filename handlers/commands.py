@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk.errors import SlackApiError
 
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
@@ -43,19 +44,17 @@ def register(app: App, services: Services) -> None:
                 text, list_blocks = blocks.open_incidents(services.incidents.list_open(), services.clock.now())
                 ack(response_type="ephemeral", text=text, blocks=list_blocks)
             case c.OpenDeclareForm():
-                ack()
-                view = blocks.declare_form(command.get("channel_id"))
-
-                def form_failed(error: BaseException) -> None:
-                    respond(
+                # A trigger_id lives 3 seconds: open the form now, before answering, not from a queue.
+                try:
+                    services.client.views_open(trigger_id=command["trigger_id"], view=blocks.declare_form(command.get("channel_id")))
+                except (SlackApiError, OSError) as error:
+                    ack(
                         response_type="ephemeral",
                         text=f":warning: The declare form could not open (Slack said `{slack_error(error)}`). "
                         f"Declare with text instead: {c.USAGE['declare']}",
                     )
-
-                services.background.submit(
-                    user_id, lambda: services.client.views_open(trigger_id=command["trigger_id"], view=view), form_failed
-                )
+                    return
+                ack()
             case c.Declare():
                 declare(parsed, user_id, request_key, ack, respond)
             case _:

@@ -44,6 +44,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from email.message import Message
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
@@ -366,7 +367,7 @@ class SlackSimulator:
     # -- request handling (called from server threads) ------------------------------
 
     def _handle_api(
-        self, method: str, query: str, headers: Mapping[str, str], body: bytes, at: float
+        self, method: str, query: str, headers: Message, body: bytes, at: float
     ) -> _Reply | None:
         params, decodable = _decode_params(query, headers.get("Content-Type") or "", body)
         body_token = params.pop("token", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.incidents import values
@@ -43,46 +43,33 @@ def recent_declaration(session: Session, reporter_id: str, title: str, since: da
 
 
 def by_id(session: Session, incident_id: int, *, for_update: bool = False) -> Incident | None:
-    query = select(Incident).where(Incident.id == incident_id).options(selectinload(Incident.roles))
+    query = _with_roles().where(Incident.id == incident_id)
     if for_update:
         query = query.with_for_update(of=Incident)
     return session.execute(query).scalar_one_or_none()
 
 
 def by_channel(session: Session, channel_id: str) -> Incident | None:
-    return session.execute(
-        select(Incident).where(Incident.channel_id == channel_id).options(selectinload(Incident.roles))
-    ).scalar_one_or_none()
+    return session.execute(_with_roles().where(Incident.channel_id == channel_id)).scalar_one_or_none()
 
 
 def by_number(session: Session, number: int) -> Incident | None:
-    return session.execute(
-        select(Incident).where(Incident.number == number).options(selectinload(Incident.roles))
-    ).scalar_one_or_none()
+    return session.execute(_with_roles().where(Incident.number == number)).scalar_one_or_none()
 
 
 def by_channel_name(session: Session, name: str) -> Incident | None:
-    return session.execute(
-        select(Incident).where(Incident.channel_name == name).options(selectinload(Incident.roles))
-    ).scalar_one_or_none()
+    return session.execute(_with_roles().where(Incident.channel_name == name)).scalar_one_or_none()
 
 
 def open_incidents(session: Session) -> list[Incident]:
-    return list(
-        session.execute(
-            select(Incident).where(Incident.status.in_(OPEN)).options(selectinload(Incident.roles)).order_by(Incident.number)
-        ).scalars()
-    )
+    return list(session.execute(_with_roles().where(Incident.status.in_(OPEN)).order_by(Incident.number)).scalars())
 
 
 def unprovisioned(session: Session) -> list[Incident]:
     """Incidents whose Slack channel set-up did not finish (a crash, or Slack failing mid-way)."""
     return list(
         session.execute(
-            select(Incident)
-            .where(Incident.provisioned_at.is_(None), Incident.status.in_(OPEN))
-            .options(selectinload(Incident.roles))
-            .order_by(Incident.number)
+            _with_roles().where(Incident.provisioned_at.is_(None), Incident.status.in_(OPEN)).order_by(Incident.number)
         ).scalars()
     )
 
@@ -120,6 +107,10 @@ def entries(session: Session, incident_id: int) -> list[TimelineEntry]:
             .order_by(TimelineEntry.occurred_at, TimelineEntry.id)
         ).scalars()
     )
+
+
+def _with_roles() -> Select[Incident]:
+    return select(Incident).options(selectinload(Incident.roles))
 
 
 def snapshot(row: Incident) -> values.Incident:

@@ -254,3 +254,13 @@ def test_a_reporter_slack_cannot_invite_does_not_cost_the_summary_or_announcemen
     assert incident.provisioned_at is None  # not finished: the invitation is still owed
     [report] = [r for r in bot.slack.responses("default") if "user_not_found" in r.get("text", "")]
     assert "inviting the reporter" in report["text"]
+
+
+def test_a_form_slack_refuses_to_open_says_how_to_declare_instead(bot: RunningBot) -> None:
+    bot.slack.fail_next("views.open", "expired_trigger_id")
+
+    sent = bot.command("declare")
+
+    assert "expired_trigger_id" in sent.response.json()["text"]
+    assert "/incident declare [sev1|sev2|sev3|sev4] <title>" in sent.response.json()["text"]
+    assert bot.runtime.services.incidents.list_open() == []
