@@ -8,12 +8,15 @@ from functools import partial
 from typing import Literal
 
 from slack_bolt import App
+from slack_sdk import WebClient
 from sqlalchemy import Engine
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.incidents.service import IncidentService
-from handlers import commands, declare_form
+from bot.people import People
+from bot.timeline import TimelineService
+from handlers import capture, commands, declare_form
 from handlers.background import Background
 from handlers.commands import direct_message, report_provisioning
 from handlers.metrics import Metrics
@@ -65,17 +68,22 @@ def build_runtime(
     if run_migrations:
         migrate(engine)
     clock = clock or SystemClock()
-    incidents = IncidentService(make_session_factory(engine), clock)
+    sessions = make_session_factory(engine)
+    incidents = IncidentService(sessions, clock)
     client = make_web_client(env.slack_bot_token, env.slack_api_url)
-    publisher = IncidentPublisher(client, incidents, UserDirectory(client), settings.file.slack, clock)
+    background = Background()
+    users = UserDirectory(client, People(sessions, clock), background)
     services = Services(
         settings=settings,
         clock=clock,
         incidents=incidents,
-        publisher=publisher,
-        background=Background(),
+        timeline=TimelineService(sessions, clock),
+        publisher=IncidentPublisher(client, incidents, users, settings.file.slack, clock),
+        background=background,
         client=client,
+        users=users,
         metrics=Metrics(lambda: len(incidents.list_open())),
+        workspace_url=_workspace_url(client),
     )
     app = App(
         client=client,
@@ -85,6 +93,13 @@ def build_runtime(
         process_before_response=True,
         logger=logging.getLogger("slack_bolt"),
     )
+    capture.register(app, services)  # first: Bolt tries listeners in order, and events are the most frequent
     commands.register(app, services)
     declare_form.register(app, services)
     return Runtime(settings=settings, engine=engine, services=services, app=app)
+
+
+def _workspace_url(client: WebClient) -> str:
+    """The workspace's address, for permalinks built without a Web API call per message."""
+    url = str(client.auth_test().get("url") or "https://slack.com/")
+    return url if url.endswith("/") else url + "/"

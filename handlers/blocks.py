@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.incidents.commands import help_text
 from bot.incidents.service import Changed
-from bot.incidents.values import MAX_TITLE_LENGTH, EntryKind, Incident, Role, Severity, Status
+from bot.incidents.values import MAX_TITLE_LENGTH, NOTE_KINDS, EntryKind, Incident, Role, Severity, Status
 
 Block = dict[str, Any]
 NameOf = Callable[[str], str]  # user id -> a display name, for places where mentions do not render
@@ -117,6 +117,9 @@ def change_message(change: Changed) -> str:
             return f":white_check_mark: {who} marked incident {incident.number} *resolved*.{summary_text}"
         case EntryKind.CLOSED:
             return f":lock: {who} closed incident {incident.number}. Thank you, everyone."
+    if change.kind in NOTE_KINDS or change.kind is EntryKind.NOTE:
+        label = "note" if change.kind is EntryKind.NOTE else f"{change.kind.value} note"
+        return f":spiral_note_pad: {who} added a {label} to the timeline: {change.text}"
     return f"{who}: {change.kind.value}"
 
 

@@ -51,9 +51,9 @@ def serve(args: argparse.Namespace) -> int:
             finally:
                 handler.close()
         else:
-            from handlers.http import HttpServer
+            from handlers.http import BotWsgiApp, HttpServer
 
-            server = HttpServer(runtime, host=args.host, port=args.port)
+            server = HttpServer(BotWsgiApp(runtime), host=args.host, port=args.port)
             log.info("serving Slack at %s/slack/events", server.url)
             server.run()
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
-from handlers import blocks
+from handlers import blocks, timeline_view
 from handlers.publisher import StepFailed
 from handlers.services import Services
 from handlers.slack_client import slack_error
@@ -57,6 +57,13 @@ def register(app: App, services: Services) -> None:
                 ack()
             case c.Declare():
                 declare(parsed, user_id, request_key, ack, respond)
+            case c.ShowTimeline():
+                incident = context.get("incident")
+                if incident is None:
+                    ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
+                    return
+                text, page = timeline_view.render(incident, services.timeline.items(incident.id), page=0)
+                ack(response_type="ephemeral", text=text, blocks=page)
             case _:
                 change(parsed, context.get("incident"), user_id, request_key, ack, respond)
 
@@ -103,6 +110,16 @@ def register(app: App, services: Services) -> None:
                     lambda: services.publisher.publish(outcome),
                     on_error=report_publishing(services, outcome, respond),
                 )
+
+    @app.action(timeline_view.PAGE_ACTION)
+    def timeline_page(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        incident_id, page = (int(part) for part in action["value"].split(":"))
+        incident = services.incidents.get(incident_id)
+        text, page_blocks = timeline_view.render(incident, services.timeline.items(incident_id), page)
+        services.background.submit(
+            f"page:{incident_id}", lambda: respond(response_type="ephemeral", replace_original=True, text=text, blocks=page_blocks)
+        )
 
     @app.action(blocks.RETRY_PROVISION_ACTION)
     def retry_provisioning(ack: Ack, action: dict[str, Any], respond: Respond) -> None:

@@ -18,11 +18,9 @@ from typing import TextIO
 
 from bot.config import load_settings
 from handlers.app import Runtime, build_runtime
-from handlers.http import HttpServer
+from handlers.http import BotWsgiApp, HttpServer
 from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
-from storage import incidents as store
-from storage.database import make_session_factory
 
 SIGNING_SECRET = "demo-signing-secret"
 ANNOUNCE = "C0INCIDENTS"
@@ -61,7 +59,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         slack.add_channel("incidents", channel_id=ANNOUNCE, members=PEOPLE)
         slack.add_channel("general", channel_id="C0GENERAL", members=PEOPLE)
         runtime = _start_runtime(workdir, slack)
-        server = HttpServer(runtime, host="127.0.0.1", port=0, threads=4).start()
+        server = HttpServer(BotWsgiApp(runtime), host="127.0.0.1", port=0, threads=4).start()
         requests = SlackRequests(server.url, SIGNING_SECRET, response_url=slack.response_url())
         show = _Printer(out, slack)
         out.write(f"incident-bot demo: the app at {server.url}, Slack simulated at {slack.url}\n\n")
@@ -119,17 +117,15 @@ def _play(step: Step, number: int, runtime: Runtime, slack: SlackSimulator, requ
 
 
 def _print_timeline(out: TextIO, runtime: Runtime) -> None:
-    with make_session_factory(runtime.engine)() as session:
-        incident = store.by_number(session, 1)
-        if incident is None:
-            out.write("\nNo incident was recorded.\n")
-            return
-        entries = store.entries(session, incident.id)
+    incident = runtime.services.incidents.find("1")
+    if incident is None:
+        out.write("\nNo incident was recorded.\n")
+        return
     out.write(f"\nThe timeline the bot recorded for incident {incident.number} ({incident.channel_name}):\n")
-    for entry in entries:
+    for entry in runtime.services.timeline.items(incident.id):
         who = PEOPLE.get(entry.actor_id or "", entry.actor_id or "bot")
         detail = f": {_Printer.plain(entry.text)}" if entry.text else ""
-        data = entry.data or {}
+        data = entry.data
         before, after = (PEOPLE.get(data.get("from") or "", data.get("from") or "none"), PEOPLE.get(data.get("to") or "", data.get("to")))
         change = f": {before} → {after}" if after and not entry.text else ""
         if data.get("role"):

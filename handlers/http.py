@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # Slack's payloads are small; anything larger is refused with 413
 StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class BotWsgiApp:
@@ -47,11 +48,12 @@ class BotWsgiApp:
 
 
 class HttpServer:
-    """waitress on a thread of its own: `serve` blocks on it, tests and the demo run it in the background."""
+    """waitress serving a WSGI app (the bot's, or in benchmarks a bare Bolt app): `serve` blocks on it,
+    tests and the demo run it on a thread of its own."""
 
-    def __init__(self, runtime: Runtime, host: str = "0.0.0.0", port: int = 3000, threads: int = 16) -> None:
+    def __init__(self, application: WsgiApp, host: str = "0.0.0.0", port: int = 3000, threads: int = 16) -> None:
         self._server = create_server(
-            BotWsgiApp(runtime),
+            application,
             host=host,
             port=port,
             threads=threads,

@@ -19,6 +19,10 @@ class Metrics:
         self.commands = Counter(
             "incident_bot_commands", "Slash sub-commands received", ["subcommand"], registry=self.registry
         )
+        self.events = Counter(
+            "incident_bot_events_captured", "Slack events recorded on timelines, by what and outcome",
+            ["what", "outcome"], registry=self.registry,
+        )
         self.background_failures = Counter(
             "incident_bot_background_failures", "Work after acknowledgement that failed", registry=self.registry
         )

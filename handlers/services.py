@@ -9,9 +9,11 @@ from slack_sdk import WebClient
 from bot.clock import Clock
 from bot.config import Settings
 from bot.incidents.service import IncidentService
+from bot.timeline import TimelineService
 from handlers.background import Background
 from handlers.metrics import Metrics
 from handlers.publisher import IncidentPublisher
+from handlers.users import UserDirectory
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,10 @@ class Services:
     settings: Settings
     clock: Clock
     incidents: IncidentService
+    timeline: TimelineService
     publisher: IncidentPublisher
     background: Background
     client: WebClient
+    users: UserDirectory
     metrics: Metrics
+    workspace_url: str  # "https://<workspace>.slack.com/", for permalinks

@@ -1,5 +1,8 @@
-"""User ids to display names (`users.info`), cached. A name that cannot be found is never an error: the
-caller gets the id back, written as a mention."""
+"""User ids to display names (`users.info`), cached in memory and remembered in the store.
+
+A name that cannot be found is never an error: Slack-facing text falls back to a `<@U…>` mention (which
+Slack renders as the name anyway), and the id stays unknown until a later message brings it up again.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +13,50 @@ import time
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.people import People
+from handlers.background import Background
+
 log = logging.getLogger(__name__)
 
 
 class UserDirectory:
-    def __init__(self, client: WebClient, ttl_seconds: float = 3600) -> None:
+    def __init__(self, client: WebClient, people: People, background: Background, ttl_seconds: float = 3600) -> None:
         self._client = client
+        self._people = people
+        self._background = background
         self._ttl = ttl_seconds
         self._names: dict[str, tuple[str, float]] = {}
+        self._asked: set[str] = set()
         self._lock = threading.Lock()
 
     def name_of(self, user_id: str) -> str:
+        """The display name, asking Slack if it is not cached; a mention if Slack cannot say."""
         with self._lock:
             cached = self._names.get(user_id)
         if cached and time.monotonic() - cached[1] < self._ttl:
             return cached[0]
+        name = self._fetch(user_id)
+        return name if name is not None else f"<@{user_id}>"
+
+    def learn(self, user_id: str) -> None:
+        """Make sure the store will know this person's name, without delaying the caller."""
+        with self._lock:
+            if user_id in self._asked:
+                return
+            self._asked.add(user_id)
+        self._background.submit(f"user:{user_id}", lambda: self._fetch(user_id))
+
+    def _fetch(self, user_id: str) -> str | None:
         try:
             user = self._client.users_info(user=user_id)["user"]
         except (SlackApiError, OSError) as error:
             log.warning("users.info failed for %s: %s", user_id, error)
-            return f"<@{user_id}>"
+            with self._lock:
+                self._asked.discard(user_id)  # try again when this person next shows up
+            return None
         profile = user.get("profile") or {}
         name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name") or user_id
         with self._lock:
             self._names[user_id] = (name, time.monotonic())
+        self._people.remember(user_id, name)
         return name

@@ -76,6 +76,10 @@ class SlackRequests:
         return self.send(urlencode(fields).encode(), "application/x-www-form-urlencoded")
 
     def event(self, event: dict[str, Any], *, event_id: str | None = None, event_time: int | None = None) -> Sent:
+        return self.send(self.event_body(event, event_id=event_id, event_time=event_time), "application/json")
+
+    def event_body(self, event: dict[str, Any], *, event_id: str | None = None, event_time: int | None = None) -> bytes:
+        """The JSON body of an Events API callback, as Slack wraps an event."""
         n = next(_sequence)
         envelope = {
             "token": "deprecated-verification-token",
@@ -87,7 +91,7 @@ class SlackRequests:
             "event_time": event_time or int(time.time()),
             "authorizations": [{"team_id": self.team_id, "user_id": "U0INCBOT", "is_bot": True}],
         }
-        return self.send(json.dumps(envelope).encode(), "application/json")
+        return json.dumps(envelope).encode()
 
     def interaction(self, payload: dict[str, Any]) -> Sent:
         payload = {"team": {"id": self.team_id, "domain": "simulated"}, "api_app_id": "A0INCBOT", **payload}

@@ -99,16 +99,6 @@ def add_entry(
     return entry
 
 
-def entries(session: Session, incident_id: int) -> list[TimelineEntry]:
-    return list(
-        session.execute(
-            select(TimelineEntry)
-            .where(TimelineEntry.incident_id == incident_id)
-            .order_by(TimelineEntry.occurred_at, TimelineEntry.id)
-        ).scalars()
-    )
-
-
 def _with_roles() -> Select[Incident]:
     return select(Incident).options(selectinload(Incident.roles))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Named constraints keep Alembic migrations identical across SQLite and PostgreSQL.
@@ -99,10 +99,14 @@ class RoleAssignment(Base):
 
 
 class TimelineEntry(Base):
-    """One thing that happened during an incident: a change the bot made, a note, later a message."""
+    """One thing that happened during an incident: a change the bot made, a typed note, or a message
+    captured from the incident's channel (those carry `slack_ts`, unique per channel)."""
 
     __tablename__ = "timeline_entries"
-    __table_args__ = (Index("ix_timeline_entries_incident_time", "incident_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_timeline_entries_incident_time", "incident_id", "occurred_at"),
+        UniqueConstraint("channel_id", "slack_ts", name="uq_timeline_entries_channel_ts"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
@@ -111,6 +115,27 @@ class TimelineEntry(Base):
     actor_id: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Captured messages only.
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    permalink: Mapped[str | None] = mapped_column(Text)
+    files: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    earlier_texts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # [{text, until}], oldest first
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who marked it a key event, and how ("pin", "reaction:U0ALICE"); a key event while any mark stays.
+    key_marks: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class Person(Base):
+    """Display names of the people in incidents, so postmortems can name them without asking Slack."""
+
+    __tablename__ = "people"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SlackRequest(Base):

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from bot.config import Settings, load_settings
 from handlers.app import Runtime, build_runtime
-from handlers.http import HttpServer
+from handlers.http import BotWsgiApp, HttpServer
 from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
 from storage.database import make_engine, migrate
@@ -33,7 +33,7 @@ announce_channel = "{ANNOUNCE}"
 channel_prefix = "inc"
 """
 
-TABLES = "slack_requests, timeline_entries, role_assignments, incidents"
+TABLES = "slack_requests, timeline_entries, role_assignments, incidents, people"
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +125,7 @@ class RunningBot:
 
 def start_bot(tmp_path: Path, slack: SlackSimulator, database_url: str, config: str = CONFIG) -> RunningBot:
     runtime = build_runtime(make_settings(tmp_path, slack, database_url, config))
-    server = HttpServer(runtime, host="127.0.0.1", port=0, threads=16).start()
+    server = HttpServer(BotWsgiApp(runtime), host="127.0.0.1", port=0, threads=16).start()
     requests = SlackRequests(server.url, SIGNING_SECRET, response_url=slack.response_url())
     return RunningBot(runtime, server, slack, requests)
 

@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 
 from bot.incidents.channel_names import is_valid_channel_name
 from bot.incidents.values import EntryKind
-from storage import incidents as store
-from storage.database import make_session_factory
 from tests.conftest import ALICE, ANNOUNCE, BOB, GENERAL, RunningBot
 
 
@@ -43,8 +41,7 @@ def test_declare_opens_announces_and_pins_one_channel(bot: RunningBot) -> None:
     assert (incident.number, incident.severity.value, incident.status.value) == (1, "sev1", "investigating")
     assert incident.channel_id == channel["id"] and incident.summary_ts == summary["ts"]
     assert incident.provisioned_at is not None and incident.commander == ALICE
-    with make_session_factory(bot.runtime.engine)() as session:
-        entries = store.entries(session, incident.id)
+    entries = bot.runtime.services.timeline.items(incident.id)
     assert [(e.kind, e.actor_id) for e in entries] == [(EntryKind.DECLARED, ALICE)]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from handlers.app import build_runtime
-from handlers.http import MAX_BODY_BYTES, HttpServer
+from handlers.http import MAX_BODY_BYTES, BotWsgiApp, HttpServer
 from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
 from tests.conftest import CONFIG, GENERAL, SIGNING_SECRET, RunningBot, make_settings
@@ -28,7 +28,7 @@ def test_healthz_answers_503_when_the_store_does_not(tmp_path: Path, slack: Slac
     # Nothing listens on port 9 of loopback: the store is unreachable.
     settings = make_settings(tmp_path, slack, "postgresql+psycopg://nobody:hunter2secret@127.0.0.1:9/none?connect_timeout=2")
     runtime = build_runtime(settings, run_migrations=False)
-    server = HttpServer(runtime, host="127.0.0.1", port=0).start()
+    server = HttpServer(BotWsgiApp(runtime), host="127.0.0.1", port=0).start()
     try:
         response = httpx.get(server.url + "/healthz", timeout=10)
         assert response.status_code == 503

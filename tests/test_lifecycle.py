@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.incidents.values import EntryKind, Role
-from storage import incidents as store
-from storage.database import make_session_factory
 from tests.conftest import ALICE, ANNOUNCE, BOB, CAROL, GENERAL, RunningBot
 
 
 def timeline(bot: RunningBot, incident_id: int) -> list[tuple[str, str | None, str]]:
-    with make_session_factory(bot.runtime.engine)() as session:
-        return [(e.kind, e.actor_id, e.text) for e in store.entries(session, incident_id)]
+    return [(e.kind, e.actor_id, e.text) for e in bot.runtime.services.timeline.items(incident_id)]
 
 
 def in_channel(bot: RunningBot, channel: dict, text: str, user: str = ALICE):

@@ -14,7 +14,9 @@ from bot.incidents.values import (
     DEFAULT_SEVERITY,
     MAX_TEXT_LENGTH,
     MAX_TITLE_LENGTH,
+    NOTE_KINDS,
     SETTABLE_STATUSES,
+    EntryKind,
     Role,
     Severity,
     Status,
@@ -27,6 +29,9 @@ USAGE: dict[str, str] = {
     "sev": "`/incident sev <sev1|sev2|sev3|sev4>`: change the severity",
     "role": "`/incident role <commander|comms|scribe> <@user>`: assign a role",
     "update": "`/incident update <text>`: post a status update here and in the announcement channel",
+    "note": "`/incident note [detection|action|hypothesis|misleading|escalation|resolution] <text>`: "
+    "add a typed entry to the timeline",
+    "timeline": "`/incident timeline`: the timeline so far (only you see it)",
     "resolve": "`/incident resolve [summary]`: mark the incident resolved",
     "close": "`/incident close`: close the incident",
     "list": "`/incident list`: the open incidents",
@@ -77,6 +82,17 @@ class PostUpdate:
 
 
 @dataclass(frozen=True)
+class AddNote:
+    text: str
+    kind: EntryKind = EntryKind.NOTE
+
+
+@dataclass(frozen=True)
+class ShowTimeline:
+    pass
+
+
+@dataclass(frozen=True)
 class Resolve:
     summary: str | None = None
 
@@ -96,9 +112,12 @@ class Help:
     pass
 
 
-Command = Declare | OpenDeclareForm | SetStatus | SetSeverity | AssignRole | PostUpdate | Resolve | Close | ListOpen | Help
-# Commands that act on the incident of the channel they are typed in.
-IncidentCommand = SetStatus | SetSeverity | AssignRole | PostUpdate | Resolve | Close
+Command = (
+    Declare | OpenDeclareForm | SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | ShowTimeline
+    | Resolve | Close | ListOpen | Help
+)
+# Commands that change the incident of the channel they are typed in.
+IncidentCommand = SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | Resolve | Close
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 
@@ -201,6 +220,16 @@ def _update(rest: str) -> PostUpdate:
     return PostUpdate(_bounded_text(rest, "update"))
 
 
+def _note(rest: str) -> AddNote:
+    first, _, remainder = rest.partition(" ")
+    kind = next((k for k in NOTE_KINDS if k.value == first.lower()), None)
+    text = remainder.strip() if kind else rest
+    if not text:
+        what = f"The {kind.value} note" if kind else "The note"
+        raise UsageError(f"{what} needs some text.", USAGE["note"])
+    return AddNote(_bounded_text(text, "note"), kind or EntryKind.NOTE)
+
+
 def _resolve(rest: str) -> Resolve:
     return Resolve(_bounded_text(rest, "resolve") or None)
 
@@ -211,8 +240,8 @@ def _bounded_text(text: str, name: str) -> str:
     return text
 
 
-def _no_arguments(command: Close | ListOpen | Help, name: str) -> Callable[[str], Command]:
-    def parse_nothing(rest: str) -> Close | ListOpen | Help:
+def _no_arguments(command: Close | ListOpen | Help | ShowTimeline, name: str) -> Callable[[str], Command]:
+    def parse_nothing(rest: str) -> Close | ListOpen | Help | ShowTimeline:
         if rest:
             raise UsageError(f"`{name}` takes no arguments.", USAGE[name])
         return command
@@ -233,6 +262,8 @@ _PARSERS = {
     "role": _role,
     "update": _update,
     "resolve": _resolve,
+    "note": _note,
+    "timeline": _no_arguments(ShowTimeline(), "timeline"),
     "close": _no_arguments(Close(), "close"),
     "list": _no_arguments(ListOpen(), "list"),
     "help": _no_arguments(Help(), "help"),

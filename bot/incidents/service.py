@@ -235,6 +235,8 @@ def _change(row: IncidentRow, command: c.IncidentCommand) -> _Effect | Unchanged
             return _Effect(EntryKind.ROLE_ASSIGNED, incident.roles.get(role), user_id, None, {"role": role.value, "user": user_id})
         case c.PostUpdate(text):
             return _Effect(EntryKind.UPDATE, None, None, text, {})
+        case c.AddNote(text, kind):
+            return _Effect(kind, None, None, text, {})
         case c.Close():
             row.status = Status.CLOSED.value
             return _Effect(EntryKind.CLOSED, status.value, Status.CLOSED.value, None, {})

@@ -49,7 +49,7 @@ class Role(StrEnum):
 
 
 class EntryKind(StrEnum):
-    """Timeline entry kinds written by the bot's own actions."""
+    """What a timeline entry records: the bot's own actions, typed notes, captured channel messages."""
 
     DECLARED = "declared"
     STATUS_CHANGED = "status_changed"
@@ -58,6 +58,25 @@ class EntryKind(StrEnum):
     UPDATE = "update"
     RESOLVED = "resolved"
     CLOSED = "closed"
+    MESSAGE = "message"
+    # `/incident note [kind] <text>`: the postmortem groups its timeline by these.
+    NOTE = "note"
+    DETECTION = "detection"
+    ACTION = "action"
+    HYPOTHESIS = "hypothesis"
+    MISLEADING = "misleading"
+    ESCALATION = "escalation"
+    RESOLUTION = "resolution"
+
+
+NOTE_KINDS = (
+    EntryKind.DETECTION,
+    EntryKind.ACTION,
+    EntryKind.HYPOTHESIS,
+    EntryKind.MISLEADING,
+    EntryKind.ESCALATION,
+    EntryKind.RESOLUTION,
+)
 
 
 DEFAULT_SEVERITY = Severity.SEV3

@@ -1,0 +1,280 @@
+"""The incident timeline: captured channel messages and the bot's own entries, in the order they happened.
+
+Capture is exactly-once: a message is stored under its (channel, ts), which Slack keeps for the message
+whatever path or retry delivers it, and each event's id is stored with the change it made. Edits keep
+the earlier text, deletions only mark the entry (the postmortem leaves it out), and pins or :pushpin:
+reactions mark key events. An edit, deletion or mark that arrives before its message leaves a
+placeholder under that ts, which the message fills when it comes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.clock import Clock
+from bot.incidents.values import EntryKind, Status
+from storage import timeline as store
+from storage.database import transaction
+from storage.models import TimelineEntry
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """A human's message in a channel, as captured."""
+
+    channel_id: str
+    ts: str
+    user_id: str
+    text: str
+    thread_ts: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    permalink: str | None = None
+
+
+class Captured(StrEnum):
+    STORED = "stored"
+    UPDATED = "updated"
+    DUPLICATE = "duplicate"  # already stored: a retry, or a second path
+    NOT_AN_INCIDENT = "not_an_incident"  # the channel is no incident's, or its incident is closed
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    id: int
+    kind: EntryKind
+    occurred_at: datetime
+    actor_id: str | None
+    text: str
+    data: dict[str, Any]
+    slack_ts: str | None = None
+    thread_ts: str | None = None
+    permalink: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    edited: bool = False
+    earlier_texts: list[dict[str, Any]] = field(default_factory=list)
+    deleted: bool = False
+    key_event: bool = False
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.slack_ts
+
+
+def ts_to_datetime(ts: str) -> datetime:
+    """Slack's `ts` ("1700000000.000100") as an exact UTC time (float would round the microseconds)."""
+    seconds = Decimal(ts)
+    whole = int(seconds)
+    return datetime.fromtimestamp(whole, UTC).replace(microsecond=int((seconds - whole) * 1_000_000))
+
+
+class TimelineService:
+    """Records the channel and reads the timeline. Writes from captured events go through a
+    `BatchWriter`: under load many events share one transaction (and one commit), and each caller
+    still returns only once its own event is committed."""
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, max_batch: int = 200) -> None:
+        self._sessions = sessions
+        self._writer = BatchWriter(sessions, clock, max_batch)
+
+    def capture(self, message: ChannelMessage, event_key: str) -> Captured:
+        return self._writer.run(lambda batch: batch.capture(message, event_key))
+
+    def edit(self, message: ChannelMessage, edited_at: datetime, event_key: str) -> Captured:
+        """`message` as it reads after the edit. An edit of a message never captured captures it."""
+        return self._writer.run(lambda batch: batch.edit(message, edited_at, event_key))
+
+    def delete(self, channel_id: str, ts: str, deleted_at: datetime, event_key: str) -> Captured:
+        return self._writer.run(lambda batch: batch.delete(channel_id, ts, deleted_at, event_key))
+
+    def mark_key_event(self, channel_id: str, ts: str, mark: str, on: bool, event_key: str) -> Captured:
+        """`mark` says who marked it and how ("pin", "reaction:U0ALICE"): it stays a key event while any
+        mark remains, so one person removing their :pushpin: does not undo another's."""
+        return self._writer.run(lambda batch: batch.mark_key_event(channel_id, ts, mark, on, event_key))
+
+    def items(self, incident_id: int) -> list[TimelineItem]:
+        """Everything recorded for the incident, in order; deleted messages and unfilled placeholders
+        included (callers decide what to show)."""
+        with self._sessions() as session:
+            return [_item(entry) for entry in store.entries(session, incident_id)]
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class Batch:
+    """The timeline writes of one transaction. Each method is one event's change, exactly once: the
+    event's key is claimed first, and a key already claimed means a retry."""
+
+    def __init__(self, session: Session, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+        self._incidents: dict[str, tuple[int, str] | None] = {}  # channel -> (incident id, status), this batch
+
+    def capture(self, message: ChannelMessage, event_key: str) -> Captured:
+        incident_id = self._claim(message.channel_id, event_key)
+        if isinstance(incident_id, Captured):
+            return incident_id
+        content = _content(message)
+        values = {**content, "incident_id": incident_id, "kind": EntryKind.MESSAGE.value,
+                  "channel_id": message.channel_id, "slack_ts": message.ts, "occurred_at": ts_to_datetime(message.ts)}
+        if store.insert_message(self._session, values):
+            return Captured.STORED
+        # Already there: the same message by another path, or a placeholder waiting for it.
+        filled = store.fill_placeholder(self._session, message.channel_id, message.ts, content)
+        return Captured.STORED if filled else Captured.DUPLICATE
+
+    def edit(self, message: ChannelMessage, edited_at: datetime, event_key: str) -> Captured:
+        incident_id = self._claim(message.channel_id, event_key)
+        if isinstance(incident_id, Captured):
+            return incident_id
+        entry = store.by_ts(self._session, message.channel_id, message.ts)
+        if entry is None or entry.actor_id is None:
+            _fill(entry or self._placeholder(incident_id, message.channel_id, message.ts), message)
+            return Captured.STORED
+        if entry.text == message.text:
+            return Captured.DUPLICATE  # Slack also says "changed" for unfurls and reply counts
+        entry.earlier_texts = [*(entry.earlier_texts or []), {"text": entry.text, "until": edited_at.isoformat()}]
+        entry.text = message.text
+        entry.files = message.files or entry.files
+        entry.edited_at = edited_at
+        return Captured.UPDATED
+
+    def delete(self, channel_id: str, ts: str, deleted_at: datetime, event_key: str) -> Captured:
+        incident_id = self._claim(channel_id, event_key)
+        if isinstance(incident_id, Captured):
+            return incident_id
+        entry = store.by_ts(self._session, channel_id, ts) or self._placeholder(incident_id, channel_id, ts)
+        if entry.deleted_at is not None:
+            return Captured.DUPLICATE
+        entry.deleted_at = deleted_at
+        return Captured.UPDATED
+
+    def mark_key_event(self, channel_id: str, ts: str, mark: str, on: bool, event_key: str) -> Captured:
+        incident_id = self._claim(channel_id, event_key)
+        if isinstance(incident_id, Captured):
+            return incident_id
+        entry = store.by_ts(self._session, channel_id, ts) or self._placeholder(incident_id, channel_id, ts)
+        marks = set(entry.key_marks or [])
+        if (mark in marks) == on:
+            return Captured.DUPLICATE
+        entry.key_marks = sorted(marks | {mark} if on else marks - {mark}) or None
+        return Captured.UPDATED
+
+    def _claim(self, channel_id: str, event_key: str) -> int | Captured:
+        """The id of the open incident this channel belongs to, with the event claimed; or why not."""
+        if channel_id not in self._incidents:
+            self._incidents[channel_id] = store.capturing_incident(self._session, channel_id)
+        incident = self._incidents[channel_id]
+        if incident is None or incident[1] == Status.CLOSED.value:
+            return Captured.NOT_AN_INCIDENT
+        if not store.claim_event(self._session, event_key, incident[0], self._clock.now()):
+            return Captured.DUPLICATE
+        return incident[0]
+
+    def _placeholder(self, incident_id: int, channel_id: str, ts: str) -> TimelineEntry:
+        entry = TimelineEntry(
+            incident_id=incident_id, kind=EntryKind.MESSAGE, channel_id=channel_id, slack_ts=ts,
+            occurred_at=ts_to_datetime(ts), actor_id=None, text="",
+        )
+        self._session.add(entry)
+        self._session.flush()  # visible to the Core statements that follow in this batch
+        return entry
+
+
+Operation = Callable[[Batch], Captured]
+
+
+class BatchWriter:
+    """Group commit: one thread writes every operation waiting at that moment in one transaction. When
+    a batch fails, its operations are retried one transaction each, so one bad event fails alone."""
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, max_batch: int) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Operation, Future[Captured]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="timeline-writer", daemon=True)
+        self._thread.start()
+
+    def run(self, operation: Operation) -> Captured:
+        """Apply `operation` and return once it is committed; raises what the store raised."""
+        done: Future[Captured] = Future()
+        self._queue.put((operation, done))
+        return done.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[Operation, Future[Captured]]]) -> None:
+        try:
+            with transaction(self._sessions) as session:
+                writes = Batch(session, self._clock)
+                results = [operation(writes) for operation, _ in batch]
+        except Exception as error:
+            if len(batch) > 1:
+                for item in batch:
+                    self._write([item])
+            else:
+                batch[0][1].set_exception(error)
+            return
+        for (_, done), result in zip(batch, results, strict=True):
+            done.set_result(result)
+
+
+def _fill(entry: TimelineEntry, message: ChannelMessage) -> None:
+    for name, value in _content(message).items():
+        setattr(entry, name, value)
+
+
+def _content(message: ChannelMessage) -> dict[str, Any]:
+    return {
+        "actor_id": message.user_id,
+        "text": message.text,
+        "thread_ts": message.thread_ts,
+        "files": message.files or None,
+        "permalink": message.permalink,
+    }
+
+
+def _item(entry: TimelineEntry) -> TimelineItem:
+    return TimelineItem(
+        id=entry.id,
+        kind=EntryKind(entry.kind),
+        occurred_at=entry.occurred_at,
+        actor_id=entry.actor_id,
+        text=entry.text,
+        data=entry.data or {},
+        slack_ts=entry.slack_ts,
+        thread_ts=entry.thread_ts,
+        permalink=entry.permalink,
+        files=entry.files or [],
+        edited=entry.edited_at is not None,
+        earlier_texts=entry.earlier_texts or [],
+        deleted=entry.deleted_at is not None,
+        key_event=bool(entry.key_marks),
+    )

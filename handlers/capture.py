@@ -1,0 +1,129 @@
+"""Recording the incident channel: Slack events in, timeline entries out.
+
+An event is acknowledged only after it is stored: listeners run before Bolt answers, and a store that
+stays unavailable through a few quick retries makes the answer a 500, so Slack delivers the event again.
+Events from channels that are no open incident's are acknowledged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from sqlalchemy.exc import OperationalError
+
+from bot.timeline import Captured, ChannelMessage, ts_to_datetime
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+CAPTURED_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
+KEY_EVENT_REACTIONS = {"pushpin"}
+STORE_RETRY_DELAYS = (0.1, 0.3, 0.8)  # within Slack's 3 seconds, then let Slack retry
+
+
+def register(app: App, services: Services) -> None:
+    timeline = services.timeline
+
+    # One listener for every event type the timeline uses: Bolt matches a request against each listener
+    # in turn, and this is the hottest path of all (every message in every channel the bot is in).
+    @app.event(re.compile(r"^(message|app_mention|reaction_added|reaction_removed|pin_added|pin_removed)$"))
+    def on_event(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
+        key = f"event:{body.get('event_id')}"
+        match event.get("type"):
+            case "message":
+                on_message(event, key)
+            case "app_mention":  # the same message also arrives as a message event: one entry by its ts
+                capture(event, key)
+            case "reaction_added" | "reaction_removed":
+                on_reaction(event, key, context.bot_user_id)
+            case "pin_added" | "pin_removed":
+                on_pin(event, key, context.bot_user_id)
+
+    def on_message(event: dict[str, Any], key: str) -> None:
+        subtype = event.get("subtype")
+        if subtype == "message_changed":
+            message = _channel_message(event["message"], event["channel"], services.workspace_url)
+            if message is not None:
+                edited = (event["message"].get("edited") or {}).get("ts") or event.get("event_ts") or event["ts"]
+                stored(lambda: timeline.edit(message, ts_to_datetime(edited), key), "edit")
+        elif subtype == "message_deleted":
+            if not _from_a_bot(event.get("previous_message") or {}):
+                deleted_at = ts_to_datetime(event.get("event_ts") or event["ts"])
+                stored(lambda: timeline.delete(event["channel"], event["deleted_ts"], deleted_at, key), "deletion")
+        elif subtype in CAPTURED_SUBTYPES:
+            capture(event, key)
+
+    def capture(event: dict[str, Any], key: str) -> None:
+        message = _channel_message(event, event.get("channel", ""), services.workspace_url)
+        if message is not None and stored(lambda: timeline.capture(message, key), "message") is Captured.STORED:
+            services.users.learn(message.user_id)
+
+    def on_reaction(event: dict[str, Any], key: str, bot_user_id: str | None) -> None:
+        item = event.get("item") or {}
+        if event.get("reaction") not in KEY_EVENT_REACTIONS or item.get("type") != "message":
+            return
+        if event.get("item_user") == bot_user_id:
+            return  # a pushpin on the bot's own post: its actions are entries already
+        on, mark = event["type"] == "reaction_added", f"reaction:{event.get('user')}"
+        stored(lambda: timeline.mark_key_event(item["channel"], item["ts"], mark, on, key), "key_event")
+
+    def on_pin(event: dict[str, Any], key: str, bot_user_id: str | None) -> None:
+        item = event.get("item") or {}
+        message = item.get("message") or {}
+        channel = event.get("channel_id") or item.get("channel")
+        if item.get("type") != "message" or not message.get("ts") or not channel:
+            return
+        if _from_a_bot(message) or message.get("user") == bot_user_id:
+            return
+        on = event["type"] == "pin_added"
+        stored(lambda: timeline.mark_key_event(channel, message["ts"], "pin", on, key), "key_event")
+
+    def stored(record: Callable[[], Captured], what: str) -> Captured:
+        outcome = _with_store_retries(record)
+        services.metrics.events.labels(what, outcome.value).inc()
+        return outcome
+
+
+def _channel_message(message: dict[str, Any], channel_id: str, workspace_url: str) -> ChannelMessage | None:
+    """A human's message as the timeline keeps it; None for bots (the bot's own posts included)."""
+    if _from_a_bot(message) or not message.get("user") or not message.get("ts") or not channel_id:
+        return None
+    ts, thread_ts = message["ts"], message.get("thread_ts")
+    permalink = f"{workspace_url}archives/{channel_id}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        permalink += f"?thread_ts={thread_ts}&cid={channel_id}"
+    files = [
+        {k: f[k] for k in ("id", "name", "title", "mimetype", "permalink") if k in f}
+        for f in message.get("files") or []
+        if isinstance(f, dict)
+    ]
+    return ChannelMessage(
+        channel_id=channel_id,
+        ts=ts,
+        user_id=message["user"],
+        text=message.get("text") or "",
+        thread_ts=thread_ts,
+        files=files,
+        permalink=permalink,
+    )
+
+
+def _from_a_bot(message: dict[str, Any]) -> bool:
+    return bool(message.get("bot_id")) or message.get("subtype") == "bot_message"
+
+
+def _with_store_retries(record: Callable[[], Captured]) -> Captured:
+    for delay in STORE_RETRY_DELAYS:
+        try:
+            return record()
+        except OperationalError as error:
+            log.warning("the store did not take a captured event (%s); retrying in %.1f s", type(error.orig).__name__, delay)
+            time.sleep(delay)
+    return record()  # a last try; if it fails too, Slack gets a 500 and delivers the event again
+
+
