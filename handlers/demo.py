@@ -30,22 +30,29 @@ PEOPLE = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol"}
 @dataclass(frozen=True)
 class Step:
     who: str
-    text: str
-    narration: str
+    text: str  # "/incident …" is a command; anything else is said in the incident channel
+    narration: str = ""
+    pushpin_by: str | None = None  # someone marks this message a key event
 
 
 # Follows the outage in the example postmortem: a deployment leaks database connections.
 STORY = [
-    Step("U0ALICE", "declare sev2 Checkout errors and slow pages", "09:15 — alerts on latency; alice, on call, declares."),
-    Step("U0ALICE", "update Latency up on the web tier, 5xx at 12%. Looking at the database servers.", "She posts what she knows."),
-    Step("U0ALICE", "sev sev1", "Errors keep climbing: it is a SEV1 now."),
-    Step("U0ALICE", "role scribe <@U0CAROL|carol>", "carol keeps notes."),
-    Step("U0ALICE", "role commander <@U0BOB|bob>", "bob, from the database team, takes command."),
-    Step("U0BOB", "update The pool is exhausted: connections leaked since deploy 4512. Rolling it back.", "The cause is found."),
-    Step("U0BOB", "status identified", "He marks the cause identified."),
-    Step("U0BOB", "status monitoring", "Rolled back; watching the pool drain."),
-    Step("U0BOB", "resolve Rolled back deploy 4512; connections back to normal.", "Errors are gone: resolved."),
-    Step("U0BOB", "close", "The incident is over."),
+    Step("U0ALICE", "/incident declare sev2 Checkout errors and slow pages", "09:15 — alerts on latency; alice, on call, declares."),
+    Step("U0ALICE", "p99 on checkout is 8 s and 5xx are at 12%. The DB servers look busy.", "The channel starts talking; the bot records it."),
+    Step("U0ALICE", "/incident update Latency up on the web tier, 5xx at 12%. Looking at the database servers."),
+    Step("U0BOB", "DB CPU is only 40%, but I'm tuning the buffers anyway."),
+    Step("U0BOB", "/incident note hypothesis Database performance degradation under load?"),
+    Step("U0CAROL", "Could it be the network between web and DB?"),
+    Step("U0ALICE", "/incident sev sev1", "Errors keep climbing: it is a SEV1 now."),
+    Step("U0BOB", "/incident note misleading Buffer tuning and the network checks changed nothing.", "An hour of misleading paths, written down as such."),
+    Step("U0ALICE", "/incident role scribe <@U0CAROL|carol>"),
+    Step("U0ALICE", "/incident role commander <@U0BOB|bob>", "bob, from the database team, takes command."),
+    Step("U0BOB", "Connections: 498 of 500 in use, most idle in transaction, all from app v4512!", "The leak is found.", pushpin_by="U0ALICE"),
+    Step("U0BOB", "/incident update The pool is exhausted: connections leaked since deploy 4512. Rolling it back."),
+    Step("U0BOB", "/incident status identified"),
+    Step("U0BOB", "/incident status monitoring", "Rolled back; watching the pool drain."),
+    Step("U0BOB", "/incident resolve Rolled back deploy 4512; connections back to normal.", "Errors are gone: resolved."),
+    Step("U0BOB", "/incident close", "The incident is over."),
 ]
 
 
@@ -98,13 +105,15 @@ def _start_runtime(workdir: Path, slack: SlackSimulator) -> Runtime:
 
 def _play(step: Step, number: int, runtime: Runtime, slack: SlackSimulator, requests: SlackRequests, show: _Printer) -> list[str]:
     incidents = runtime.services.incidents.list_open()
-    channel = incidents[-1].channel_id if incidents and step.text != STORY[0].text else "C0GENERAL"
+    channel = (incidents[-1].channel_id if incidents and step is not STORY[0] else None) or "C0GENERAL"
     if step.narration:
         show.narrate(f"[{number}/{len(STORY)}] {step.narration}")
-    show.typed(step.who, f"/incident {step.text}")
-    sent = requests.command(step.text, user_id=step.who, channel_id=channel or "C0GENERAL")
+    show.typed(step.who, step.text)
+    if not step.text.startswith("/incident "):
+        return _say(step, channel, requests)
+    sent = requests.command(step.text.removeprefix("/incident "), user_id=step.who, channel_id=channel)
     if sent.response.status_code != 200:
-        return [f"/incident {step.text}: HTTP {sent.response.status_code}"]
+        return [f"{step.text}: HTTP {sent.response.status_code}"]
     ack = sent.response.json().get("text") if sent.response.content else None
     if ack:
         show.only_you(step.who, ack)
@@ -112,8 +121,19 @@ def _play(step: Step, number: int, runtime: Runtime, slack: SlackSimulator, requ
         return [f"/incident {step.text}: the work after the acknowledgement did not finish in 30 s"]
     problems = show.new_activity()
     if ack and ack.startswith(":warning:"):
-        problems.append(f"/incident {step.text}: {show.plain(ack)}")
+        problems.append(f"{step.text}: {show.plain(ack)}")
     return problems
+
+
+def _say(step: Step, channel: str, requests: SlackRequests) -> list[str]:
+    """A message in the incident channel, delivered to the bot as Slack's Events API would."""
+    ts = f"{time.time():.6f}"
+    event = {"type": "message", "channel": channel, "user": step.who, "text": step.text, "ts": ts, "event_ts": ts}
+    sent = [requests.event(event)]
+    if step.pushpin_by:
+        sent.append(requests.event({"type": "reaction_added", "user": step.pushpin_by, "reaction": "pushpin",
+                                    "item_user": step.who, "item": {"type": "message", "channel": channel, "ts": ts}}))
+    return [f"the event for “{step.text}”: HTTP {s.response.status_code}" for s in sent if s.response.status_code != 200]
 
 
 def _print_timeline(out: TextIO, runtime: Runtime) -> None:
@@ -123,7 +143,7 @@ def _print_timeline(out: TextIO, runtime: Runtime) -> None:
         return
     out.write(f"\nThe timeline the bot recorded for incident {incident.number} ({incident.channel_name}):\n")
     for entry in runtime.services.timeline.items(incident.id):
-        who = PEOPLE.get(entry.actor_id or "", entry.actor_id or "bot")
+        who = PEOPLE.get(entry.actor_id or "", entry.actor_id or "bot") + (" :pushpin:" if entry.key_event else "")
         detail = f": {_Printer.plain(entry.text)}" if entry.text else ""
         data = entry.data
         before, after = (PEOPLE.get(data.get("from") or "", data.get("from") or "none"), PEOPLE.get(data.get("to") or "", data.get("to")))

@@ -17,6 +17,9 @@ def test_the_demo_runs_a_whole_incident(tmp_path: Path) -> None:
     assert "#incidents · incident-bot: SEV2 incident 1 declared by @alice" in out
     assert "closed           bob: resolved → closed" in out
     assert "role_assigned    alice: alice → bob (commander)" in out
+    assert "message          carol: Could it be the network between web and DB?" in out
+    assert "misleading       bob: Buffer tuning and the network checks changed nothing." in out
+    assert "message          bob :pushpin:: Connections: 498 of 500 in use" in out
     store = Path(out.split("The store of this run: ")[1].split()[0])
     assert store.exists()
     assert "Every step worked" in out
