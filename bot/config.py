@@ -259,17 +259,42 @@ def parse_config_file(path: Path) -> FileConfig:
 
 def cross_section_problems(raw: Mapping) -> list[str]:
     """Rules that span keys, checked on the raw file so they are reported next to per-key errors:
-    escalation chains must name teams that exist."""
+    every team can be reached somehow, and escalation chains name teams that exist and never loop."""
     teams = raw.get("teams")
     if not isinstance(teams, Mapping):
         return []
+    teams = {name: team for name, team in teams.items() if isinstance(team, Mapping)}
     problems = []
     for name, team in teams.items():
-        target = team.get("escalate_to") if isinstance(team, Mapping) else None
+        if not any(team.get(key) for key in ("pagerduty_routing_key", "opsgenie_api_key", "slack_members")):
+            problems.append(
+                f"teams.{name}: no way to reach this team; give it a pagerduty_routing_key, an opsgenie_api_key "
+                "or slack_members"
+            )
+        target = team.get("escalate_to")
         if isinstance(target, str) and target not in teams:
             known = ", ".join(sorted(teams)) or "none"
             problems.append(f"teams.{name}.escalate_to: no team named {target!r} (teams: {known})")
+        elif isinstance(target, str) and "escalate_after_minutes" not in team:
+            problems.append(f"teams.{name}.escalate_after_minutes: needed with escalate_to (minutes without an acknowledgement)")
+    problems += [f"teams.{name}.escalate_to: the escalation chain loops: {chain}" for name, chain in _loops(teams)]
     return problems
+
+
+def _loops(teams: Mapping[str, Mapping]) -> list[tuple[str, str]]:
+    """Each escalation loop once, reported at its alphabetically first team."""
+    found: dict[frozenset[str], tuple[str, str]] = {}
+    for start in sorted(teams):
+        path, team = [start], teams[start].get("escalate_to")
+        while isinstance(team, str) and team in teams and team not in path:
+            path.append(team)
+            team = teams[team].get("escalate_to")
+        if team in path:
+            cycle = path[path.index(team):]
+            first = min(cycle)
+            ordered = cycle[cycle.index(first):] + cycle[: cycle.index(first)]
+            found.setdefault(frozenset(cycle), (first, " → ".join([*ordered, first])))
+    return list(found.values())
 
 
 _TYPE_NAMES = {

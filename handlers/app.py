@@ -14,9 +14,15 @@ from sqlalchemy import Engine
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.incidents.service import IncidentService
+from bot.incidents.values import Incident
+from bot.paging.opsgenie import Opsgenie
+from bot.paging.pagerduty import PagerDuty
+from bot.paging.providers import Provider, Transport
+from bot.paging.service import PagingService, Requested
+from bot.scheduling import Scheduler
 from bot.people import People
 from bot.timeline import TimelineService
-from handlers import capture, commands, declare_form
+from handlers import capture, commands, declare_form, paging
 from handlers.background import Background
 from handlers.commands import direct_message, report_provisioning
 from handlers.metrics import Metrics
@@ -37,6 +43,7 @@ class Runtime:
     engine: Engine
     services: Services
     app: App
+    transport: Transport
 
     def resume(self) -> int:
         """Finish setting up in Slack the incidents whose set-up was interrupted; returns how many."""
@@ -48,10 +55,17 @@ class Runtime:
                 partial(self.services.publisher.provision, incident.id),
                 on_error=report_provisioning(self.services, incident.id, direct_message(self.services, incident.reporter_id)),
             )
+        for page in self.services.paging.undelivered():
+            log.info("page %s: resuming its delivery", page.id)
+            self.services.background.submit(page.incident_id, partial(paging.announce_and_deliver, self.services,
+                                                                      Requested(page, repeated=False)))
         return len(pending)
 
     def close(self) -> None:
+        self.services.scheduler.stop()
         self.services.background.shutdown()
+        self.services.timeline.close()
+        self.transport.close()
         self.engine.dispose()
 
 
@@ -61,6 +75,7 @@ def build_runtime(
     mode: Literal["http", "socket"] = "http",
     clock: Clock | None = None,
     run_migrations: bool = True,
+    paging_transport: Transport | None = None,
 ) -> Runtime:
     env = settings.env
     assert env.slack_bot_token, "load_settings(mode=…) guarantees a token"
@@ -73,6 +88,23 @@ def build_runtime(
     client = make_web_client(env.slack_bot_token, env.slack_api_url)
     background = Background()
     users = UserDirectory(client, People(sessions, clock), background)
+    workspace_url = _workspace_url(client)
+    transport = paging_transport or Transport()
+    scheduler = Scheduler(engine)
+    teams = settings.file.teams
+
+    def providers_for(team: str) -> list[Provider]:
+        config = teams[team]
+        found: list[Provider] = []
+        if config.pagerduty_routing_key:
+            found.append(PagerDuty(transport, env.pagerduty_events_url, config.pagerduty_routing_key))
+        if config.opsgenie_api_key:
+            found.append(Opsgenie(transport, env.opsgenie_api_url, config.opsgenie_api_key))
+        return found
+
+    def channel_link(incident: Incident) -> str | None:
+        return f"{workspace_url}archives/{incident.channel_id}" if incident.channel_id else None
+
     services = Services(
         settings=settings,
         clock=clock,
@@ -83,7 +115,9 @@ def build_runtime(
         client=client,
         users=users,
         metrics=Metrics(lambda: len(incidents.list_open())),
-        workspace_url=_workspace_url(client),
+        paging=PagingService(sessions, clock, dict(teams), providers_for, scheduler, channel_link),
+        scheduler=scheduler,
+        workspace_url=workspace_url,
     )
     app = App(
         client=client,
@@ -96,7 +130,9 @@ def build_runtime(
     capture.register(app, services)  # first: Bolt tries listeners in order, and events are the most frequent
     commands.register(app, services)
     declare_form.register(app, services)
-    return Runtime(settings=settings, engine=engine, services=services, app=app)
+    paging.register(app, services)
+    scheduler.start()
+    return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport)
 
 
 def _workspace_url(client: WebClient) -> str:

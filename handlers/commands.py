@@ -14,7 +14,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
-from handlers import blocks, timeline_view
+from bot.incidents.values import EntryKind
+from handlers import blocks, paging, timeline_view
 from handlers.publisher import StepFailed
 from handlers.services import Services
 from handlers.slack_client import slack_error
@@ -57,6 +58,15 @@ def register(app: App, services: Services) -> None:
                 ack()
             case c.Declare():
                 declare(parsed, user_id, request_key, ack, respond)
+            case c.PageTeam(team, message):
+                incident = context.get("incident")
+                if incident is None:
+                    ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
+                elif not incident.is_open:
+                    ack(response_type="ephemeral", text=f":information_source: Incident {incident.number} is closed; nobody needs paging for it.")
+                else:
+                    reply = paging.page_command(services, incident, team, message, user_id, request_key)
+                    ack(response_type="ephemeral", text=reply) if reply else ack()
             case c.ShowTimeline():
                 incident = context.get("incident")
                 if incident is None:
@@ -110,6 +120,8 @@ def register(app: App, services: Services) -> None:
                     lambda: services.publisher.publish(outcome),
                     on_error=report_publishing(services, outcome, respond),
                 )
+                if outcome.kind in (EntryKind.RESOLVED, EntryKind.CLOSED):  # ends paging and escalations
+                    services.background.submit(incident.id, lambda: paging.resolve_pages(services, outcome.incident, user_id))
 
     @app.action(timeline_view.PAGE_ACTION)
     def timeline_page(ack: Ack, action: dict[str, Any], respond: Respond) -> None:

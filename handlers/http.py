@@ -12,6 +12,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from handlers.app import Runtime
+from handlers.paging import pagerduty_webhook
 from storage.database import ping
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,21 @@ class BotWsgiApp:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/slack/events":
             return self._slack(environ, start_response)
+        if path == "/webhooks/pagerduty" and method == "POST":
+            return self._pagerduty(environ, start_response)
         if path == "/healthz" and method in ("GET", "HEAD"):
             return self._health(start_response)
         if path == "/metrics" and method in ("GET", "HEAD"):
             metrics = self._runtime.services.metrics
             return _respond(start_response, "200 OK", metrics.content_type, metrics.render())
         return _respond(start_response, "404 Not Found", "text/plain; charset=utf-8", b"not found\n")
+
+    def _pagerduty(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        status, answer = pagerduty_webhook(self._runtime.services, body, environ.get("HTTP_X_PAGERDUTY_SIGNATURE"))
+        phrase = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized"}[status]
+        return _respond(start_response, phrase, "application/json", json.dumps(answer).encode())
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
         try:

@@ -23,6 +23,7 @@ class Metrics:
             "incident_bot_events_captured", "Slack events recorded on timelines, by what and outcome",
             ["what", "outcome"], registry=self.registry,
         )
+        self.pages = Counter("incident_bot_pages", "Pages delivered, by outcome", ["outcome"], registry=self.registry)
         self.background_failures = Counter(
             "incident_bot_background_failures", "Work after acknowledgement that failed", registry=self.registry
         )

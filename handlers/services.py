@@ -9,6 +9,8 @@ from slack_sdk import WebClient
 from bot.clock import Clock
 from bot.config import Settings
 from bot.incidents.service import IncidentService
+from bot.paging.service import PagingService
+from bot.scheduling import Scheduler
 from bot.timeline import TimelineService
 from handlers.background import Background
 from handlers.metrics import Metrics
@@ -27,4 +29,6 @@ class Services:
     client: WebClient
     users: UserDirectory
     metrics: Metrics
+    paging: PagingService
+    scheduler: Scheduler
     workspace_url: str  # "https://<workspace>.slack.com/", for permalinks

@@ -8,7 +8,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Unicode,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Named constraints keep Alembic migrations identical across SQLite and PostgreSQL.
@@ -136,6 +152,42 @@ class Person(Base):
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Page(Base):
+    """One team paged for one incident. While it is open, paging the team again re-sends the same
+    dedup key (PagerDuty) and alias (Opsgenie), so the providers never raise a second alert."""
+
+    __tablename__ = "pages"
+    __table_args__ = (Index("ix_pages_incident_team", "incident_id", "team"), Index("ix_pages_dedup_key", "dedup_key"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    team: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text, default="")
+    dedup_key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # sending, sent, failed, acknowledged, resolved
+    requested_by: Mapped[str | None] = mapped_column(String(32))  # None: the bot, escalating
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    escalated_from_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id", ondelete="SET NULL"))
+    deliveries: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # provider -> {ok, error, attempts, at}
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # claimed once, by one process
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    slack_ts: Mapped[str | None] = mapped_column(String(32))  # the message with the Acknowledge button
+
+
+# APScheduler's job table, owned by our migrations so the schema has one author. Its shape is
+# APScheduler 3's SQLAlchemyJobStore's, which uses it as it finds it.
+scheduled_jobs = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
 
 
 class SlackRequest(Base):

@@ -10,11 +10,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from datetime import UTC, datetime, tzinfo
+
+import apscheduler.schedulers.base
 import psycopg
 import pytest
 from sqlalchemy import text
 
+from bot.clock import Clock, ManualClock
 from bot.config import Settings, load_settings
+from bot.paging.providers import Transport
 from handlers.app import Runtime, build_runtime
 from handlers.http import BotWsgiApp, HttpServer
 from simulators.slack import SlackSimulator
@@ -33,7 +38,7 @@ announce_channel = "{ANNOUNCE}"
 channel_prefix = "inc"
 """
 
-TABLES = "slack_requests, timeline_entries, role_assignments, incidents, people"
+TABLES = "slack_requests, pages, timeline_entries, role_assignments, incidents, people, apscheduler_jobs"
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +80,8 @@ def slack() -> Iterator[SlackSimulator]:
         yield simulator
 
 
-def make_settings(tmp_path: Path, slack: SlackSimulator, database_url: str, config: str = CONFIG) -> Settings:
+def make_settings(tmp_path: Path, slack: SlackSimulator, database_url: str, config: str = CONFIG,
+                  env: dict[str, str] | None = None) -> Settings:
     config_path = tmp_path / "incident-bot.toml"
     config_path.write_text(config)
     return load_settings(
@@ -85,6 +91,7 @@ def make_settings(tmp_path: Path, slack: SlackSimulator, database_url: str, conf
             "SLACK_API_URL": slack.base_url,
             "DATABASE_URL": database_url,
             "INCIDENT_BOT_CONFIG": str(config_path),
+            **(env or {}),
         },
         mode="http",
     )
@@ -123,11 +130,28 @@ class RunningBot:
         return channel
 
 
-def start_bot(tmp_path: Path, slack: SlackSimulator, database_url: str, config: str = CONFIG) -> RunningBot:
-    runtime = build_runtime(make_settings(tmp_path, slack, database_url, config))
+def start_bot(tmp_path: Path, slack: SlackSimulator, database_url: str, config: str = CONFIG, *,
+              env: dict[str, str] | None = None, clock: Clock | None = None,
+              paging_transport: Transport | None = None) -> RunningBot:
+    runtime = build_runtime(make_settings(tmp_path, slack, database_url, config, env), clock=clock,
+                            paging_transport=paging_transport)
     server = HttpServer(BotWsgiApp(runtime), host="127.0.0.1", port=0, threads=16).start()
     requests = SlackRequests(server.url, SIGNING_SECRET, response_url=slack.response_url())
     return RunningBot(runtime, server, slack, requests)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """One clock for the bot and its scheduler: tests move it instead of sleeping."""
+    manual = ManualClock(datetime.now(UTC))
+
+    class ClockedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return manual.now().astimezone(tz) if tz else manual.now().replace(tzinfo=None)
+
+    monkeypatch.setattr(apscheduler.schedulers.base, "datetime", ClockedDatetime)
+    return manual
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def _check_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedPr
 
 
 def test_check_config_exits_1_listing_every_problem(tmp_path: Path) -> None:
-    path = write(tmp_path, '[slack]\nannounce_channel = "general"\n[teams.db]\nescalate_to = "x"\n')
+    path = write(tmp_path, '[slack]\nannounce_channel = "general"\n[teams.db]\nslack_members = ["U0A"]\nescalate_to = "x"\n')
     result = _check_config(tmp_path, {"INCIDENT_BOT_CONFIG": str(path)})
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -162,3 +162,32 @@ def test_check_config_passes_the_contract_example(tmp_path: Path) -> None:
     result = _check_config(tmp_path, {**ENV, "INCIDENT_BOT_CONFIG": str(path)})
     assert result.returncode == 0, result.stderr
     assert "configuration OK (2 teams, 1 diagnostics targets)" in result.stdout
+
+
+def test_escalation_chains_must_end_and_every_team_must_be_reachable(tmp_path: Path) -> None:
+    text = """
+[teams.a]
+slack_members = ["U0A"]
+escalate_after_minutes = 5
+escalate_to = "b"
+[teams.b]
+opsgenie_api_key = "k"
+escalate_after_minutes = 5
+escalate_to = "c"
+[teams.c]
+pagerduty_routing_key = "R0123456789ABCDEF0123456789ABCDE"
+escalate_to = "a"
+[teams.self]
+slack_members = ["U0S"]
+escalate_after_minutes = 1
+escalate_to = "self"
+[teams.silent]
+display_name = "Nobody"
+"""
+    found = problems(tmp_path, text)
+    path = str(tmp_path / "incident-bot.toml")
+    assert f"{path}: teams.a.escalate_to: the escalation chain loops: a → b → c → a" in found
+    assert f"{path}: teams.self.escalate_to: the escalation chain loops: self → self" in found
+    assert any(p.startswith(f"{path}: teams.silent: no way to reach this team") for p in found)
+    assert f"{path}: teams.c.escalate_after_minutes: needed with escalate_to (minutes without an acknowledgement)" in found
+    assert len(found) == 4

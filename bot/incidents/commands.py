@@ -32,6 +32,7 @@ USAGE: dict[str, str] = {
     "note": "`/incident note [detection|action|hypothesis|misleading|escalation|resolution] <text>`: "
     "add a typed entry to the timeline",
     "timeline": "`/incident timeline`: the timeline so far (only you see it)",
+    "page": "`/incident page <team> [message]`: page a team (PagerDuty, Opsgenie, Slack members); escalates if nobody acknowledges",
     "resolve": "`/incident resolve [summary]`: mark the incident resolved",
     "close": "`/incident close`: close the incident",
     "list": "`/incident list`: the open incidents",
@@ -93,6 +94,12 @@ class ShowTimeline:
 
 
 @dataclass(frozen=True)
+class PageTeam:
+    team: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class Resolve:
     summary: str | None = None
 
@@ -114,7 +121,7 @@ class Help:
 
 Command = (
     Declare | OpenDeclareForm | SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | ShowTimeline
-    | Resolve | Close | ListOpen | Help
+    | PageTeam | Resolve | Close | ListOpen | Help
 )
 # Commands that change the incident of the channel they are typed in.
 IncidentCommand = SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | Resolve | Close
@@ -230,6 +237,13 @@ def _note(rest: str) -> AddNote:
     return AddNote(_bounded_text(text, "note"), kind or EntryKind.NOTE)
 
 
+def _page(rest: str) -> PageTeam:
+    team, _, message = rest.partition(" ")
+    if not team:
+        raise UsageError("Which team?", USAGE["page"])
+    return PageTeam(team, _bounded_text(message.strip(), "page") or None)
+
+
 def _resolve(rest: str) -> Resolve:
     return Resolve(_bounded_text(rest, "resolve") or None)
 
@@ -263,6 +277,7 @@ _PARSERS = {
     "update": _update,
     "resolve": _resolve,
     "note": _note,
+    "page": _page,
     "timeline": _no_arguments(ShowTimeline(), "timeline"),
     "close": _no_arguments(Close(), "close"),
     "list": _no_arguments(ListOpen(), "list"),

@@ -59,6 +59,9 @@ class EntryKind(StrEnum):
     RESOLVED = "resolved"
     CLOSED = "closed"
     MESSAGE = "message"
+    PAGED = "paged"
+    PAGE_FAILED = "page_failed"
+    PAGE_ACKNOWLEDGED = "page_acknowledged"
     # `/incident note [kind] <text>`: the postmortem groups its timeline by these.
     NOTE = "note"
     DETECTION = "detection"

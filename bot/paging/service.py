@@ -1,0 +1,337 @@
+"""Paging a team for an incident, and what follows: delivery, acknowledgement, escalation, resolution.
+
+A page is recorded (with its timeline entry) before anyone is told it was sent; delivery happens after
+Slack has been answered. While a team's page is open, paging it again re-sends the same key, so
+providers deduplicate it. Escalation jobs claim their page in one UPDATE, so with several processes
+only one escalates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.clock import Clock
+from bot.config import TeamSection
+from bot.incidents.values import EntryKind, Incident
+from bot.paging.providers import Alert, Provider, ProviderError
+from bot.scheduling import Scheduler
+from storage import incidents as incident_store
+from storage import paging as store
+from storage.database import transaction
+from storage.models import Page
+
+log = logging.getLogger(__name__)
+
+ESCALATE = "escalate"
+
+
+@dataclass(frozen=True)
+class PageView:
+    id: int
+    incident_id: int
+    team: str
+    message: str
+    dedup_key: str
+    status: str
+    requested_by: str | None
+    requested_at: datetime
+    escalated_from_id: int | None
+    deliveries: dict[str, Any] = field(default_factory=dict)
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    escalated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    slack_ts: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.acknowledged_at is None and self.resolved_at is None
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Providers that could not be reached, with why."""
+        return {name: d["error"] for name, d in self.deliveries.items() if not d.get("ok")}
+
+
+@dataclass(frozen=True)
+class Requested:
+    page: PageView
+    repeated: bool  # the team's page was still open: the same alert was sent again
+    retried: bool = False  # a retry of a Slack request already acted on
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    page: PageView
+    notify_errors: dict[str, str]  # providers we could not tell
+
+
+class UnknownTeam(LookupError):
+    def __init__(self, team: str, known: list[str]) -> None:
+        super().__init__(team)
+        self.team = team
+        self.known = known
+
+
+ProvidersFor = Callable[[str], list[Provider]]
+LinkFor = Callable[[Incident], str | None]
+
+
+class PagingService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        teams: dict[str, TeamSection],
+        providers_for: ProvidersFor,
+        scheduler: Scheduler | None,
+        link_for: LinkFor,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._teams = teams
+        self._providers_for = providers_for
+        self._scheduler = scheduler
+        self._link_for = link_for
+
+    def team_names(self) -> list[str]:
+        return sorted(self._teams)
+
+    def team(self, name: str) -> TeamSection:
+        return self._teams[name]
+
+    def display_name(self, name: str) -> str:
+        team = self._teams.get(name)
+        return (team.display_name if team and team.display_name else name)
+
+    def request(
+        self,
+        incident: Incident,
+        team: str,
+        message: str | None,
+        actor: str | None,
+        request_key: str | None,
+        escalated_from: int | None = None,
+    ) -> Requested:
+        """Record that `team` is being paged (the page, a timeline entry); deliver() sends it."""
+        if team not in self._teams:
+            raise UnknownTeam(team, self.team_names())
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            page = store.open_for_team(session, incident.id, team)
+            if page is not None and request_key and incident_store.processed_request(session, request_key):
+                return Requested(_view(page), repeated=False, retried=True)
+            repeated = page is not None
+            if page is None:
+                page = Page(
+                    incident_id=incident.id, team=team, dedup_key=f"incident-bot-{incident.number}-{team}",
+                    requested_at=now, requested_by=actor, escalated_from_id=escalated_from,
+                )
+                session.add(page)
+            page.message = message or page.message or ""
+            page.status = "sending" if page.acknowledged_at is None else page.status
+            session.flush()
+            row = incident_store.by_id(session, incident.id)
+            assert row is not None
+            data = {"team": team, "page_id": page.id, "repeated": repeated, "escalated_from": escalated_from}
+            incident_store.add_entry(session, row, EntryKind.PAGED, now, actor, message or "", data)
+            if request_key:
+                incident_store.record_request(session, request_key, incident.id, now)
+            session.flush()
+            return Requested(_view(page), repeated)
+
+    def deliver(self, page_id: int, incident: Incident) -> PageView:
+        """Send the page through every provider the team has; record each outcome; arm escalation."""
+        page = self.get(page_id)
+        alert = self.alert(incident, page)
+        deliveries: dict[str, Any] = {}
+        for provider in self._providers_for(page.team):
+            try:
+                attempts = provider.trigger(alert)
+                deliveries[provider.name] = {"ok": True, "attempts": attempts}
+            except ProviderError as error:
+                log.warning("incident %s: paging %s via %s failed: %s", incident.number, page.team, provider.name, error.reason)
+                deliveries[provider.name] = {"ok": False, "error": error.reason, "attempts": error.attempts}
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            row = store.by_id(session, page_id, for_update=True)
+            assert row is not None
+            row.deliveries = {**(row.deliveries or {}), **deliveries}
+            if row.status == "sending":
+                reached = not deliveries or any(d["ok"] for d in deliveries.values())
+                row.status = "sent" if reached else "failed"
+                row.sent_at = now if reached else row.sent_at
+            incident_row = incident_store.by_id(session, incident.id)
+            assert incident_row is not None
+            for name, outcome in deliveries.items():
+                if not outcome["ok"]:
+                    incident_store.add_entry(session, incident_row, EntryKind.PAGE_FAILED, now, None, outcome["error"],
+                                             {"team": page.team, "page_id": page_id, "provider": name})
+            session.flush()
+            view = _view(row)
+        self._arm_escalation(view)
+        return view
+
+    def acknowledge(self, page_id: int, by: str, via: str, actor_id: str | None = None) -> Acknowledged | None:
+        """Mark the page acknowledged (None if it no longer is open), stop escalation, tell providers."""
+        with transaction(self._sessions) as session:
+            acknowledged = self._acknowledged(session, store.by_id(session, page_id, for_update=True), by, via, actor_id)
+        return self._notify_acknowledged(*acknowledged, by, via) if acknowledged else None
+
+    def acknowledge_by_key(self, dedup_key: str, by: str, via: str) -> Acknowledged | None:
+        with transaction(self._sessions) as session:
+            acknowledged = self._acknowledged(session, store.latest_by_key(session, dedup_key), by, via, None)
+        return self._notify_acknowledged(*acknowledged, by, via) if acknowledged else None
+
+    def escalate(self, page_id: int) -> Requested | None:
+        """The escalation job: page the next team, unless the page was acknowledged, resolved or
+        escalated in the meantime (by this process or another)."""
+        with transaction(self._sessions) as session:
+            if not store.claim_escalation(session, page_id, self._clock.now()):
+                return None
+            page = store.by_id(session, page_id)
+            assert page is not None
+            incident_row = incident_store.by_id(session, page.incident_id)
+            assert incident_row is not None
+            incident = incident_store.snapshot(incident_row)
+            team, after = page.team, self._teams[page.team].escalate_after_minutes
+        target = self._teams[team].escalate_to
+        if target is None or not incident.is_open:
+            return None
+        message = f"Escalated: {self.display_name(team)} did not acknowledge within {after} minutes."
+        return self.request(incident, target, message, None, None, escalated_from=page_id)
+
+    def resolve_all(self, incident: Incident, by: str) -> dict[str, str]:
+        """Close every page of the incident, here and at the providers; returns providers' errors."""
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            rows = store.unresolved(session, incident.id)
+            for row in rows:
+                row.resolved_at, row.status = now, "resolved"
+            session.flush()
+            pages = [_view(row) for row in rows]
+        errors: dict[str, str] = {}
+        for page in pages:
+            self._cancel_escalation(page.id)
+            alert = self.alert(incident, page)
+            for provider in self._providers_for(page.team):
+                try:
+                    provider.resolve(alert, by)
+                except ProviderError as error:
+                    errors[f"{provider.name} ({self.display_name(page.team)})"] = error.reason
+        return errors
+
+    def get(self, page_id: int) -> PageView:
+        with self._sessions() as session:
+            page = store.by_id(session, page_id)
+            if page is None:
+                raise LookupError(page_id)
+            return _view(page)
+
+    def pages(self, incident_id: int) -> list[PageView]:
+        with self._sessions() as session:
+            return [_view(p) for p in store.for_incident(session, incident_id)]
+
+    def undelivered(self) -> list[PageView]:
+        with self._sessions() as session:
+            return [_view(p) for p in store.sending(session)]
+
+    def record_message(self, page_id: int, ts: str) -> None:
+        with transaction(self._sessions) as session:
+            page = store.by_id(session, page_id, for_update=True)
+            if page is not None:
+                page.slack_ts = ts
+
+    def alert(self, incident: Incident, page: PageView) -> Alert:
+        summary = f"[{incident.severity.label}] Incident {incident.number}: {incident.title}"
+        if page.message:
+            summary += f" — {page.message}"
+        link = self._link_for(incident)
+        return Alert(
+            key=page.dedup_key,
+            summary=summary,
+            severity=incident.severity,
+            source="incident-bot",
+            team=self.display_name(page.team),
+            timestamp=page.requested_at,
+            details={
+                "incident": str(incident.number),
+                "title": incident.title,
+                "severity": incident.severity.label,
+                "status": incident.status.label,
+                "team": page.team,
+                "message": page.message,
+            },
+            link=link,
+            link_text=f"#{incident.channel_name}" if incident.channel_name else None,
+        )
+
+    def _acknowledged(
+        self, session: Session, page: Page | None, by: str, via: str, actor_id: str | None
+    ) -> tuple[PageView, Incident] | None:
+        if page is None or page.acknowledged_at is not None or page.resolved_at is not None:
+            return None
+        now = self._clock.now()
+        page.acknowledged_at, page.acknowledged_by, page.status = now, by[:64], "acknowledged"
+        incident_row = incident_store.by_id(session, page.incident_id)
+        assert incident_row is not None
+        incident_store.add_entry(session, incident_row, EntryKind.PAGE_ACKNOWLEDGED, now, actor_id, f"{by} via {via}",
+                                 {"team": page.team, "page_id": page.id, "via": via,
+                                  "seconds": int((now - page.requested_at).total_seconds())})
+        session.flush()
+        return _view(page), incident_store.snapshot(incident_row)
+
+    def _notify_acknowledged(self, page: PageView, incident: Incident, by: str, via: str) -> Acknowledged:
+        """After the acknowledgement is committed: no provider call ever holds a transaction open."""
+        self._cancel_escalation(page.id)
+        errors: dict[str, str] = {}
+        for provider in self._providers_for(page.team):
+            if provider.name == via:
+                continue  # it told us
+            try:
+                provider.acknowledge(self.alert(incident, page), by)
+            except ProviderError as error:
+                errors[provider.name] = error.reason
+        return Acknowledged(page, errors)
+
+    def _arm_escalation(self, page: PageView) -> None:
+        team = self._teams[page.team]
+        if self._scheduler is None or not page.is_open or page.escalated_at or not team.escalate_to:
+            return
+        minutes = team.escalate_after_minutes or 0
+        when = page.requested_at + timedelta(minutes=minutes)
+        self._scheduler.at(when, ESCALATE, page.id, job_id=_job_id(page.id))
+
+    def _cancel_escalation(self, page_id: int) -> None:
+        if self._scheduler is not None:
+            self._scheduler.cancel(_job_id(page_id))
+
+
+def _job_id(page_id: int) -> str:
+    return f"escalate-page-{page_id}"
+
+
+def _view(page: Page) -> PageView:
+    return PageView(
+        id=page.id,
+        incident_id=page.incident_id,
+        team=page.team,
+        message=page.message or "",
+        dedup_key=page.dedup_key,
+        status=page.status,
+        requested_by=page.requested_by,
+        requested_at=page.requested_at,
+        escalated_from_id=page.escalated_from_id,
+        deliveries=page.deliveries or {},
+        acknowledged_at=page.acknowledged_at,
+        acknowledged_by=page.acknowledged_by,
+        escalated_at=page.escalated_at,
+        resolved_at=page.resolved_at,
+        slack_ts=page.slack_ts,
+    )

@@ -1,0 +1,104 @@
+"""Jobs that must happen later (escalations; later reminders and the watchdog), kept in the bot's own
+database by APScheduler so a restart keeps them.
+
+Jobs are stored by name ("escalate") with plain arguments, and each Scheduler registers what a name
+means for it; its own worker threads know which Scheduler they serve, so two bots in one process (as in
+tests) each run jobs with their own services. Several bot processes may share one database: each may
+pick the same due job, so every job claims its work in the database before acting (see
+PagingService.escalate), and a job another process already ran and removed is not an error here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[..., None]
+_worker = threading.local()
+
+
+def run_job(name: str, *args: Any) -> None:
+    """What APScheduler calls, by reference, for every stored job: on a worker thread of the Scheduler
+    that picked the job, which knows that Scheduler's handlers."""
+    handler = getattr(_worker, "handlers", {}).get(name)
+    if handler is None:
+        log.error("no handler for scheduled job %r here; it is dropped", name)
+        return
+    handler(*args)
+
+
+def _serve(handlers: dict[str, JobHandler]) -> None:
+    _worker.handlers = handlers
+
+
+class SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    def remove_job(self, job_id: str) -> None:
+        with suppress(JobLookupError):  # another process ran it first
+            super().remove_job(job_id)
+
+
+class Scheduler:
+    def __init__(self, engine: Engine) -> None:
+        self._handlers: dict[str, JobHandler] = {}
+        self._stopped = threading.Event()
+        self._retry: threading.Timer | None = None
+        workers = ThreadPoolExecutor(4, pool_kwargs={"initializer": _serve, "initargs": (self._handlers,)})
+        self._scheduler = BackgroundScheduler(
+            jobstores={"default": SharedJobStore(engine=engine, tablename="apscheduler_jobs")},
+            executors={"default": workers},
+            # A job whose time passed while no process was running still runs, once, at start.
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone="UTC",
+        )
+
+    def handle(self, name: str, handler: JobHandler) -> None:
+        self._handlers[name] = handler
+
+    def start(self, retry_every: float = 10.0) -> None:
+        """Start now if the store answers; otherwise keep trying in the background, so the bot still
+        serves (and says it is degraded) while its database is away."""
+        try:
+            self._scheduler.start()
+        except Exception as error:
+            if self._stopped.is_set():
+                return
+            log.warning("scheduler not started, the store did not answer (%s); retrying in %g s", type(error).__name__, retry_every)
+            self._retry = threading.Timer(retry_every, self.start, kwargs={"retry_every": retry_every})
+            self._retry.daemon = True
+            self._retry.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._retry is not None:
+            self._retry.cancel()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    def at(self, when: datetime, name: str, *args: Any, job_id: str) -> None:
+        """Run handler `name` with `args` at `when` (replacing a job with the same id)."""
+        self._scheduler.add_job(
+            run_job, "date", run_date=when, args=[name, *args], id=job_id, replace_existing=True, name=job_id
+        )
+
+    def cancel(self, job_id: str) -> None:
+        with suppress(JobLookupError):
+            self._scheduler.remove_job(job_id)
+
+    def pending(self) -> list[str]:
+        return [job.id for job in self._scheduler.get_jobs()]
+
+    def wakeup(self) -> None:
+        """Look for due jobs now (tests move the clock, then call this)."""
+        self._scheduler.wakeup()

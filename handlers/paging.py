@@ -1,0 +1,173 @@
+"""Slack's side of paging: `/incident page`, the Acknowledge and Retry buttons, escalations posted to
+the channel, PagerDuty's webhooks, and closing pages when the incident is resolved."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.incidents.values import Incident
+from bot.paging.service import PageView, Requested, UnknownTeam
+from handlers import paging_blocks
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.action(paging_blocks.ACKNOWLEDGE_ACTION)
+    def acknowledge_pressed(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        page_id, user_id = int(action["value"]), body["user"]["id"]
+
+        def acknowledge() -> None:
+            result = services.paging.acknowledge(page_id, by=user_id, via="Slack", actor_id=user_id)
+            if result is None:
+                page = services.paging.get(page_id)
+                respond(response_type="ephemeral", replace_original=False,
+                        text=f":information_source: This page is already {'acknowledged' if page.acknowledged_at else 'closed'}.")
+                return
+            show_acknowledged(services, result.page, result.notify_errors)
+
+        services.background.submit(_lane(services, page_id), acknowledge)
+
+    @app.action(paging_blocks.RETRY_ACTION)
+    def retry_pressed(ack: Ack, action: dict[str, Any]) -> None:
+        ack()
+        page_id = int(action["value"])
+        services.background.submit(_lane(services, page_id), lambda: deliver(services, page_id))
+
+    def escalate(page_id: int) -> None:
+        """The scheduled job: runs on the scheduler's thread, hands Slack work to the incident's lane."""
+        requested = services.paging.escalate(page_id)
+        if requested is None:
+            return
+        services.background.submit(requested.page.incident_id, lambda: announce_and_deliver(services, requested))
+
+    services.scheduler.handle("escalate", escalate)
+
+
+def page_command(services: Services, incident: Incident, team: str, message: str | None, user_id: str,
+                 request_key: str) -> str | None:
+    """Record the page and queue its delivery; returns what to tell the person at once, if anything."""
+    try:
+        requested = services.paging.request(incident, team, message, user_id, request_key)
+    except UnknownTeam as unknown:
+        known = ", ".join(f"`{t}` ({services.paging.display_name(t)})" for t in unknown.known) or "none are configured"
+        return f":warning: There is no team `{unknown.team}`. Teams you can page: {known}."
+    if requested.retried:
+        return None
+    services.background.submit(incident.id, lambda: announce_and_deliver(services, requested))
+    if requested.repeated:
+        return (f":information_source: {services.paging.display_name(team)} already has an open page for this incident: "
+                "it was sent again with the same key, so they get a reminder, not a second alert.")
+    return None
+
+
+def announce_and_deliver(services: Services, requested: Requested) -> None:
+    page = requested.page
+    incident = services.incidents.get(page.incident_id)
+    if incident.channel_id is None:
+        return
+    team = services.paging.team(page.team)
+    display = services.paging.display_name(page.team)
+    if page.escalated_from_id is not None:
+        services.client.chat_postMessage(channel=incident.channel_id, text=f":arrow_double_up: {page.message} Paging *{display}* now.")
+    if team.slack_members:
+        _invite(services, incident.channel_id, team.slack_members)
+    text, blocks = paging_blocks.page_message(page, display, team, incident.number)
+    ts = services.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)["ts"]
+    services.paging.record_message(page.id, ts)
+    deliver(services, page.id)
+
+
+def deliver(services: Services, page_id: int) -> None:
+    page = services.paging.get(page_id)
+    incident = services.incidents.get(page.incident_id)
+    page = services.paging.deliver(page_id, incident)
+    services.metrics.pages.labels("failed" if page.failed else "sent").inc()
+    refresh(services, page)
+    if page.failed and incident.channel_id:
+        services.client.chat_postMessage(channel=incident.channel_id,
+                                         text=paging_blocks.failure_message(page, services.paging.display_name(page.team)))
+
+
+def show_acknowledged(services: Services, page: PageView, notify_errors: dict[str, str]) -> None:
+    incident = services.incidents.get(page.incident_id)
+    refresh(services, page)
+    if incident.channel_id is None:
+        return
+    by = f"<@{page.acknowledged_by}>" if page.acknowledged_by and page.acknowledged_by.startswith(("U", "W")) else page.acknowledged_by
+    minutes = int(((page.acknowledged_at or page.requested_at) - page.requested_at).total_seconds() // 60)
+    text = (f":white_check_mark: {by} acknowledged the page to *{services.paging.display_name(page.team)}* "
+            f"after {minutes} min; escalation stopped.")
+    if notify_errors:
+        text += " Could not tell " + "; ".join(f"{name} ({error})" for name, error in notify_errors.items()) + ": acknowledge there too."
+    services.client.chat_postMessage(channel=incident.channel_id, text=text)
+
+
+def resolve_pages(services: Services, incident: Incident, by: str) -> None:
+    """The incident is resolved: close its pages everywhere, and say so if a provider could not be told."""
+    errors = services.paging.resolve_all(incident, by)
+    for page in services.paging.pages(incident.id):
+        refresh(services, page)
+    if errors and incident.channel_id:
+        services.client.chat_postMessage(
+            channel=incident.channel_id,
+            text=":warning: The incident is resolved, but these could not be told to close their alerts: "
+            + "; ".join(f"{name}: {error}" for name, error in errors.items()) + ". Close them by hand.",
+        )
+
+
+def refresh(services: Services, page: PageView) -> None:
+    incident = services.incidents.get(page.incident_id)
+    if page.slack_ts is None or incident.channel_id is None:
+        return
+    text, blocks = paging_blocks.page_message(page, services.paging.display_name(page.team),
+                                              services.paging.team(page.team), incident.number)
+    services.client.chat_update(channel=incident.channel_id, ts=page.slack_ts, text=text, blocks=blocks)
+
+
+def pagerduty_webhook(services: Services, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
+    """PagerDuty v3 webhooks: `X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>` (several, comma
+    separated, while a secret is rotated). Only a verified incident.acknowledged changes anything."""
+    secret = services.settings.file.paging.pagerduty_webhook_secret
+    if not secret:
+        return 401, {"error": "PagerDuty webhooks are not configured ([paging] pagerduty_webhook_secret)"}
+    expected = "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    offered = [s.strip() for s in (signature or "").split(",")]
+    if not any(hmac.compare_digest(expected, s) for s in offered):
+        return 401, {"error": "bad signature"}
+    try:
+        event = json.loads(body)["event"]
+        event_type, data = event["event_type"], event.get("data") or {}
+    except (ValueError, KeyError, TypeError):
+        return 400, {"error": "not a PagerDuty v3 webhook event"}
+    if event_type != "incident.acknowledged" or not data.get("incident_key"):
+        return 200, {"ignored": event_type}
+    agent = (event.get("agent") or {}).get("summary") or "someone in PagerDuty"
+    result = services.paging.acknowledge_by_key(str(data["incident_key"]), by=f"{agent} (PagerDuty)", via="PagerDuty")
+    if result is not None:
+        services.background.submit(result.page.incident_id, lambda: show_acknowledged(services, result.page, result.notify_errors))
+    return 200, {"acknowledged": result is not None}
+
+
+def _invite(services: Services, channel: str, members: list[str]) -> None:
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        services.client.conversations_invite(channel=channel, users=",".join(members))
+    except SlackApiError as error:
+        if error.response.get("error") != "already_in_channel":
+            log.warning("could not invite %s to %s: %s", members, channel, error.response.get("error"))
+
+
+def _lane(services: Services, page_id: int) -> int:
+    return services.paging.get(page_id).incident_id
+
+

@@ -1,0 +1,67 @@
+"""Queries about pages: the open page of a team, pages by dedup key, and the atomic escalation claim."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from storage.models import Page
+
+OPEN = ("sending", "sent", "failed")  # not acknowledged, not resolved
+
+
+def by_id(session: Session, page_id: int, *, for_update: bool = False) -> Page | None:
+    query = select(Page).where(Page.id == page_id)
+    return session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
+
+
+def open_for_team(session: Session, incident_id: int, team: str) -> Page | None:
+    """The team's page for this incident that is not resolved yet (acknowledged ones included)."""
+    return session.execute(
+        select(Page)
+        .where(Page.incident_id == incident_id, Page.team == team, Page.resolved_at.is_(None))
+        .order_by(Page.id.desc())
+        .limit(1)
+        .with_for_update()
+    ).scalar_one_or_none()
+
+
+def unresolved(session: Session, incident_id: int) -> list[Page]:
+    return list(
+        session.execute(
+            select(Page).where(Page.incident_id == incident_id, Page.resolved_at.is_(None)).order_by(Page.id).with_for_update()
+        ).scalars()
+    )
+
+
+def for_incident(session: Session, incident_id: int) -> list[Page]:
+    return list(session.execute(select(Page).where(Page.incident_id == incident_id).order_by(Page.id)).scalars())
+
+
+def latest_by_key(session: Session, dedup_key: str) -> Page | None:
+    return session.execute(
+        select(Page).where(Page.dedup_key == dedup_key).order_by(Page.id.desc()).limit(1).with_for_update()
+    ).scalar_one_or_none()
+
+
+def sending(session: Session) -> list[Page]:
+    """Pages recorded but never delivered (the process stopped between the two)."""
+    return list(session.execute(select(Page).where(Page.status == "sending").order_by(Page.id)).scalars())
+
+
+def claim_escalation(session: Session, page_id: int, at: datetime) -> bool:
+    """Mark the page escalated if nobody acknowledged, resolved or escalated it yet. One UPDATE, so of
+    several processes firing the same job, exactly one gets True."""
+    result = session.execute(
+        update(Page)
+        .where(
+            Page.id == page_id,
+            Page.escalated_at.is_(None),
+            Page.acknowledged_at.is_(None),
+            Page.resolved_at.is_(None),
+        )
+        .values(escalated_at=at)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
