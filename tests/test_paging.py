@@ -176,6 +176,11 @@ def test_escalation_fires_when_the_clock_passes_the_deadline(
     assert SRE in bot.slack.members(channel["id"])
     assert any("Database team did not acknowledge within 10 minutes" in m["text"] for m in bot.slack.messages(channel["id"]))
 
+    press(bot, channel, paging_blocks.ACKNOWLEDGE_ACTION, "2", user=SRE)
+    assert opsgenie.alerts() == {"incident-bot-1-sre": "acknowledged"}
+    [ack] = [r for r in opsgenie.received if r.path.endswith("/acknowledge")]
+    assert ack.path == "/v2/alerts/incident-bot-1-sre/acknowledge" and ack.query == {"identifierType": "alias"}
+
     command(bot, channel, "resolve Rolled back")
     assert opsgenie.alerts() == {"incident-bot-1-sre": "closed"}
     assert pagerduty.alerts() == {"incident-bot-1-database": "resolved"}
