@@ -103,9 +103,9 @@ def change_message(change: Changed) -> str:
     incident, who = change.incident, f"<@{change.actor_id}>"
     match change.kind:
         case EntryKind.STATUS_CHANGED:
-            return f":arrows_counterclockwise: {who} changed the status: {_label(Status, change.before)} → *{incident.status.label}*"
+            return f":arrows_counterclockwise: {who} changed the status: {label_of(Status, change.before)} → *{incident.status.label}*"
         case EntryKind.SEVERITY_CHANGED:
-            return f"{SEVERITY_ICON[incident.severity]} {who} changed the severity: {_label(Severity, change.before)} → *{incident.severity.label}*"
+            return f"{SEVERITY_ICON[incident.severity]} {who} changed the severity: {label_of(Severity, change.before)} → *{incident.severity.label}*"
         case EntryKind.ROLE_ASSIGNED:
             role = Role(change.data["role"])
             previous = f" (was <@{change.before}>)" if change.before else ""
@@ -129,9 +129,9 @@ def change_announcement(change: Changed) -> str | None:
     where = f"Incident {incident.number} ({channel_link(incident)}, _{incident.title}_)"
     match change.kind:
         case EntryKind.STATUS_CHANGED:
-            return f":arrows_counterclockwise: {where} is now *{incident.status.label}* (was {_label(Status, change.before)})."
+            return f":arrows_counterclockwise: {where} is now *{incident.status.label}* (was {label_of(Status, change.before)})."
         case EntryKind.SEVERITY_CHANGED:
-            return f"{SEVERITY_ICON[incident.severity]} {where} is now *{incident.severity.label}* (was {_label(Severity, change.before)})."
+            return f"{SEVERITY_ICON[incident.severity]} {where} is now *{incident.severity.label}* (was {label_of(Severity, change.before)})."
         case EntryKind.UPDATE:
             return f":memo: Update on {where} from <@{change.actor_id}>:\n{change.text}"
         case EntryKind.RESOLVED:
@@ -236,8 +236,12 @@ def provisioning_failed(incident: Incident, step: str, error: str) -> tuple[str,
     return text, [_section(text), {"type": "actions", "elements": [button]}]
 
 
-def _label(enum: type[Status] | type[Severity], value: str | None) -> str:
-    return enum(value).label if value else "none"
+def label_of(enum: type[Status] | type[Severity], value: Any) -> str:
+    """The label of a stored status or severity; "none" for a value that is missing or unknown."""
+    try:
+        return enum(value).label
+    except ValueError:
+        return "none"
 
 
 def _duration(delta: Any) -> str:

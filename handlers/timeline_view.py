@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.incidents.values import EntryKind, Incident, Role, Severity, Status
 from bot.timeline import TimelineItem
+from handlers.blocks import label_of
 
 PAGE_ACTION = "incident_timeline_page"
 BLOCK_TEXT = 2900  # under Slack's 3,000, leaving room for the mrkdwn Slack adds around mentions
@@ -90,11 +91,11 @@ def _describe(item: TimelineItem, who: str) -> str:
             link = f" <{item.permalink}|·>" if item.permalink else ""
             return f"{reply}*{who}*: {item.text}{edited}{files}{link}"
         case EntryKind.DECLARED:
-            return f":rotating_light: {who} declared the incident ({_label(Severity, data.get('severity'))}): {item.text}"
+            return f":rotating_light: {who} declared the incident ({label_of(Severity, data.get('severity'))}): {item.text}"
         case EntryKind.STATUS_CHANGED:
-            return f":arrows_counterclockwise: {who} set the status to *{_label(Status, data.get('to'))}* (was {_label(Status, data.get('from'))})"
+            return f":arrows_counterclockwise: {who} set the status to *{label_of(Status, data.get('to'))}* (was {label_of(Status, data.get('from'))})"
         case EntryKind.SEVERITY_CHANGED:
-            return f":warning: {who} set the severity to *{_label(Severity, data.get('to'))}* (was {_label(Severity, data.get('from'))})"
+            return f":warning: {who} set the severity to *{label_of(Severity, data.get('to'))}* (was {label_of(Severity, data.get('from'))})"
         case EntryKind.ROLE_ASSIGNED:
             role = Role(data["role"]).label.lower() if data.get("role") else "a role"
             return f":bust_in_silhouette: {who} named <@{data.get('user')}> {role}"
@@ -106,13 +107,6 @@ def _describe(item: TimelineItem, who: str) -> str:
             return f":lock: {who} closed the incident"
     label = "Note" if item.kind is EntryKind.NOTE else item.kind.value.capitalize()
     return f"{NOTE_ICONS.get(item.kind, ':spiral_note_pad:')} *{label}* by {who}: {item.text}"
-
-
-def _label(enum: type[Status] | type[Severity], value: Any) -> str:
-    try:
-        return enum(value).label
-    except ValueError:
-        return "none"
 
 
 def _split(text: str, limit: int) -> list[str]:

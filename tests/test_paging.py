@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -296,70 +297,60 @@ def test_escalation_survives_a_restart(
         stop(second)
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_two_instances_on_one_database_escalate_once(
-    tmp_path: Path, slack: SlackSimulator, database_url: str, clock: ManualClock,
-    pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver,
-) -> None:
+@pytest.fixture
+def two_bots(tmp_path: Path, slack: SlackSimulator, database_url: str, clock: ManualClock,
+             pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver) -> Iterator[tuple[RunningBot, RunningBot]]:
+    """Two bot instances sharing one database, as two replicas would."""
     slack.add_user(DBA, "dba1")
     slack.add_user(SRE, "sre1")
     env = {"PAGERDUTY_EVENTS_URL": pagerduty.events_url, "OPSGENIE_API_URL": opsgenie.url}
-    (tmp_path / "one").mkdir()
-    (tmp_path / "two").mkdir()
-    one = start_bot(tmp_path / "one", slack, database_url, CONFIG, clock=clock, env=env)
-    two = start_bot(tmp_path / "two", slack, database_url, CONFIG, clock=clock, env=env)
-    try:
-        channel = one.declare()
-        command(one, channel, "page database")
-        two.runtime.services.scheduler.wakeup()  # the second instance sees the job in the shared store too
-
-        clock.advance(timedelta(minutes=11))
-        one.runtime.services.scheduler.wakeup()
-        two.runtime.services.scheduler.wakeup()
-        opsgenie.wait_for(lambda r: r.alerts(), timeout=10)
-        one.settle()
-        two.settle()
-
-        assert opsgenie.creates("incident-bot-1-sre") == 1
-        pages = one.runtime.services.paging.pages(one.runtime.services.incidents.find_by_channel(channel["id"]).id)
-        assert [p.team for p in pages] == ["database", "sre"]
-        assert sum("did not acknowledge" in m["text"] for m in slack.messages(channel["id"])) == 1
-    finally:
-        stop(one)
-        stop(two)
+    bots = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        bots.append(start_bot(tmp_path / name, slack, database_url, CONFIG, clock=clock, env=env))
+    yield bots[0], bots[1]
+    for running in bots:
+        stop(running)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_the_escalation_claim_is_atomic_across_instances(
-    tmp_path: Path, slack: SlackSimulator, database_url: str, clock: ManualClock,
-    pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver,
+def test_two_instances_on_one_database_escalate_once(
+    two_bots: tuple[RunningBot, RunningBot], clock: ManualClock, opsgenie: OpsgenieReceiver
 ) -> None:
-    import threading
+    one, two = two_bots
+    channel = one.declare()
+    command(one, channel, "page database")
+    two.runtime.services.scheduler.wakeup()  # the second instance sees the job in the shared store too
 
-    slack.add_user(DBA, "dba1")
-    slack.add_user(SRE, "sre1")
-    env = {"PAGERDUTY_EVENTS_URL": pagerduty.events_url, "OPSGENIE_API_URL": opsgenie.url}
-    (tmp_path / "one").mkdir()
-    (tmp_path / "two").mkdir()
-    one = start_bot(tmp_path / "one", slack, database_url, CONFIG, clock=clock, env=env)
-    two = start_bot(tmp_path / "two", slack, database_url, CONFIG, clock=clock, env=env)
-    try:
-        channel = one.declare()
-        command(one, channel, "page database")
-        results: list[object] = []
-        barrier = threading.Barrier(4)
+    clock.advance(timedelta(minutes=11))
+    one.runtime.services.scheduler.wakeup()
+    two.runtime.services.scheduler.wakeup()
+    opsgenie.wait_for(lambda r: r.alerts(), timeout=10)
+    one.settle()
+    two.settle()
 
-        def fire(bot: RunningBot) -> None:
-            barrier.wait()
-            results.append(bot.runtime.services.paging.escalate(1))
+    assert opsgenie.creates("incident-bot-1-sre") == 1
+    pages = one.runtime.services.paging.pages(one.runtime.services.incidents.find_by_channel(channel["id"]).id)
+    assert [p.team for p in pages] == ["database", "sre"]
+    assert sum("did not acknowledge" in m["text"] for m in one.slack.messages(channel["id"])) == 1
 
-        threads = [threading.Thread(target=fire, args=(b,)) for b in (one, two, one, two)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
 
-        assert sum(r is not None for r in results) == 1
-    finally:
-        stop(one)
-        stop(two)
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_escalation_claim_is_atomic_across_instances(two_bots: tuple[RunningBot, RunningBot]) -> None:
+    one, two = two_bots
+    channel = one.declare()
+    command(one, channel, "page database")
+    results: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def fire(bot: RunningBot) -> None:
+        barrier.wait()
+        results.append(bot.runtime.services.paging.escalate(1))
+
+    threads = [threading.Thread(target=fire, args=(b,)) for b in (one, two, one, two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sum(r is not None for r in results) == 1
