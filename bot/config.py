@@ -65,6 +65,24 @@ class TargetSection(_Section):
     url: Annotated[str, StringConstraints(min_length=1)]
     statement_timeout_ms: Annotated[int, Field(gt=0)] = 3000
 
+    @field_validator("url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in ("postgresql", "mysql", "mariadb", "sqlite"):
+            # Never echo the URL: it may carry a password.
+            raise ValueError(
+                "not a database URL the diagnostics can use; write postgresql+psycopg://user@host:5432/db, "
+                "mysql+pymysql://user@host:3306/db or sqlite:///path"
+            )
+        return url
+
 
 class WatchdogSection(_Section):
     interval_seconds: Annotated[int, Field(gt=0)] = 30

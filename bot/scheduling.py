@@ -92,6 +92,12 @@ class Scheduler:
             run_job, "date", run_date=when, args=[name, *args], id=job_id, replace_existing=True, name=job_id
         )
 
+    def every(self, seconds: float, name: str, *args: Any, job_id: str) -> None:
+        """Run handler `name` every `seconds` (the first run one interval from now)."""
+        self._scheduler.add_job(
+            run_job, "interval", seconds=seconds, args=[name, *args], id=job_id, replace_existing=True, name=job_id
+        )
+
     def cancel(self, job_id: str) -> None:
         with suppress(JobLookupError):
             self._scheduler.remove_job(job_id)

@@ -8,11 +8,12 @@ from functools import partial
 from typing import Literal
 
 from slack_bolt import App
-from slack_sdk import WebClient
 from sqlalchemy import Engine
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.diagnostics.service import DiagnosticsService
+from bot.diagnostics.watchdog import Watchdog
 from bot.incidents.service import IncidentService
 from bot.incidents.values import Incident
 from bot.paging.opsgenie import Opsgenie
@@ -23,8 +24,9 @@ from bot.scheduling import Scheduler
 from bot.people import People
 from bot.timeline import TimelineService
 from handlers import capture, commands, declare_form, paging
+from handlers import diagnostics as diagnostics_handlers
 from handlers.background import Background
-from handlers.commands import direct_message, report_provisioning
+from handlers.reporting import direct_message, report_provisioning
 from handlers.metrics import Metrics
 from handlers.publisher import IncidentPublisher
 from handlers.services import Services
@@ -88,7 +90,8 @@ def build_runtime(
     client = make_web_client(env.slack_bot_token, env.slack_api_url)
     background = Background()
     users = UserDirectory(client, People(sessions, clock), background)
-    workspace_url = _workspace_url(client)
+    identity = client.auth_test()
+    workspace_url = _with_slash(str(identity.get("url") or "https://slack.com/"))
     transport = paging_transport or Transport()
     scheduler = Scheduler(engine)
     teams = settings.file.teams
@@ -101,6 +104,8 @@ def build_runtime(
         if config.opsgenie_api_key:
             found.append(Opsgenie(transport, env.opsgenie_api_url, config.opsgenie_api_key))
         return found
+
+    diagnostics = DiagnosticsService(sessions, clock, settings.file.diagnostics)
 
     def channel_link(incident: Incident) -> str | None:
         return f"{workspace_url}archives/{incident.channel_id}" if incident.channel_id else None
@@ -116,8 +121,11 @@ def build_runtime(
         users=users,
         metrics=Metrics(lambda: len(incidents.list_open())),
         paging=PagingService(sessions, clock, dict(teams), providers_for, scheduler, channel_link),
+        diagnostics=diagnostics,
+        watchdog=Watchdog(sessions, clock, diagnostics, settings.file.diagnostics.watchdog),
         scheduler=scheduler,
         workspace_url=workspace_url,
+        bot_user_id=str(identity.get("user_id") or ""),
     )
     app = App(
         client=client,
@@ -131,11 +139,11 @@ def build_runtime(
     commands.register(app, services)
     declare_form.register(app, services)
     paging.register(app, services)
+    diagnostics_handlers.register(app, services)
     scheduler.start()
     return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport)
 
 
-def _workspace_url(client: WebClient) -> str:
+def _with_slash(url: str) -> str:
     """The workspace's address, for permalinks built without a Web API call per message."""
-    url = str(client.auth_test().get("url") or "https://slack.com/")
     return url if url.endswith("/") else url + "/"

@@ -15,8 +15,8 @@ from slack_sdk.errors import SlackApiError
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind
-from handlers import blocks, paging, timeline_view
-from handlers.publisher import StepFailed
+from handlers import blocks, diagnostics, paging, timeline_view
+from handlers.reporting import report_provisioning, report_publishing
 from handlers.services import Services
 from handlers.slack_client import slack_error
 
@@ -67,6 +67,9 @@ def register(app: App, services: Services) -> None:
                 else:
                     reply = paging.page_command(services, incident, team, message, user_id, request_key)
                     ack(response_type="ephemeral", text=reply) if reply else ack()
+            case c.ListDiagnostics() | c.RunDiagnostic():
+                reply = diagnostics.diag_command(services, parsed, context.get("incident"), user_id)
+                ack(response_type="ephemeral", text=reply) if reply else ack()
             case c.ShowTimeline():
                 incident = context.get("incident")
                 if incident is None:
@@ -143,39 +146,3 @@ def register(app: App, services: Services) -> None:
             respond(replace_original=True, text=f":white_check_mark: Incident {ready.number} is ready: {blocks.channel_link(ready)}.")
 
         services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, respond))
-
-
-def direct_message(services: Services, user_id: str) -> Callable[..., None]:
-    """A `respond`-like callable that writes to the user in the app's DM, for failures found where no
-    response_url exists (the declare form, set-up resumed at start)."""
-
-    def send(**message: Any) -> None:
-        message.pop("response_type", None)
-        message.pop("replace_original", None)
-        services.client.chat_postMessage(channel=user_id, **message)
-
-    return send
-
-
-def report_provisioning(services: Services, incident_id: int, respond: Callable[..., Any]) -> Callable[[BaseException], None]:
-    def report(error: BaseException) -> None:
-        services.metrics.background_failures.inc()
-        incident = services.incidents.get(incident_id)
-        step, code = (error.step, error.error) if isinstance(error, StepFailed) else ("setting up Slack", type(error).__name__)
-        text, failure_blocks = blocks.provisioning_failed(incident, step, code)
-        respond(response_type="ephemeral", replace_original=True, text=text, blocks=failure_blocks)
-
-    return report
-
-
-def report_publishing(services: Services, change: Changed, respond: Respond) -> Callable[[BaseException], None]:
-    def report(error: BaseException) -> None:
-        services.metrics.background_failures.inc()
-        what = f"{error.step} failed: Slack said `{error.error}`" if isinstance(error, StepFailed) else f"Slack failed ({type(error).__name__})"
-        respond(
-            response_type="ephemeral",
-            text=f":warning: Your change to incident {change.incident.number} is saved, but {what}. "
-            "The summary and topic catch up with the next change; post `/incident update <text>` to tell the channel.",
-        )
-
-    return report

@@ -11,7 +11,7 @@ from slack_bolt import Ack, App
 from bot.incidents import commands as c
 from bot.incidents.values import Severity
 from handlers import blocks
-from handlers.commands import direct_message, report_provisioning
+from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
 
 

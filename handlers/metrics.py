@@ -24,6 +24,8 @@ class Metrics:
             ["what", "outcome"], registry=self.registry,
         )
         self.pages = Counter("incident_bot_pages", "Pages delivered, by outcome", ["outcome"], registry=self.registry)
+        self.diagnostics = Counter("incident_bot_diagnostic_runs", "Diagnostic checks run, by check and outcome",
+                                   ["check", "outcome"], registry=self.registry)
         self.background_failures = Counter(
             "incident_bot_background_failures", "Work after acknowledgement that failed", registry=self.registry
         )

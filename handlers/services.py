@@ -9,6 +9,8 @@ from slack_sdk import WebClient
 from bot.clock import Clock
 from bot.config import Settings
 from bot.incidents.service import IncidentService
+from bot.diagnostics.service import DiagnosticsService
+from bot.diagnostics.watchdog import Watchdog
 from bot.paging.service import PagingService
 from bot.scheduling import Scheduler
 from bot.timeline import TimelineService
@@ -30,5 +32,8 @@ class Services:
     users: UserDirectory
     metrics: Metrics
     paging: PagingService
+    diagnostics: DiagnosticsService
+    watchdog: Watchdog
     scheduler: Scheduler
-    workspace_url: str  # "https://<workspace>.slack.com/", for permalinks
+    workspace_url: str
+    bot_user_id: str  # "https://<workspace>.slack.com/", for permalinks

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -177,6 +178,59 @@ class Page(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # claimed once, by one process
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     slack_ts: Mapped[str | None] = mapped_column(String(32))  # the message with the Acknowledge button
+
+
+class DiagnosticRun(Base):
+    """One read-only check run against one target: who asked, how it went, and its figures."""
+
+    __tablename__ = "diagnostic_runs"
+    __table_args__ = (Index("ix_diagnostic_runs_incident", "incident_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(64))
+    check: Mapped[str] = mapped_column(String(32))
+    requested_by: Mapped[str | None] = mapped_column(String(32))  # None: the watchdog
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(16))  # ok, refused, unreachable, timeout, error, denied, busy
+    headline: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class WatchdogSample(Base):
+    """The `connections` figures of one target at one moment, as the watchdog took them."""
+
+    __tablename__ = "watchdog_samples"
+    __table_args__ = (Index("ix_watchdog_samples_target_time", "target", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str] = mapped_column(String(64))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    in_use: Mapped[int | None] = mapped_column(Integer)
+    usable: Mapped[int | None] = mapped_column(Integer)
+    idle_in_transaction: Mapped[int | None] = mapped_column(Integer)
+    oldest_idle_in_transaction_seconds: Mapped[int | None] = mapped_column(Integer)
+    refused: Mapped[bool] = mapped_column(Boolean, default=False)  # the target was full: itself a finding
+    error: Mapped[str | None] = mapped_column(Text)  # why there are no figures
+
+
+class WatchdogAlert(Base):
+    """One episode of trouble on one target, from the first alert to the all-clear. At most one open
+    episode per target: opening one is a claim, so two bot processes never alert twice."""
+
+    __tablename__ = "watchdog_alerts"
+    __table_args__ = (Index("ix_watchdog_alerts_target", "target"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str] = mapped_column(String(64))
+    open_key: Mapped[str | None] = mapped_column(String(64), unique=True)  # the target while open, NULL once cleared
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
 
 
 # APScheduler's job table, owned by our migrations so the schema has one author. Its shape is

@@ -191,3 +191,9 @@ display_name = "Nobody"
     assert any(p.startswith(f"{path}: teams.silent: no way to reach this team") for p in found)
     assert f"{path}: teams.c.escalate_after_minutes: needed with escalate_to (minutes without an acknowledgement)" in found
     assert len(found) == 4
+
+
+def test_diagnostics_targets_need_a_supported_url_and_never_echo_it(tmp_path: Path) -> None:
+    [problem] = problems(tmp_path, '[diagnostics.targets.primary]\nurl = "oracle://scott:tiger-secret@db/orcl"\n')
+    assert "diagnostics.targets.primary.url: not a database URL the diagnostics can use" in problem
+    assert "tiger-secret" not in problem

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.diagnostics.drivers import CHECKS
 from bot.incidents.values import (
     DEFAULT_SEVERITY,
     MAX_TEXT_LENGTH,
@@ -32,6 +33,8 @@ USAGE: dict[str, str] = {
     "note": "`/incident note [detection|action|hypothesis|misleading|escalation|resolution] <text>`: "
     "add a typed entry to the timeline",
     "timeline": "`/incident timeline`: the timeline so far (only you see it)",
+    "diag": "`/incident diag list` or `/incident diag <connections|idle-in-tx|long-queries|blocking|settings> [target]`: "
+    "a read-only database check",
     "page": "`/incident page <team> [message]`: page a team (PagerDuty, Opsgenie, Slack members); escalates if nobody acknowledges",
     "resolve": "`/incident resolve [summary]`: mark the incident resolved",
     "close": "`/incident close`: close the incident",
@@ -94,6 +97,17 @@ class ShowTimeline:
 
 
 @dataclass(frozen=True)
+class ListDiagnostics:
+    pass
+
+
+@dataclass(frozen=True)
+class RunDiagnostic:
+    check: str
+    target: str | None = None
+
+
+@dataclass(frozen=True)
 class PageTeam:
     team: str
     message: str | None = None
@@ -121,7 +135,7 @@ class Help:
 
 Command = (
     Declare | OpenDeclareForm | SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | ShowTimeline
-    | PageTeam | Resolve | Close | ListOpen | Help
+    | PageTeam | ListDiagnostics | RunDiagnostic | Resolve | Close | ListOpen | Help
 )
 # Commands that change the incident of the channel they are typed in.
 IncidentCommand = SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | Resolve | Close
@@ -244,6 +258,20 @@ def _page(rest: str) -> PageTeam:
     return PageTeam(team, _bounded_text(message.strip(), "page") or None)
 
 
+def _diag(rest: str) -> ListDiagnostics | RunDiagnostic:
+    words = rest.split()
+    if not words:
+        raise UsageError("Which check?", USAGE["diag"])
+    if words[0].lower() == "list" and len(words) == 1:
+        return ListDiagnostics()
+    check = words[0].lower()
+    if check not in CHECKS:
+        raise UsageError(f"`{_shorten(words[0])}` is not a check; the checks are {', '.join(CHECKS)}.", USAGE["diag"])
+    if len(words) > 2:
+        raise UsageError("`diag` takes a check and at most one target; no SQL of your own.", USAGE["diag"])
+    return RunDiagnostic(check, words[1] if len(words) == 2 else None)
+
+
 def _resolve(rest: str) -> Resolve:
     return Resolve(_bounded_text(rest, "resolve") or None)
 
@@ -278,6 +306,7 @@ _PARSERS = {
     "resolve": _resolve,
     "note": _note,
     "page": _page,
+    "diag": _diag,
     "timeline": _no_arguments(ShowTimeline(), "timeline"),
     "close": _no_arguments(Close(), "close"),
     "list": _no_arguments(ListOpen(), "list"),

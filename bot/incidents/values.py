@@ -62,6 +62,8 @@ class EntryKind(StrEnum):
     PAGED = "paged"
     PAGE_FAILED = "page_failed"
     PAGE_ACKNOWLEDGED = "page_acknowledged"
+    DIAGNOSTIC = "diagnostic"
+    DIAGNOSTIC_DENIED = "diagnostic_denied"
     # `/incident note [kind] <text>`: the postmortem groups its timeline by these.
     NOTE = "note"
     DETECTION = "detection"

@@ -1,0 +1,121 @@
+"""Slack's side of diagnostics: `/incident diag`, and the watchdog's alerts with their Declare button."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.diagnostics.service import UnknownTarget
+from bot.diagnostics.watchdog import WatchdogEvent
+from bot.incidents import commands as c
+from bot.incidents.values import EntryKind, Incident, Severity
+from handlers import diagnostics_blocks
+from handlers.blocks import channel_link
+from handlers.reporting import direct_message, report_provisioning
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.action(diagnostics_blocks.WATCHDOG_DECLARE_ACTION)
+    def declare_pressed(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        alert_id, user_id = int(action["value"]), body["user"]["id"]
+        services.background.submit(f"watchdog:{alert_id}", lambda: declare_from_alert(services, alert_id, user_id))
+
+    def watch(target: str) -> None:
+        event = services.watchdog.check(target)
+        if event is not None:
+            services.background.submit(f"watchdog:{target}", lambda: show_watchdog_event(services, event))
+
+    services.scheduler.handle("watchdog", watch)
+    interval = services.settings.file.diagnostics.watchdog.interval_seconds
+    for target in services.diagnostics.targets():
+        services.scheduler.every(interval, "watchdog", target, job_id=f"watchdog-{target}")
+
+
+def diag_command(services: Services, command: c.RunDiagnostic | c.ListDiagnostics, incident: Incident | None,
+                 user_id: str) -> str | None:
+    """What to answer at once; the check itself runs after the answer."""
+    diagnostics = services.diagnostics
+    if isinstance(command, c.ListDiagnostics):
+        return diagnostics_blocks.list_message({t: diagnostics.checks(t) for t in diagnostics.targets()})
+    if incident is None:
+        return (":mag: Run checks from the incident's channel, so their results become part of its record; "
+                "`/incident list` shows the open incidents.")
+    targets = diagnostics.targets()
+    target = command.target or (targets[0] if len(targets) == 1 else None)
+    if target is None:
+        return f":warning: Which target? {', '.join(f'`{t}`' for t in targets) or 'none are configured'}. {c.USAGE['diag']}"
+    if target not in targets:
+        return f":warning: There is no target `{target}`. Targets: {', '.join(f'`{t}`' for t in targets) or 'none'}."
+    if not diagnostics.allowed(user_id):
+        diagnostics.refuse(incident, user_id, command.check, target)
+        return (":no_entry_sign: You are not among the people allowed to run diagnostics here "
+                "(`[diagnostics] allowed_users`). Your attempt was recorded; ask one of them to run it.")
+
+    def run() -> None:
+        try:
+            outcome = diagnostics.run(command.check, target, incident=incident, user_id=user_id)
+        except UnknownTarget:
+            return
+        services.metrics.diagnostics.labels(command.check, outcome.outcome).inc()
+        text, blocks = diagnostics_blocks.result_message(outcome, user_id)
+        if incident.channel_id:
+            services.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
+
+    services.background.submit(f"diag:{target}", run)
+    return f":hourglass_flowing_sand: Running `{command.check}` on *{target}* (read-only)…"
+
+
+def show_watchdog_event(services: Services, event: WatchdogEvent) -> None:
+    channel = services.settings.file.slack.announce_channel
+    headline = str(event.snapshot.get("headline", ""))
+    if event.kind == "cleared":
+        alert = services.watchdog.alert(event.alert_id)
+        if channel:
+            services.client.chat_postMessage(channel=channel, text=diagnostics_blocks.watchdog_cleared(event.target, headline),
+                                             thread_ts=alert.slack_ts if alert else None, reply_broadcast=True)
+        return
+    if channel is None:
+        log.warning("watchdog: connection trouble on %s, but no announce_channel to say so: %s", event.target, event.reasons)
+    else:
+        text, blocks = diagnostics_blocks.watchdog_alert(event.alert_id, event.target, event.reasons, headline, None)
+        ts = services.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"]
+        services.watchdog.record_message(event.alert_id, ts)
+    if services.settings.file.diagnostics.watchdog.auto_declare:
+        declare_from_alert(services, event.alert_id, services.bot_user_id)
+
+
+def declare_from_alert(services: Services, alert_id: int, user_id: str) -> None:
+    """Declare an incident from a watchdog alert: once per alert, however many presses."""
+    alert = services.watchdog.alert(alert_id)
+    if alert is None:
+        return
+    reasons = list(alert.reasons or [])
+    declared = services.incidents.declare(
+        c.Declare(title=f"Connection trouble on {alert.target}", severity=Severity.SEV2, description="\n".join(reasons)),
+        user_id, f"watchdog:{alert_id}",
+    )
+    incident = declared.incident
+    if declared.created:
+        services.metrics.incidents_declared.inc()
+        detection = "Watchdog: " + "; ".join(reasons)
+        services.incidents.apply(incident.id, c.AddNote(detection[:2900], EntryKind.DETECTION), services.bot_user_id,
+                                 f"watchdog-detection:{alert_id}")
+        services.watchdog.link_incident(alert_id, incident.id)
+        try:
+            incident = services.publisher.provision(incident.id)
+        except Exception as error:
+            report_provisioning(services, incident.id, direct_message(services, user_id))(error)
+            return
+    channel = services.settings.file.slack.announce_channel
+    if channel and alert.slack_ts:
+        text, blocks = diagnostics_blocks.watchdog_alert(alert_id, alert.target, reasons,
+                                                         str((alert.snapshot or {}).get("headline", "")),
+                                                         f"incident {incident.number}, {channel_link(incident)}")
+        services.client.chat_update(channel=channel, ts=alert.slack_ts, text=text, blocks=blocks)
+
