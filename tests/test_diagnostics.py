@@ -206,3 +206,76 @@ def test_the_watchdog_alerts_once_on_a_growing_leak_and_clears_when_it_closes(
     assert incident.title == "Connection trouble on primary"
     kinds = [i.kind for i in bot.runtime.services.timeline.items(incident.id)]
     assert EntryKind.DETECTION in kinds
+
+
+@pytest.fixture
+def mariadb_leak() -> Iterator[str]:
+    """Five connections as a web app's user, each holding an open InnoDB transaction."""
+    import pymysql
+
+    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", database="test", autocommit=True)
+    suffix = str(int(time.time() * 1000))[-8:]
+    user, table = f"leaky_{suffix}", f"leak_{suffix}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cursor.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'leak-pass-1'")
+        cursor.execute(f"GRANT ALL ON test.* TO '{user}'@'%'")
+    leaked = []
+    for i in range(5):
+        connection = pymysql.connect(host="127.0.0.1", port=3306, user=user, password="leak-pass-1", database="test")
+        connection.begin()
+        connection.cursor().execute(f"INSERT INTO {table} VALUES (%s)", (i,))
+        leaked.append(connection)
+    yield user
+    for connection in leaked:
+        connection.close()
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP USER '{user}'@'%'")
+        cursor.execute(f"DROP TABLE {table}")
+    admin.close()
+
+
+def test_connections_on_mariadb_names_the_leaking_user(
+    tmp_path: Path, slack: SlackSimulator, database_url: str, clock: ManualClock, mariadb_leak: str
+) -> None:
+    mariadb = config().replace(TARGET_URL, "mysql+pymysql://root@127.0.0.1:3306/test")
+    bot = start_bot(tmp_path, slack, database_url, mariadb, clock=clock)
+    try:
+        channel = bot.declare()
+        run(bot, channel, "diag connections primary")
+        [message] = results(bot, channel)
+        assert mariadb_leak in json.dumps(message["blocks"])
+        incident = bot.runtime.services.incidents.find_by_channel(channel["id"])
+        [entry] = [i for i in bot.runtime.services.timeline.items(incident.id) if i.kind is EntryKind.DIAGNOSTIC]
+        assert entry.data["figures"]["idle_in_transaction"] >= 5
+    finally:
+        bot.server.stop()
+        bot.requests.close()
+        bot.runtime.close()
+
+
+def test_auto_declare_turns_an_alert_into_an_incident(
+    tmp_path: Path, slack: SlackSimulator, database_url: str, clock: ManualClock, leak: Leak
+) -> None:
+    auto = config().replace("exhaustion_horizon_minutes = 15", "exhaustion_horizon_minutes = 15\nauto_declare = true")
+    bot = start_bot(tmp_path, slack, database_url, auto, clock=clock)
+    try:
+        watchdog = bot.runtime.services.watchdog
+        for step in range(4):
+            leak.grow(8 if step else 0)
+            before = len(watchdog.recent("primary", 100))
+            clock.advance(timedelta(seconds=30))
+            bot.runtime.services.scheduler.wakeup()
+            deadline = time.monotonic() + 10
+            while len(watchdog.recent("primary", 100)) == before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            bot.settle()
+        [incident] = bot.runtime.services.incidents.list_open()
+        assert incident.title == "Connection trouble on primary" and incident.reporter_id == "U0INCBOT"
+        assert incident.channel_id is not None
+        [alert] = [m for m in bot.slack.messages(ANNOUNCE) if "Watchdog: connection trouble" in m.get("text", "")]
+        assert f"incident {incident.number}" in json.dumps(alert["blocks"])
+    finally:
+        bot.server.stop()
+        bot.requests.close()
+        bot.runtime.close()
