@@ -91,11 +91,20 @@ class HttpServer:
         return self
 
     def stop(self) -> None:
+        # Close the sockets from the server's own loop (woken through its trigger): closing them from
+        # here while that loop sits in select() makes it fail with EBADF.
+        def close_all() -> None:
+            for channel in list(self._server._map.values()):
+                if channel is not self._server.trigger:
+                    channel.close()
+            self._server.trigger.close()
+
         self._server.task_dispatcher.shutdown()
-        for channel in list(self._server._map.values()):
-            channel.close()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
+            self._server.trigger.pull_trigger(close_all)
             self._thread.join(timeout=5)
+        else:
+            close_all()
 
 
 def _respond(start_response: StartResponse, status: str, content_type: str, body: bytes) -> Iterable[bytes]:

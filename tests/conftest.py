@@ -108,6 +108,11 @@ class RunningBot:
     def url(self) -> str:
         return self.server.url
 
+    def stop(self) -> None:
+        self.server.stop()
+        self.requests.close()
+        self.runtime.close()
+
     def settle(self) -> None:
         """Wait until the work done after acknowledging has finished."""
         assert self.runtime.services.background.wait_idle(15), "background work did not finish"
@@ -158,6 +163,4 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
 def bot(tmp_path: Path, slack: SlackSimulator, database_url: str) -> Iterator[RunningBot]:
     running = start_bot(tmp_path, slack, database_url)
     yield running
-    running.server.stop()
-    running.requests.close()
-    running.runtime.close()
+    running.stop()

@@ -79,9 +79,7 @@ def diagnostics_sessions() -> int:
 def diag_bot(tmp_path: Path, slack: SlackSimulator, database_url: str, clock: ManualClock) -> Iterator[RunningBot]:
     running = start_bot(tmp_path, slack, database_url, config(), clock=clock)
     yield running
-    running.server.stop()
-    running.requests.close()
-    running.runtime.close()
+    running.stop()
 
 
 def run(bot: RunningBot, channel: dict, text: str, user: str = ALICE) -> dict:
@@ -89,6 +87,18 @@ def run(bot: RunningBot, channel: dict, text: str, user: str = ALICE) -> dict:
     assert sent.response.status_code == 200
     bot.settle()
     return sent.response.json() if sent.response.content else {}
+
+
+def tick(bot: RunningBot, clock: ManualClock, target: str = "primary") -> None:
+    """Move the clock one watchdog interval and wait for the sample the scheduler then takes."""
+    watchdog = bot.runtime.services.watchdog
+    before = len(watchdog.recent(target, 100))
+    clock.advance(timedelta(seconds=30))
+    bot.runtime.services.scheduler.wakeup()
+    deadline = time.monotonic() + 10
+    while len(watchdog.recent(target, 100)) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    bot.settle()
 
 
 def results(bot: RunningBot, channel: dict) -> list[dict]:
@@ -162,30 +172,17 @@ def test_an_unreachable_target_answers_plainly(tmp_path: Path, slack: SlackSimul
         assert "127.0.0.1:9" in message["text"] or "connect" in message["text"]
         assert "not-a-real-password-123" not in message["text"]
     finally:
-        bot.server.stop()
-        bot.requests.close()
-        bot.runtime.close()
+        bot.stop()
 
 
 def test_the_watchdog_alerts_once_on_a_growing_leak_and_clears_when_it_closes(
     diag_bot: RunningBot, clock: ManualClock, leak: Leak
 ) -> None:
     bot = diag_bot
-    watchdog = bot.runtime.services.watchdog
-
-    def tick() -> None:
-        before = len(watchdog.recent("primary", 100))
-        clock.advance(timedelta(seconds=30))
-        bot.runtime.services.scheduler.wakeup()
-        deadline = time.monotonic() + 10
-        while len(watchdog.recent("primary", 100)) == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        bot.settle()
-
-    tick()  # a calm baseline
+    tick(bot, clock)  # a calm baseline
     for _ in range(4):  # the leak grows by 8 connections every 30 s: the pool runs out within minutes
         leak.grow(8)
-        tick()
+        tick(bot, clock)
     alerts = [m for m in bot.slack.messages(ANNOUNCE) if "Watchdog: connection trouble on primary" in m.get("text", "")]
     assert len(alerts) == 1
     assert "run out in about" in json.dumps(alerts[0]["blocks"])
@@ -194,7 +191,7 @@ def test_the_watchdog_alerts_once_on_a_growing_leak_and_clears_when_it_closes(
 
     leak.close()
     for _ in range(7):  # the trend needs a few calm samples to flatten
-        tick()
+        tick(bot, clock)
     cleared = [m for m in bot.slack.messages(ANNOUNCE) if "back to normal" in m.get("text", "")]
     assert len(cleared) == 1
     assert len([m for m in bot.slack.messages(ANNOUNCE) if "connection trouble" in m.get("text", "")]) == 1
@@ -249,9 +246,7 @@ def test_connections_on_mariadb_names_the_leaking_user(
         [entry] = [i for i in bot.runtime.services.timeline.items(incident.id) if i.kind is EntryKind.DIAGNOSTIC]
         assert entry.data["figures"]["idle_in_transaction"] >= 5
     finally:
-        bot.server.stop()
-        bot.requests.close()
-        bot.runtime.close()
+        bot.stop()
 
 
 def test_auto_declare_turns_an_alert_into_an_incident(
@@ -260,22 +255,13 @@ def test_auto_declare_turns_an_alert_into_an_incident(
     auto = config().replace("exhaustion_horizon_minutes = 15", "exhaustion_horizon_minutes = 15\nauto_declare = true")
     bot = start_bot(tmp_path, slack, database_url, auto, clock=clock)
     try:
-        watchdog = bot.runtime.services.watchdog
         for step in range(4):
             leak.grow(8 if step else 0)
-            before = len(watchdog.recent("primary", 100))
-            clock.advance(timedelta(seconds=30))
-            bot.runtime.services.scheduler.wakeup()
-            deadline = time.monotonic() + 10
-            while len(watchdog.recent("primary", 100)) == before and time.monotonic() < deadline:
-                time.sleep(0.02)
-            bot.settle()
+            tick(bot, clock)
         [incident] = bot.runtime.services.incidents.list_open()
         assert incident.title == "Connection trouble on primary" and incident.reporter_id == "U0INCBOT"
         assert incident.channel_id is not None
         [alert] = [m for m in bot.slack.messages(ANNOUNCE) if "Watchdog: connection trouble" in m.get("text", "")]
         assert f"incident {incident.number}" in json.dumps(alert["blocks"])
     finally:
-        bot.server.stop()
-        bot.requests.close()
-        bot.runtime.close()
+        bot.stop()

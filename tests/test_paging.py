@@ -72,13 +72,11 @@ def paged_bot(tmp_path: Path, slack: SlackSimulator, database_url: str, clock: M
         paging_transport=Transport(RetryPolicy(attempts=5, base_delay=0.01, max_delay=2), timeout=0.5),
     )
     yield running
-    stop(running)
+    running.stop()
 
 
 def stop(running: RunningBot) -> None:
-    running.server.stop()
-    running.requests.close()
-    running.runtime.close()
+    running.stop()
 
 
 def command(bot: RunningBot, channel: dict, text: str, user: str = ALICE) -> dict:
@@ -284,7 +282,7 @@ def test_escalation_survives_a_restart(
     first = start_bot(tmp_path, slack, database_url, CONFIG, clock=clock, env=env)
     channel = first.declare()
     command(first, channel, "page database")
-    stop(first)
+    first.stop()
 
     clock.advance(timedelta(minutes=11))  # the deadline passes while no bot runs
     second = start_bot(tmp_path, slack, database_url, CONFIG, clock=clock, env=env)
@@ -294,7 +292,7 @@ def test_escalation_survives_a_restart(
         assert opsgenie.creates("incident-bot-1-sre") == 1
         assert second.runtime.services.paging.get(1).escalated_at is not None
     finally:
-        stop(second)
+        second.stop()
 
 
 @pytest.fixture
@@ -310,7 +308,7 @@ def two_bots(tmp_path: Path, slack: SlackSimulator, database_url: str, clock: Ma
         bots.append(start_bot(tmp_path / name, slack, database_url, CONFIG, clock=clock, env=env))
     yield bots[0], bots[1]
     for running in bots:
-        stop(running)
+        running.stop()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -276,7 +276,5 @@ def test_a_store_that_is_briefly_down_makes_slack_retry_and_loses_nothing(
         assert bot.requests.retry(failed, 2).response.status_code == 200
         assert [e.text for e in captured(bot, channel)] == ["pool exhausted at 09:41"]
     finally:
-        bot.server.stop()
-        bot.requests.close()
-        bot.runtime.close()
+        bot.stop()
         proxy.close()
