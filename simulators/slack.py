@@ -74,7 +74,7 @@ class SlackSimulator:
         self,
         *,
         bot_token: str = "xoxb-simulated-bot-token",
-        app_token: str = "xapp-1-A0INCBOT-1-simulated",
+        app_token: str = "xapp-1-simulated-app-token",
         team_id: str = "T0SIMULATE",
         bot_user_id: str = "U0INCBOT",
         bot_id: str = "B0INCBOT",
