@@ -92,10 +92,11 @@ class Scheduler:
             run_job, "date", run_date=when, args=[name, *args], id=job_id, replace_existing=True, name=job_id
         )
 
-    def every(self, seconds: float, name: str, *args: Any, job_id: str) -> None:
-        """Run handler `name` every `seconds` (the first run one interval from now)."""
+    def every(self, seconds: float, name: str, *args: Any, job_id: str, first: datetime | None = None) -> None:
+        """Run handler `name` every `seconds`; the first run at `first`, or one interval from now."""
+        extra = {"next_run_time": first} if first is not None else {}
         self._scheduler.add_job(
-            run_job, "interval", seconds=seconds, args=[name, *args], id=job_id, replace_existing=True, name=job_id
+            run_job, "interval", seconds=seconds, args=[name, *args], id=job_id, replace_existing=True, name=job_id, **extra
         )
 
     def cancel(self, job_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Literal
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.diagnostics.service import DiagnosticsService
+from bot.housekeeping import tidy
 from bot.diagnostics.watchdog import Watchdog
 from bot.incidents.service import IncidentService
 from bot.incidents.values import Incident
@@ -140,6 +142,9 @@ def build_runtime(
     declare_form.register(app, services)
     paging.register(app, services)
     diagnostics_handlers.register(app, services)
+    scheduler.handle("housekeeping", lambda: log.info("housekeeping: forgot %d request keys, %d samples", *tidy(sessions, clock)))
+    # Daily, and soon after every start: a bot restarted more often than daily must still tidy up.
+    scheduler.every(24 * 3600, "housekeeping", job_id="housekeeping", first=clock.now() + timedelta(minutes=5))
     scheduler.start()
     return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport)
 
