@@ -65,10 +65,10 @@ def register(app: App, services: Services) -> None:
                 elif not incident.is_open:
                     ack(response_type="ephemeral", text=f":information_source: Incident {incident.number} is closed; nobody needs paging for it.")
                 else:
-                    reply = paging.page_command(services, incident, team, message, user_id, request_key)
+                    reply = paging.page_command(services, incident, team, message, user_id, request_key, respond)
                     ack(response_type="ephemeral", text=reply) if reply else ack()
             case c.ListDiagnostics() | c.RunDiagnostic():
-                reply = diagnostics.diag_command(services, parsed, context.get("incident"), user_id)
+                reply = diagnostics.diag_command(services, parsed, context.get("incident"), user_id, respond)
                 ack(response_type="ephemeral", text=reply) if reply else ack()
             case c.ShowTimeline():
                 incident = context.get("incident")

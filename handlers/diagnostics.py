@@ -38,7 +38,7 @@ def register(app: App, services: Services) -> None:
 
 
 def diag_command(services: Services, command: c.RunDiagnostic | c.ListDiagnostics, incident: Incident | None,
-                 user_id: str) -> str | None:
+                 user_id: str, respond: Respond) -> str | None:
     """What to answer at once; the check itself runs after the answer."""
     diagnostics = services.diagnostics
     if isinstance(command, c.ListDiagnostics):
@@ -67,7 +67,13 @@ def diag_command(services: Services, command: c.RunDiagnostic | c.ListDiagnostic
         if incident.channel_id:
             services.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
 
-    services.background.submit(f"diag:{target}", run)
+    def failed(error: BaseException) -> None:
+        services.metrics.background_failures.inc()
+        respond(response_type="ephemeral",
+                text=f":warning: `{command.check}` on *{target}* could not finish or be shown ({type(error).__name__}). "
+                "Run it again; if the bot's own store is the trouble, `/healthz` says so.")
+
+    services.background.submit(f"diag:{target}", run, on_error=failed)
     return f":hourglass_flowing_sand: Running `{command.check}` on *{target}* (read-only)…"
 
 

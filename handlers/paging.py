@@ -7,9 +7,11 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk.errors import SlackApiError
 
 from bot.incidents.values import Incident
 from bot.paging.service import PageView, Requested, UnknownTeam
@@ -53,7 +55,7 @@ def register(app: App, services: Services) -> None:
 
 
 def page_command(services: Services, incident: Incident, team: str, message: str | None, user_id: str,
-                 request_key: str) -> str | None:
+                 request_key: str, respond: Callable[..., Any]) -> str | None:
     """Record the page and queue its delivery; returns what to tell the person at once, if anything."""
     try:
         requested = services.paging.request(incident, team, message, user_id, request_key)
@@ -62,39 +64,71 @@ def page_command(services: Services, incident: Incident, team: str, message: str
         return f":warning: There is no team `{unknown.team}`. Teams you can page: {known}."
     if requested.retried:
         return None
-    services.background.submit(incident.id, lambda: announce_and_deliver(services, requested))
+    services.background.submit(incident.id, lambda: announce_and_deliver(services, requested),
+                               on_error=report_paging(services, respond))
     if requested.repeated:
         return (f":information_source: {services.paging.display_name(team)} already has an open page for this incident: "
                 "it was sent again with the same key, so they get a reminder, not a second alert.")
     return None
 
 
+class SlackShowedNothing(Exception):
+    """The page went out, but Slack would not show it; `steps` says what failed."""
+
+    def __init__(self, steps: list[str]) -> None:
+        super().__init__("; ".join(steps))
+        self.steps = steps
+
+
 def announce_and_deliver(services: Services, requested: Requested) -> None:
+    """Show the page in the channel and deliver it. Delivery never depends on Slack: a Slack failure is
+    reported after the page has gone out."""
     page = requested.page
     incident = services.incidents.get(page.incident_id)
-    if incident.channel_id is None:
-        return
     team = services.paging.team(page.team)
     display = services.paging.display_name(page.team)
-    if page.escalated_from_id is not None:
-        services.client.chat_postMessage(channel=incident.channel_id, text=f":arrow_double_up: {page.message} Paging *{display}* now.")
-    if team.slack_members:
-        _invite(services, incident.channel_id, team.slack_members)
-    text, blocks = paging_blocks.page_message(page, display, team, incident.number)
-    ts = services.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)["ts"]
-    services.paging.record_message(page.id, ts)
-    deliver(services, page.id)
+    failed: list[str] = []
+    channel = incident.channel_id
+    if channel is not None:
+        if page.escalated_from_id is not None:
+            _best_effort(failed, "announcing the escalation", lambda: services.client.chat_postMessage(
+                channel=channel, text=f":arrow_double_up: {page.message} Paging *{display}* now."))
+        if team.slack_members:
+            _best_effort(failed, "inviting the team", lambda: _invite(services, channel, team.slack_members))
+        text, blocks = paging_blocks.page_message(page, display, team, incident.number)
+        _best_effort(failed, "posting the page", lambda: services.paging.record_message(
+            page.id, services.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"]))
+    deliver(services, page.id, failed)
 
 
-def deliver(services: Services, page_id: int) -> None:
+def deliver(services: Services, page_id: int, failed: list[str] | None = None) -> None:
+    failed = failed if failed is not None else []
     page = services.paging.get(page_id)
     incident = services.incidents.get(page.incident_id)
     page = services.paging.deliver(page_id, incident)
     services.metrics.pages.labels("failed" if page.failed else "sent").inc()
-    refresh(services, page)
-    if page.failed and incident.channel_id:
-        services.client.chat_postMessage(channel=incident.channel_id,
-                                         text=paging_blocks.failure_message(page, services.paging.display_name(page.team)))
+    _best_effort(failed, "updating the page message", lambda: refresh(services, page))
+    channel = incident.channel_id
+    if page.failed and channel:
+        text = paging_blocks.failure_message(page, services.paging.display_name(page.team))
+        _best_effort(failed, "telling the channel the page failed", lambda: services.client.chat_postMessage(channel=channel, text=text))
+    if failed:
+        raise SlackShowedNothing(failed)
+
+
+def report_paging(services: Services, respond: Callable[..., Any]) -> Callable[[BaseException], None]:
+    """What the person who paged is told when something after their command failed."""
+
+    def report(error: BaseException) -> None:
+        services.metrics.background_failures.inc()
+        if isinstance(error, SlackShowedNothing):
+            text = (":warning: The page went to the team's providers, but Slack failed at "
+                    + "; ".join(error.steps) + ". Check the channel; the page and its outcome are in the timeline.")
+        else:
+            text = f":warning: Paging could not finish ({type(error).__name__}). Try `/incident page` again."
+        respond(response_type="ephemeral", text=text)
+
+    return report
 
 
 def show_acknowledged(services: Services, page: PageView, notify_errors: dict[str, str]) -> None:
@@ -158,13 +192,20 @@ def pagerduty_webhook(services: Services, body: bytes, signature: str | None) ->
 
 
 def _invite(services: Services, channel: str, members: list[str]) -> None:
-    from slack_sdk.errors import SlackApiError
-
     try:
         services.client.conversations_invite(channel=channel, users=",".join(members))
     except SlackApiError as error:
         if error.response.get("error") != "already_in_channel":
             log.warning("could not invite %s to %s: %s", members, channel, error.response.get("error"))
+
+
+def _best_effort(failed: list[str], step: str, action: Callable[[], object]) -> None:
+    try:
+        action()
+    except (SlackApiError, OSError) as error:
+        reason = error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__
+        log.warning("paging: %s failed: %s", step, reason)
+        failed.append(f"{step} (`{reason}`)")
 
 
 def _lane(services: Services, page_id: int) -> int:

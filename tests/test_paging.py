@@ -356,3 +356,15 @@ def test_the_escalation_claim_is_atomic_across_instances(two_bots: tuple[Running
         t.join()
 
     assert sum(r is not None for r in results) == 1
+
+
+def test_a_page_goes_out_even_when_slack_will_not_show_it(paged_bot: RunningBot, pagerduty: PagerDutyReceiver) -> None:
+    bot = paged_bot
+    channel = bot.declare()
+    bot.slack.fail_next("chat.postMessage", "channel_not_found")
+
+    command(bot, channel, "page database")
+
+    assert pagerduty.alerts() == {"incident-bot-1-database": "triggered"}
+    [warning] = [r for r in bot.slack.responses("p") if "went to the team's providers" in r.get("text", "")]
+    assert "posting the page (`channel_not_found`)" in warning["text"]
