@@ -105,6 +105,17 @@ def _describe(item: TimelineItem, who: str) -> str:
             return f":white_check_mark: {who} resolved the incident" + (f": {item.text}" if item.text else "")
         case EntryKind.CLOSED:
             return f":lock: {who} closed the incident"
+        case EntryKind.PAGED:
+            what = "escalated to" if data.get("escalated_from") else ("paged again" if data.get("repeated") else "paged")
+            return f":pager: {who} {what} *{data.get('team')}*" + (f": {item.text}" if item.text else "")
+        case EntryKind.PAGE_FAILED:
+            return f":x: paging *{data.get('team')}* through {data.get('provider')} failed: {item.text}"
+        case EntryKind.PAGE_ACKNOWLEDGED:
+            return f":white_check_mark: the page to *{data.get('team')}* was acknowledged by {item.text}"
+        case EntryKind.DIAGNOSTIC:
+            return f":bar_chart: {who} ran `{data.get('check')}` on *{data.get('target')}*: {item.text}"
+        case EntryKind.DIAGNOSTIC_DENIED:
+            return f":no_entry_sign: {who} was refused `{data.get('check')}` on *{data.get('target')}* (not allowed)"
     label = "Note" if item.kind is EntryKind.NOTE else item.kind.value.capitalize()
     return f"{NOTE_ICONS.get(item.kind, ':spiral_note_pad:')} *{label}* by {who}: {item.text}"
 
