@@ -65,11 +65,9 @@ def register(app: App, services: Services) -> None:
                 elif not incident.is_open:
                     ack(response_type="ephemeral", text=f":information_source: Incident {incident.number} is closed; nobody needs paging for it.")
                 else:
-                    reply = paging.page_command(services, incident, team, message, user_id, request_key, respond)
-                    ack(response_type="ephemeral", text=reply) if reply else ack()
+                    answer(ack, paging.page_command(services, incident, team, message, user_id, request_key, respond))
             case c.ListDiagnostics() | c.RunDiagnostic():
-                reply = diagnostics.diag_command(services, parsed, context.get("incident"), user_id, respond)
-                ack(response_type="ephemeral", text=reply) if reply else ack()
+                answer(ack, diagnostics.diag_command(services, parsed, context.get("incident"), user_id, respond))
             case c.ShowTimeline():
                 incident = context.get("incident")
                 if incident is None:
@@ -146,3 +144,11 @@ def register(app: App, services: Services) -> None:
             respond(replace_original=True, text=f":white_check_mark: Incident {ready.number} is ready: {blocks.channel_link(ready)}.")
 
         services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, respond))
+
+
+def answer(ack: Ack, reply: str | None) -> None:
+    """Acknowledge with a message only the caller sees, or with nothing when there is nothing to say."""
+    if reply:
+        ack(response_type="ephemeral", text=reply)
+    else:
+        ack()
