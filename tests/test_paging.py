@@ -235,7 +235,8 @@ def test_five_500s_fail_the_page_visibly_and_retry_recovers(paged_bot: RunningBo
     press(bot, channel, paging_blocks.RETRY_ACTION, retry["value"])
 
     assert pagerduty.alerts() == {"incident-bot-1-database": "triggered"}
-    assert bot.runtime.services.paging.get(1).deliveries["PagerDuty"]["ok"] is True
+    retried = bot.runtime.services.paging.get(1)
+    assert retried.deliveries["PagerDuty"]["ok"] is True and retried.status == "sent"
 
 
 def test_a_400_is_not_retried_and_its_text_is_shown(paged_bot: RunningBot, pagerduty: PagerDutyReceiver) -> None:

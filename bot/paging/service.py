@@ -163,7 +163,7 @@ class PagingService:
             row = store.by_id(session, page_id, for_update=True)
             assert row is not None
             row.deliveries = {**(row.deliveries or {}), **deliveries}
-            if row.status == "sending":
+            if row.status in ("sending", "failed"):  # a retry that gets through makes a failed page sent
                 reached = not deliveries or any(d["ok"] for d in deliveries.values())
                 row.status = "sent" if reached else "failed"
                 row.sent_at = now if reached else row.sent_at
