@@ -15,6 +15,11 @@ can be exercised with an unmodified ``slack_sdk.WebClient``::
 
 It also stands in for a slash command's ``response_url``: see `response_url()`.
 
+File uploads work the way ``WebClient.files_upload_v2`` drives them: files.getUploadURLExternal hands
+out an upload URL on this server, the raw bytes are POSTed there (answered ``OK - <bytes>`` like
+files.slack.com), and files.completeUploadExternal turns them into a file shared in channels; see
+`files()` and `file_content()`.
+
 It serves Socket Mode too: ``apps.connections.open`` (app token only) hands out a
 ``ws://`` URL on the same server, where a minimal RFC 6455 endpoint greets the client
 with Slack's ``hello`` and carries envelopes both ways (`socket_send()`)::
@@ -24,13 +29,15 @@ with Slack's ``hello`` and carries envelopes both ways (`socket_send()`)::
 
 Supported methods: apps.connections.open, auth.test,
 conversations.{create,info,join,invite,setTopic,archive},
-chat.{postMessage,update,postEphemeral,getPermalink}, pins.{add,remove}, users.info,
+chat.{postMessage,update,postEphemeral,getPermalink},
+files.{getUploadURLExternal,completeUploadExternal,info}, pins.{add,remove}, users.info,
 views.{open,update}.  Anything else answers HTTP 404 ``unknown_method``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import json
@@ -43,12 +50,13 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from email.message import Message
 from datetime import datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,7 +71,7 @@ class ApiCall:
     params: dict[str, Any]  # decoded arguments (JSON-string fields such as blocks decoded); token removed
     token: str | None  # from "Authorization: Bearer …" or the `token` field
     http_status: int  # 0 when the connection was dropped on purpose
-    response: dict[str, Any]  # JSON body sent back ({} when dropped)
+    response: dict[str, Any]  # JSON body sent back ({} when dropped); "upload" records {"ok", "body" or "error"}
     at: float  # time.time() when received
 
 
@@ -101,6 +109,9 @@ class SlackSimulator:
         self._ims: dict[str, str] = {}  # user id -> IM channel id
         self._ephemerals: list[dict[str, Any]] = []
         self._views: dict[str, dict[str, Any]] = {}  # view id -> current view object
+        self._uploads: dict[str, _Upload] = {}  # file id -> upload begun by files.getUploadURLExternal
+        self._upload_urls: dict[str, str] = {}  # opaque upload URL token -> file id
+        self._files: dict[str, dict[str, Any]] = {}  # file id -> shared file object, in completion order
         self._calls: list[ApiCall] = []
         self._responses: list[tuple[str, dict[str, Any]]] = []
         self._failures: dict[str, deque[_Failure]] = {}
@@ -122,6 +133,9 @@ class SlackSimulator:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
+            "files.info": self._files_info,
             "pins.add": self._pins_add,
             "pins.remove": self._pins_remove,
             "users.info": self._users_info,
@@ -134,7 +148,7 @@ class SlackSimulator:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> SlackSimulator:
+    def start(self) -> Self:
         """Bind the port and serve in a daemon thread."""
         if self._server is not None:
             raise RuntimeError("SlackSimulator is already running")
@@ -160,7 +174,7 @@ class SlackSimulator:
         if thread is not None:
             thread.join(timeout=5)
 
-    def __enter__(self) -> SlackSimulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -310,18 +324,28 @@ class SlackSimulator:
         http_status: int | None = None,
         drop_connection: bool = False,
     ) -> None:
-        """Make the next `count` calls of `method` fail (see `_Failure` for what each mode sends)."""
+        """Make the next `count` calls of `method` fail (see `_Failure` for what each mode sends).
+
+        `method` "upload" scripts the upload URLs instead: the error goes back as a text body with
+        `http_status`, and the bytes are not stored (so a 200 failure surfaces at completion).
+        """
         status = http_status if http_status is not None else (429 if error == "ratelimited" else 200)
         failure = _Failure(error, status, retry_after, drop_connection)
         with self._lock:
             self._failures.setdefault(method, deque()).extend([failure] * count)
 
     def reset(self) -> None:
-        """Forget recorded calls, response_url posts and pending failures; keep the workspace."""
+        """Forget recorded calls, response_url posts, pending failures and uploads; keep the workspace.
+
+        Messages that shared a file keep their copy of it; files.info no longer knows the file.
+        """
         with self._lock:
             self._calls.clear()
             self._responses.clear()
             self._failures.clear()
+            self._uploads.clear()
+            self._upload_urls.clear()
+            self._files.clear()
 
     def channel(self, channel_id: str) -> dict[str, Any] | None:
         """The conversation object Slack would return for `channel_id`, or None."""
@@ -364,6 +388,22 @@ class SlackSimulator:
         with self._lock:
             return copy.deepcopy(list(self._views.values()))
 
+    def files(self) -> list[dict[str, Any]]:
+        """Files completed by files.completeUploadExternal, in completion order, each with its text as "content"."""
+        with self._lock:
+            return [
+                {**copy.deepcopy(f), "content": (self._uploads[f["id"]].data or b"").decode("utf-8", "replace")}
+                for f in self._files.values()
+            ]
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes POSTed to `file_id`'s upload URL, completed or not; KeyError when none arrived."""
+        with self._lock:
+            upload = self._uploads.get(file_id)
+            if upload is None or upload.data is None:
+                raise KeyError(file_id)
+            return upload.data
+
     # -- request handling (called from server threads) ------------------------------
 
     def _handle_api(
@@ -374,8 +414,7 @@ class SlackSimulator:
         token = _bearer_token(headers.get("Authorization")) or (str(body_token) if body_token else None)
         reply_headers: dict[str, str] = {}
         with self._lock:
-            failures = self._failures.get(method)
-            failure = failures.popleft() if failures else None
+            failure = self._next_failure(method)
             if failure is not None and failure.drop_connection:
                 self._record(method, params, token, 0, {}, at)
                 return None
@@ -388,7 +427,7 @@ class SlackSimulator:
                     status, payload = 200, {"ok": True, **self._invoke(method, params, token, decodable)}
                 except _SlackError as exc:
                     status, payload = exc.http_status, {"ok": False, "error": exc.error, **exc.extra}
-                except Exception as exc:  # a simulator bug must surface to the test, not kill the connection
+                except Exception as exc:  # noqa: BLE001 - a simulator bug must reach the test, not kill the connection
                     status, payload = 500, {"ok": False, "error": "internal_error", "detail": repr(exc)}
             self._record(method, params, token, status, payload, at)
         return _Reply(status, json.dumps(payload).encode(), "application/json; charset=utf-8", reply_headers)
@@ -403,6 +442,34 @@ class SlackSimulator:
         with self._lock:
             self._responses.append((name, payload))
         return _Reply(200, b"ok", "text/plain; charset=utf-8", {})
+
+    def _handle_upload(self, url_token: str, body: bytes, at: float) -> _Reply | None:
+        """Take the bytes POSTed to an upload URL; answered in text like files.slack.com, recorded as "upload"."""
+        reply_headers: dict[str, str] = {}
+        with self._lock:
+            failure = self._next_failure("upload")
+            file_id = self._upload_urls.get(url_token)
+            upload = self._uploads.get(file_id) if file_id else None
+            params: dict[str, Any] = {"file_id": file_id, "length": len(body)} if file_id else {"length": len(body)}
+            if failure is not None and failure.drop_connection:
+                self._record("upload", params, None, 0, {}, at)
+                return None
+            if failure is not None:
+                status, text, recorded = failure.http_status, failure.error, {"ok": False, "error": failure.error}
+                if failure.error == "ratelimited":
+                    reply_headers["Retry-After"] = str(failure.retry_after)
+            elif upload is None or upload.completed:  # completion consumes the ticket
+                status, text, recorded = 404, "not_found", {"ok": False, "error": "not_found"}
+            else:
+                upload.data = body  # a repeated POST replaces the bytes, like a retried upload
+                status, text = 200, f"OK - {len(body)}"
+                recorded = {"ok": True, "body": text}
+            self._record("upload", params, None, status, recorded, at)
+        return _Reply(status, text.encode(), "text/plain; charset=utf-8", reply_headers)
+
+    def _next_failure(self, method: str) -> _Failure | None:
+        failures = self._failures.get(method)
+        return failures.popleft() if failures else None
 
     def _invoke(self, method: str, params: dict[str, Any], token: str | None, decodable: bool) -> dict[str, Any]:
         handler = self._methods.get(method)
@@ -605,6 +672,78 @@ class SlackSimulator:
             permalink += f"?thread_ts={message['thread_ts']}&cid={ch.id}"
         return {"channel": ch.id, "permalink": permalink}
 
+    def _files_get_upload_url_external(self, p: dict[str, Any]) -> dict[str, Any]:
+        filename, raw_length = str(p.get("filename") or ""), p.get("length")
+        problems, length = [], 0
+        if not filename:
+            problems.append("[ERROR] missing required field: filename")
+        if raw_length is None or raw_length == "":
+            problems.append("[ERROR] missing required field: length")
+        elif isinstance(raw_length, bool) or not re.fullmatch(r"-?[0-9]+", str(raw_length).strip()):
+            problems.append("[ERROR] must be an integer [json-pointer:/length]")
+        elif (length := int(str(raw_length))) < 1:  # Slack's wording for an empty file, sic
+            problems.append("[ERROR] must be greater than 1 [json-pointer:/length]")
+        if problems:
+            raise _SlackError("invalid_arguments", response_metadata={"messages": problems})
+        alt_txt, snippet_type = str(p.get("alt_txt") or ""), str(p.get("snippet_type") or "")
+        if len(alt_txt) > 1000:
+            raise _SlackError("alt_txt_too_large")
+        if snippet_type and snippet_type not in _SNIPPET_TYPES:
+            raise _SlackError("unknown_snippet_type")
+        if snippet_type and length > _SNIPPET_MAX_BYTES:
+            raise _SlackError("snippet_too_large")
+        upload = _Upload(self._new_id("F"), filename, length, uuid.uuid4().hex, alt_txt, snippet_type)
+        self._uploads[upload.id] = upload
+        self._upload_urls[upload.url_token] = upload.id
+        return {"upload_url": f"{self.url}/upload/v1/{upload.url_token}", "file_id": upload.id}
+
+    def _files_complete_upload_external(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Share uploaded files; nothing changes unless every file and channel checks out."""
+        entries = _upload_entries(p.get("files"))
+        uploads: list[_Upload] = []
+        for entry in entries:
+            upload = self._uploads.get(entry["id"])
+            # Never issued, bytes missing or not of the declared length, or already completed: Slack's
+            # "could not find the file from the upload ticket" (it would otherwise wait for the bytes).
+            if (
+                upload is None or upload.completed or upload in uploads
+                or upload.data is None or len(upload.data) != upload.length
+            ):
+                raise _SlackError("file_not_found")
+            uploads.append(upload)
+        targets = self._share_targets(p)
+        created = int(time.time())
+        files = [
+            self._file_object(upload, str(entry.get("title") or upload.filename), created)
+            for upload, entry in zip(uploads, entries, strict=True)
+        ]
+        thread_ts = str(p.get("thread_ts") or "") or None
+        for target in targets:
+            ch = self._open_im(target) if isinstance(target, str) else target
+            # History carries the files without their share lists, as conversations.history shows them.
+            shown = [{k: v for k, v in f.items() if k not in _SHARE_FIELDS} for f in files]
+            message = {
+                "type": "message", "text": str(p.get("initial_comment") or ""), "files": copy.deepcopy(shown),
+                "upload": True, "user": self.bot_user_id, "bot_id": self.bot_id, "display_as_bot": False,
+                "ts": self._next_ts(), "team": self.team_id,
+            }
+            self._append_message(ch, message, thread_ts)
+            for f in files:
+                self._add_share(f, ch, str(message["ts"]), thread_ts)
+        for upload, f in zip(uploads, files, strict=True):
+            upload.completed = True
+            self._files[f["id"]] = f
+        return {"files": files}
+
+    def _files_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        file = self._files.get(self._require(p, "file"))
+        if file is None:  # pending uploads are not files yet
+            raise _SlackError("file_not_found")
+        result: dict[str, Any] = {"file": file, "comments": [], "response_metadata": {"next_cursor": ""}}
+        if file["filetype"] != "binary":
+            result["content"] = (self._uploads[file["id"]].data or b"").decode("utf-8", "replace")
+        return result
+
     def _pins_add(self, p: dict[str, Any]) -> dict[str, Any]:
         ch, message = self._pin_target(p)
         if message["ts"] in ch.pins:
@@ -708,6 +847,63 @@ class SlackSimulator:
             raise _SlackError("msg_too_long")
         return text, blocks, attachments
 
+    def _share_targets(self, p: dict[str, Any]) -> list[_Channel | str]:
+        """Channels from `channel_id` and `channels` (user ids there mean a DM, opened only on success)."""
+        ids = []
+        channel_id = str(p.get("channel_id") or "")
+        if channel_id:
+            if not _CHANNEL_ID.fullmatch(channel_id):
+                pattern = _CHANNEL_ID.pattern
+                raise _invalid_arguments(f"input must match regex pattern: {pattern} [json-pointer:/channel_id]")
+            ids.append(channel_id)
+        raw = p.get("channels") or ""
+        ids += [c.strip() for c in (raw if isinstance(raw, list) else str(raw).split(",")) if c.strip()]
+        ids = list(dict.fromkeys(ids))
+        if len(ids) > 100:
+            raise _SlackError("channels_limit_exceeded")
+        targets: list[_Channel | str] = []
+        for value in ids:
+            user = self._users.get(value)
+            if user is not None and value != self.bot_user_id and not user["deleted"]:
+                targets.append(value)
+            else:
+                targets.append(self._writable_channel({"channel": value}))
+        return targets
+
+    def _file_object(self, upload: _Upload, title: str, created: int) -> dict[str, Any]:
+        data = upload.data or b""
+        filetype, pretty_type, mimetype, mode = _file_kind(upload.filename, data, upload.snippet_type)
+        slug = re.sub(r"[^a-z0-9._-]+", "_", upload.filename.lower())  # Slack's URL form of the name
+        private = f"{_WORKSPACE_URL}files-pri/{self.team_id}-{upload.id}/"
+        file: dict[str, Any] = {
+            "id": upload.id, "created": created, "timestamp": created, "name": upload.filename, "title": title,
+            "mimetype": mimetype, "filetype": filetype, "pretty_type": pretty_type, "user": self.bot_user_id,
+            "user_team": self.team_id, "editable": mode == "snippet", "size": len(data), "mode": mode,
+            "is_external": False, "external_type": "", "is_public": False, "public_url_shared": False,
+            "display_as_bot": False, "username": "", "url_private": private + slug,
+            "url_private_download": f"{private}download/{slug}", "media_display_type": "unknown",
+            "permalink": f"{_WORKSPACE_URL}files/{self.bot_user_id}/{upload.id}/{slug}",
+            "permalink_public": f"https://slack-files.com/{self.team_id}-{upload.id}-{self._rng.getrandbits(40):010x}",
+            "comments_count": 0, "is_starred": False, "has_rich_preview": False, "file_access": "visible",
+            "channels": [], "groups": [], "ims": [], "shares": {},
+        }
+        if upload.alt_txt:
+            file["alt_txt"] = upload.alt_txt
+        return file
+
+    def _add_share(self, file: dict[str, Any], ch: _Channel, ts: str, thread_ts: str | None) -> None:
+        """Record a share the way Slack lists it: shares.{public,private}[channel] plus channels/groups/ims."""
+        share: dict[str, Any] = {
+            "reply_users": [], "reply_users_count": 0, "reply_count": 0, "ts": ts,
+            "channel_name": ch.name, "team_id": self.team_id, "share_user_id": self.bot_user_id,
+        }
+        if thread_ts:
+            share["thread_ts"] = thread_ts
+        visibility = "private" if ch.is_private or ch.im_user else "public"
+        file["shares"].setdefault(visibility, {}).setdefault(ch.id, []).append(share)
+        file["ims" if ch.im_user else "groups" if ch.is_private else "channels"].append(ch.id)
+        file["is_public"] = file["is_public"] or visibility == "public"
+
     def _append_message(self, ch: _Channel, message: dict[str, Any], thread_ts: str | None) -> None:
         if thread_ts:
             message["thread_ts"] = thread_ts
@@ -801,7 +997,8 @@ class SlackSimulator:
     def _next_ts(self) -> str:
         # Strictly increasing across the workspace, yet close to wall-clock time like real ts values.
         self._ts_counter = max(self._ts_counter + 1, int(time.time() * 1_000_000))
-        return "%d.%06d" % divmod(self._ts_counter, 1_000_000)
+        seconds, micros = divmod(self._ts_counter, 1_000_000)
+        return f"{seconds}.{micros:06d}"
 
     def _new_id(self, prefix: str) -> str:
         while True:
@@ -819,7 +1016,20 @@ _WORKSPACE_URL = "https://simulated.slack.com/"
 _APP_ID = "A0INCBOT"
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 _CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")
-_JSON_FIELDS = frozenset({"blocks", "attachments", "view"})  # slack_sdk form-encodes these as JSON strings
+_CHANNEL_ID = re.compile(r"^[CGDZ][A-Z0-9]{8,}$")  # files.completeUploadExternal's schema for channel_id
+_JSON_FIELDS = frozenset({"blocks", "attachments", "view", "files"})  # slack_sdk form-encodes these as JSON
+_SNIPPET_MAX_BYTES = 1024 * 1024  # "snippets are limited to 1MB"
+_SNIPPET_TYPES = {  # snippet_type -> pretty_type ("auto" lets the file name decide)
+    "auto": "", "text": "Plain Text", "markdown": "Markdown (raw)", "json": "JSON", "csv": "CSV",
+    "python": "Python", "javascript": "JavaScript", "shell": "Shell", "sql": "SQL", "yaml": "YAML", "diff": "Diff",
+}
+_FILE_TYPES = {  # extension -> (filetype, pretty_type, mimetype) for UTF-8 content
+    "md": ("markdown", "Markdown (raw)", "text/markdown"), "markdown": ("markdown", "Markdown (raw)", "text/markdown"),
+    "txt": ("text", "Plain Text", "text/plain"), "log": ("text", "Plain Text", "text/plain"),
+    "json": ("json", "JSON", "application/json"), "csv": ("csv", "CSV", "text/csv"),
+}
+_BINARY_TYPE = ("binary", "Binary", "application/octet-stream")
+_SHARE_FIELDS = frozenset({"shares", "channels", "groups", "ims"})
 _BLOCK_TEXT_LIMITS = {"section": 3000, "header": 150}
 _HELLO = {
     "type": "hello", "num_connections": 1,
@@ -846,6 +1056,20 @@ class _Failure:
     http_status: int
     retry_after: int
     drop_connection: bool
+
+
+@dataclass(eq=False)  # identity comparison: two uploads are never "the same file"
+class _Upload:
+    """A file from files.getUploadURLExternal on; kept after completion for its bytes."""
+
+    id: str
+    filename: str
+    length: int  # as declared; completion requires exactly this many bytes
+    url_token: str
+    alt_txt: str
+    snippet_type: str
+    data: bytes | None = None  # None until bytes reach the upload URL
+    completed: bool = False
 
 
 @dataclass
@@ -887,19 +1111,15 @@ class _WebSocket:
             if self._close_sent:  # nothing may follow a close frame
                 return
             self._close_sent = opcode == _OP_CLOSE
-            try:
+            with contextlib.suppress(OSError):  # the peer is gone; the reader notices
                 self._sock.sendall(bytes([0x80 | opcode]) + length + payload)
-            except OSError:
-                pass  # the peer is gone; the reader notices
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame, give the client a moment to answer, then cut the connection."""
         self.send(_OP_CLOSE, struct.pack("!H", code) + reason.encode())
         self._done.wait(1.0)
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def messages(self) -> Iterable[str]:
         """Yield text messages until the connection ends, answering pings and close frames on the way."""
@@ -961,6 +1181,33 @@ def _block_problems(blocks: list[Any], limit: int, pointer: str) -> list[str]:
     return problems
 
 
+def _upload_entries(raw: Any) -> list[dict[str, Any]]:
+    """Validate files.completeUploadExternal's `files` argument: a non-empty array of {"id", "title"?}."""
+    if raw is None or raw == "":
+        raise _invalid_arguments("missing required field: files")
+    if not isinstance(raw, list):  # still a string when its JSON did not parse
+        raise _invalid_arguments("must be an array [json-pointer:/files]")
+    if not raw:
+        raise _invalid_arguments("must contain at least 1 items [json-pointer:/files]")
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"]:
+            raise _invalid_arguments(f"missing required field: id [json-pointer:/files/{i}]")
+    return raw
+
+
+def _file_kind(name: str, data: bytes, snippet_type: str) -> tuple[str, str, str, str]:
+    """(filetype, pretty_type, mimetype, mode) as Slack classifies an upload: snippet type, else extension."""
+    mode = "snippet" if snippet_type else "hosted"
+    if snippet_type and snippet_type != "auto":
+        return snippet_type, _SNIPPET_TYPES[snippet_type], "text/plain", mode
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return (*_BINARY_TYPE, mode)
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    return (*_FILE_TYPES.get(extension, _FILE_TYPES["txt"]), mode)
+
+
 def _decode_params(query: str, content_type: str, body: bytes) -> tuple[dict[str, Any], bool]:
     """Merge query-string and body arguments; the flag is False when a JSON body does not parse."""
     params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
@@ -976,10 +1223,8 @@ def _decode_params(query: str, content_type: str, body: bytes) -> tuple[dict[str
         params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     for key in _JSON_FIELDS & params.keys():
         if isinstance(params[key], str):
-            try:
+            with contextlib.suppress(ValueError):  # left as a string: the method reports it as malformed
                 params[key] = json.loads(params[key])
-            except ValueError:
-                pass  # left as a string: the method reports it as malformed
     return params, True
 
 
@@ -1024,7 +1269,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._route()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature fixed by the base class
+    def log_message(self, format: str, *args: Any) -> None:  # signature fixed by the base class
         pass  # keep test output clean
 
     def _route(self) -> None:
@@ -1041,6 +1286,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = simulator._handle_api(unquote(url.path[5:]), url.query, self.headers, body, at)
         elif url.path.startswith("/response/") and self.command == "POST":
             reply = simulator._handle_response_url(unquote(url.path[10:]), body)
+        elif url.path.startswith("/upload/v1/") and self.command == "POST":
+            reply = simulator._handle_upload(unquote(url.path[11:]), body, at)
         else:
             reply = _Reply(404, b"not found", "text/plain; charset=utf-8", {})
         if reply is None:  # scripted drop: close without a status line so clients see a dead connection

@@ -334,6 +334,215 @@ def test_views_open_and_update(sim: SlackSimulator, client: WebClient) -> None:
     assert error_code(client.views_update, view_id="V0NOPE", view=modal) == "not_found"
 
 
+def begin_upload(client: WebClient, content: bytes, filename: str = "notes.txt", **kwargs) -> tuple[str, str]:
+    """Steps 1 and 2 of files_upload_v2 by hand: returns (file_id, upload_url)."""
+    resp = client.files_getUploadURLExternal(filename=filename, length=len(content), **kwargs)
+    status, _, body = raw_post(resp["upload_url"], content, {})
+    assert (status, body) == (200, f"OK - {len(content)}".encode())
+    return resp["file_id"], resp["upload_url"]
+
+
+def test_files_upload_v2_shares_markdown_in_channel(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-50")["channel"]["id"]
+    resp = client.files_upload_v2(channel=channel_id, content="# hello", filename="postmortem.md",
+                                  title="Postmortem", initial_comment="Draft")
+    assert [c.method for c in sim.calls] == [
+        "conversations.create", "files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    assert all(c.http_status == 200 for c in sim.calls)
+    url_call = sim.calls_to("files.getUploadURLExternal")[0]
+    assert url_call.params == {"filename": "postmortem.md", "length": "7"}
+    assert url_call.response["upload_url"].startswith(f"{sim.url}/upload/v1/")
+    upload = sim.calls_to("upload")[0]
+    assert (upload.token, upload.params, upload.response) == (
+        None, {"file_id": resp["file"]["id"], "length": 7}, {"ok": True, "body": "OK - 7"})
+
+    file = resp["file"]
+    assert resp["files"] == [file]
+    assert file["id"].startswith("F") and len(file["id"]) == 11
+    assert (file["name"], file["title"], file["size"]) == ("postmortem.md", "Postmortem", 7)
+    assert (file["mimetype"], file["filetype"], file["pretty_type"]) == ("text/markdown", "markdown", "Markdown (raw)")
+    assert (file["user"], file["mode"], file["is_external"], file["is_public"]) == ("U0INCBOT", "hosted", False, True)
+    assert file["created"] == file["timestamp"] and abs(file["created"] - time.time()) < 5
+    assert file["permalink"] == f"https://simulated.slack.com/files/U0INCBOT/{file['id']}/postmortem.md"
+    assert file["url_private"] == f"https://simulated.slack.com/files-pri/T0SIMULATE-{file['id']}/postmortem.md"
+    assert file["url_private_download"].endswith(f"{file['id']}/download/postmortem.md")
+    assert file["channels"] == [channel_id] and file["groups"] == [] and file["ims"] == []
+
+    [message] = sim.messages(channel_id)
+    assert (message["text"], message["upload"], message["user"], message["bot_id"]) == (
+        "Draft", True, "U0INCBOT", "B0INCBOT")
+    assert [f["id"] for f in message["files"]] == [file["id"]]
+    assert message["files"][0]["permalink"] == file["permalink"] and "shares" not in message["files"][0]
+    [share] = file["shares"]["public"][channel_id]
+    assert share["ts"] == message["ts"] and share["channel_name"] == "inc-50"
+    assert "private" not in file["shares"]
+
+    [stored] = sim.files()
+    assert stored == {**file, "content": "# hello"}
+    assert sim.file_content(file["id"]) == b"# hello"
+
+
+def test_files_info(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = sim.add_channel("inc-51", is_private=True, members=[ALICE])
+    file = client.files_upload_v2(channel=channel_id, content="timeline", filename="timeline.txt")["file"]
+    info = client.files_info(file=file["id"])
+    assert info["content"] == "timeline" and info["comments"] == []
+    assert info["file"]["id"] == file["id"] and info["file"]["title"] == "timeline.txt"  # title defaults to name
+    assert (info["file"]["filetype"], info["file"]["mimetype"]) == ("text", "text/plain")
+    assert list(info["file"]["shares"]["private"]) == [channel_id] and info["file"]["groups"] == [channel_id]
+    assert info["file"]["is_public"] is False
+    assert sim.calls_to("files.info")[0].params["file"] == file["id"]
+
+    binary = client.files_upload_v2(channel=channel_id, content=b"\x89PNG\xff", filename="graph.png")["file"]
+    assert (binary["filetype"], binary["mimetype"]) == ("binary", "application/octet-stream")
+    assert "content" not in client.files_info(file=binary["id"]).data
+    assert sim.file_content(binary["id"]) == b"\x89PNG\xff"
+
+    pending, _ = begin_upload(client, b"not completed")
+    assert error_code(client.files_info, file=pending) == "file_not_found"
+    assert error_code(client.files_info, file="F0NOPE0000") == "file_not_found"
+
+
+def test_files_upload_v2_in_thread_and_without_channel(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-52")["channel"]["id"]
+    parent = client.chat_postMessage(channel=channel_id, text="timeline")["ts"]
+    file = client.files_upload_v2(channel=channel_id, content="a\nb", filename="log.txt", thread_ts=parent)["file"]
+    parent_message, reply = sim.messages(channel_id)
+    assert reply["thread_ts"] == parent and reply["files"][0]["id"] == file["id"] and reply["text"] == ""
+    assert parent_message["reply_count"] == 1
+    assert file["shares"]["public"][channel_id][0]["thread_ts"] == parent
+
+    private = client.files_upload_v2(content="only mine", filename="draft.md")["file"]  # no channel: stays private
+    assert private["shares"] == {} and private["channels"] == [] and private["is_public"] is False
+    assert [f["id"] for f in sim.files()] == [file["id"], private["id"]]
+    assert len(sim.messages(channel_id)) == 2
+
+
+def test_files_share_to_dm_by_user_id(sim: SlackSimulator, client: WebClient) -> None:
+    file_id, _ = begin_upload(client, b"for alice")
+    resp = client.files_completeUploadExternal(files=[{"id": file_id, "title": "Handover"}], channels=[ALICE])
+    [im] = resp["files"][0]["ims"]
+    assert im.startswith("D") and sim.channel(im)["user"] == ALICE
+    assert [m["files"][0]["title"] for m in sim.messages(im)] == ["Handover"]
+
+
+def test_files_upload_v2_channel_errors(sim: SlackSimulator, client: WebClient) -> None:
+    foreign = sim.add_channel("ops", members=[ALICE], bot_is_member=False)
+    archived = client.conversations_create(name="inc-old")["channel"]["id"]
+    client.conversations_archive(channel=archived)
+    cases = [("C0NOPE0000", "channel_not_found"), (foreign, "not_in_channel"), (archived, "is_archived")]
+    for channel, error in cases:
+        assert error_code(client.files_upload_v2, channel=channel, content="x", filename="x.md") == error
+    err = slack_error(client.files_upload_v2, channel="general", content="x", filename="x.md")
+    assert err.response["error"] == "invalid_arguments"
+    assert "[json-pointer:/channel_id]" in err.response["response_metadata"]["messages"][0]
+    assert sim.files() == [] and sim.messages(foreign) == []
+
+    # A failed completion changes nothing: the same upload can still be shared elsewhere.
+    file_id = sim.calls_to("files.getUploadURLExternal")[-1].response["file_id"]
+    target = client.conversations_create(name="inc-53")["channel"]["id"]
+    assert client.files_completeUploadExternal(files=[{"id": file_id}], channel_id=target)["files"][0]["id"] == file_id
+
+
+def test_complete_upload_file_errors(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-54")["channel"]["id"]
+    complete = client.files_completeUploadExternal
+    assert error_code(complete, files=[{"id": "F0NOPE0000"}], channel_id=channel_id) == "file_not_found"
+
+    file_id, upload_url = begin_upload(client, b"report")
+    assert complete(files=[{"id": file_id, "title": "Report"}], channel_id=channel_id)["ok"] is True
+    assert error_code(complete, files=[{"id": file_id}], channel_id=channel_id) == "file_not_found"  # only once
+    assert raw_post(upload_url, b"again", {})[0] == 404  # completion consumed the upload URL
+    assert len(sim.messages(channel_id)) == 1 and len(sim.files()) == 1
+
+    never_sent = client.files_getUploadURLExternal(filename="a.txt", length=3)["file_id"]
+    assert error_code(complete, files=[{"id": never_sent}]) == "file_not_found"
+    short = client.files_getUploadURLExternal(filename="b.txt", length=10)
+    status, _, body = raw_post(short["upload_url"], b"abc", {})
+    assert (status, body) == (200, b"OK - 3")  # the upload URL takes any size...
+    assert sim.file_content(short["file_id"]) == b"abc"
+    assert error_code(complete, files=[{"id": short["file_id"]}]) == "file_not_found"  # ...completion does not
+    with pytest.raises(KeyError):
+        sim.file_content(never_sent)
+
+    for files, problem in [("", "missing required field: files"), ("[{oops", "must be an array"),
+                           ("[]", "at least 1 items"), ('[{"title": "x"}]', "missing required field: id")]:
+        err = slack_error(client.api_call, "files.completeUploadExternal", params={"files": files})
+        assert err.response["error"] == "invalid_arguments", files
+        assert problem in err.response["response_metadata"]["messages"][0]
+    assert len(sim.files()) == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"length": 5}, "[ERROR] missing required field: filename"),
+     ({"filename": "a.md"}, "[ERROR] missing required field: length"),
+     ({"filename": "a.md", "length": "many"}, "[ERROR] must be an integer [json-pointer:/length]"),
+     ({"filename": "a.md", "length": "1.5"}, "[ERROR] must be an integer [json-pointer:/length]"),
+     ({"filename": "a.md", "length": 0}, "[ERROR] must be greater than 1 [json-pointer:/length]"),
+     ({"filename": "a.md", "length": -3}, "[ERROR] must be greater than 1 [json-pointer:/length]")],
+)
+def test_get_upload_url_rejects_bad_arguments(
+    sim: SlackSimulator, client: WebClient, params: dict[str, object], message: str
+) -> None:
+    err = slack_error(client.api_call, "files.getUploadURLExternal", params=params)
+    assert err.response["error"] == "invalid_arguments"
+    assert err.response["response_metadata"]["messages"] == [message]
+
+
+def test_get_upload_url_other_errors(sim: SlackSimulator, client: WebClient) -> None:
+    get_url = client.files_getUploadURLExternal
+    assert error_code(get_url, filename="a.png", length=3, alt_txt="x" * 1001) == "alt_txt_too_large"
+    assert error_code(get_url, filename="a.txt", length=3, snippet_type="cobol") == "unknown_snippet_type"
+    assert error_code(get_url, filename="a.txt", length=2_000_000, snippet_type="text") == "snippet_too_large"
+    err = slack_error(client.files_getUploadURLExternal, filename=None, length=None)  # slack_sdk drops Nones
+    assert len(err.response["response_metadata"]["messages"]) == 2
+    bad = WebClient(token="xoxb-wrong", base_url=sim.base_url, retry_handlers=[])
+    assert error_code(bad.files_getUploadURLExternal, filename="a.txt", length=3) == "invalid_auth"
+
+
+def test_snippet_upload(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-55")["channel"]["id"]
+    file = client.files_upload_v2(channel=channel_id, content="print(1)", filename="fix.py",
+                                  snippet_type="python", alt_txt="the fix")["file"]
+    assert (file["mode"], file["filetype"], file["mimetype"]) == ("snippet", "python", "text/plain")
+    assert file["editable"] is True and file["alt_txt"] == "the fix"
+
+
+def test_upload_url_failures_and_unknown_urls(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-56")["channel"]["id"]
+    status, headers, body = raw_post(f"{sim.url}/upload/v1/bogus", b"data", {})
+    assert (status, body) == (404, b"not_found") and headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert sim.calls_to("upload")[-1].params == {"length": 4}
+
+    sim.fail_next("upload", "internal_error", http_status=503)
+    with pytest.raises(urllib.error.HTTPError) as info:  # slack_sdk lets the upload URL's error through
+        client.files_upload_v2(channel=channel_id, content="x", filename="x.md")
+    assert info.value.code == 503 and info.value.read() == b"internal_error"
+    assert sim.calls_to("upload")[-1].response == {"ok": False, "error": "internal_error"}
+    assert sim.calls_to("files.completeUploadExternal") == [] and sim.files() == []
+
+    sim.fail_next("upload", drop_connection=True)
+    with pytest.raises(ConnectionError):
+        client.files_upload_v2(channel=channel_id, content="x", filename="x.md")
+    assert sim.calls_to("upload")[-1].http_status == 0
+
+    sim.fail_next("files.completeUploadExternal", "ratelimited", retry_after=2)
+    err = slack_error(client.files_upload_v2, channel=channel_id, content="x", filename="x.md")
+    assert err.response.status_code == 429 and err.response.headers["Retry-After"] == "2"
+    assert client.files_upload_v2(channel=channel_id, content="x", filename="x.md")["ok"] is True
+    assert len(sim.files()) == 1 and len(sim.messages(channel_id)) == 1
+
+
+def test_reset_forgets_files(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = client.conversations_create(name="inc-57")["channel"]["id"]
+    file_id = client.files_upload_v2(channel=channel_id, content="x", filename="x.md")["file"]["id"]
+    sim.reset()
+    assert sim.files() == []
+    assert error_code(client.files_info, file=file_id) == "file_not_found"
+    assert sim.messages(channel_id)[0]["files"][0]["id"] == file_id  # the workspace keeps its messages
+
+
 def test_wait_for_returns_value_or_times_out(sim: SlackSimulator, client: WebClient) -> None:
     channel_id = client.conversations_create(name="inc-w")["channel"]["id"]
     threading.Timer(0.05, lambda: client.chat_postMessage(channel=channel_id, text="late")).start()
@@ -356,7 +565,7 @@ def test_concurrent_posts_get_distinct_ts(sim: SlackSimulator, client: WebClient
     def post(i: int) -> None:
         try:
             results.append(client.chat_postMessage(channel=channel_id, text=f"msg {i}")["ts"])
-        except BaseException as exc:  # surfaced below; a thread's exception would otherwise vanish
+        except BaseException as exc:  # noqa: BLE001 - surfaced below; a thread's exception would otherwise vanish
             errors.append(exc)
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(50)]
