@@ -21,6 +21,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,32 @@ class SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
             super().remove_job(job_id)
 
 
+class _BackgroundScheduler(BackgroundScheduler):  # type: ignore[misc]
+    """APScheduler 3, minus a shutdown race: a pass over due jobs that overlaps shutdown() tries to
+    remove a finished date job from the pending list of a stopped scheduler, fails, and kills its thread.
+    Such a job stays in the store instead, and the next start runs it (every job here is idempotent)."""
+
+    def _process_jobs(self) -> float | None:
+        if self.state == STATE_STOPPED:  # woken by shutdown(): run nothing more
+            return None
+        return super()._process_jobs()
+
+    def remove_job(self, job_id: str, jobstore: str | None = None) -> None:
+        try:
+            super().remove_job(job_id, jobstore)
+        except JobLookupError:
+            if self.state != STATE_STOPPED:
+                raise
+
+
 class Scheduler:
     def __init__(self, engine: Engine) -> None:
         self._handlers: dict[str, JobHandler] = {}
         self._stopped = threading.Event()
         self._retry: threading.Timer | None = None
+        self._changing = threading.Lock()  # held while adding or removing a job; see stop()
         workers = ThreadPoolExecutor(4, pool_kwargs={"initializer": _serve, "initargs": (self._handlers,)})
-        self._scheduler = BackgroundScheduler(
+        self._scheduler = _BackgroundScheduler(
             jobstores={"default": SharedJobStore(engine=engine, tablename="apscheduler_jobs")},
             executors={"default": workers},
             # A job whose time passed while no process was running still runs, once, at start.
@@ -80,7 +100,11 @@ class Scheduler:
             self._retry.start()
 
     def stop(self) -> None:
-        self._stopped.set()
+        """Let running jobs finish, then stop. APScheduler waits for running jobs while holding its
+        job-store lock, which a job re-arming itself (a reminder) needs to add its next run; so from
+        here on adding and removing jobs does nothing (the next start re-arms what is still needed)."""
+        with self._changing:
+            self._stopped.set()
         if self._retry is not None:
             self._retry.cancel()
         if self._scheduler.running:
@@ -88,20 +112,26 @@ class Scheduler:
 
     def at(self, when: datetime, name: str, *args: Any, job_id: str) -> None:
         """Run handler `name` with `args` at `when` (replacing a job with the same id)."""
-        self._scheduler.add_job(
-            run_job, "date", run_date=when, args=[name, *args], id=job_id, replace_existing=True, name=job_id
-        )
+        with self._changing:
+            if not self._stopped.is_set():
+                self._scheduler.add_job(
+                    run_job, "date", run_date=when, args=[name, *args], id=job_id, replace_existing=True, name=job_id
+                )
 
     def every(self, seconds: float, name: str, *args: Any, job_id: str, first: datetime | None = None) -> None:
         """Run handler `name` every `seconds`; the first run at `first`, or one interval from now."""
         extra = {"next_run_time": first} if first is not None else {}
-        self._scheduler.add_job(
-            run_job, "interval", seconds=seconds, args=[name, *args], id=job_id, replace_existing=True, name=job_id, **extra
-        )
+        with self._changing:
+            if not self._stopped.is_set():
+                self._scheduler.add_job(
+                    run_job, "interval", seconds=seconds, args=[name, *args], id=job_id, replace_existing=True,
+                    name=job_id, **extra,
+                )
 
     def cancel(self, job_id: str) -> None:
-        with suppress(JobLookupError):
-            self._scheduler.remove_job(job_id)
+        with self._changing, suppress(JobLookupError):
+            if not self._stopped.is_set():
+                self._scheduler.remove_job(job_id)
 
     def pending(self) -> list[str]:
         return [job.id for job in self._scheduler.get_jobs()]
