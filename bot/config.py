@@ -12,9 +12,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    from bot.postmortem.templates import PostmortemTemplate
 
 DEFAULT_CONFIG_PATH = "incident-bot.toml"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -190,6 +193,22 @@ class Settings:
     file: FileConfig
     config_path: Path | None  # None when no file was found at the default path
     warnings: list[str] = field(default_factory=list)
+    postmortem_template: PostmortemTemplate | None = None  # the team's template, compiled and tried; None: the default
+
+    def secrets(self) -> list[str]:
+        """Every configured secret: kept out of logs, Slack messages and postmortems."""
+        from sqlalchemy.engine import make_url
+
+        found = self.env.secrets()
+        for team in self.file.teams.values():
+            found += [s for s in (team.pagerduty_routing_key, team.opsgenie_api_key) if s]
+        if self.file.paging.pagerduty_webhook_secret:
+            found.append(self.file.paging.pagerduty_webhook_secret)
+        for url in [self.env.database_url] + [t.url for t in self.file.diagnostics.targets.values()]:
+            password = make_url(url).password
+            if password:
+                found.append(str(password))
+        return found
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode | None = None) -> Settings:
@@ -215,9 +234,27 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode | None = N
             file_config = parse_config_file(path)
         except ConfigError as e:
             problems.extend(e.problems)
+    template = None
+    if file_config.postmortem.template:
+        try:
+            template = postmortem_template(path, file_config.postmortem.template)
+        except ConfigError as e:
+            problems.extend(e.problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(env=environment, file=file_config, config_path=config_path, warnings=warnings)
+    return Settings(env=environment, file=file_config, config_path=config_path, warnings=warnings,
+                    postmortem_template=template)
+
+
+def postmortem_template(config_path: Path, template: str) -> PostmortemTemplate:
+    """The team's template, compiled and tried on a sample draft now rather than at the first close.
+    A relative path is relative to the configuration file."""
+    from bot.postmortem.templates import TemplateProblem, load_template
+
+    try:
+        return load_template(config_path.parent / Path(template).expanduser())
+    except TemplateProblem as problem:
+        raise ConfigError([f"{config_path}: postmortem.template: {problem}"]) from None
 
 
 def environment_problems(env: Environment, mode: Mode | None) -> list[str]:

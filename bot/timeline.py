@@ -19,12 +19,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
 from bot.incidents.values import EntryKind, Status
 from storage import timeline as store
-from storage.database import transaction
+from storage.database import read_only, transaction
 from storage.models import TimelineEntry
 
 
@@ -48,7 +49,7 @@ class Captured(StrEnum):
     NOT_AN_INCIDENT = "not_an_incident"  # the channel is no incident's, or its incident is closed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TimelineItem:
     id: int
     kind: EntryKind
@@ -70,6 +71,11 @@ class TimelineItem:
         return self.thread_ts is not None and self.thread_ts != self.slack_ts
 
 
+def visible(items: list[TimelineItem]) -> list[TimelineItem]:
+    """What readers see: deleted messages, and placeholders their message never filled, are left out."""
+    return [i for i in items if not i.deleted and not (i.kind is EntryKind.MESSAGE and i.actor_id is None)]
+
+
 def ts_to_datetime(ts: str) -> datetime:
     """Slack's `ts` ("1700000000.000100") as an exact UTC time (float would round the microseconds)."""
     seconds = Decimal(ts)
@@ -83,7 +89,7 @@ class TimelineService:
     still returns only once its own event is committed."""
 
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, max_batch: int = 200) -> None:
-        self._sessions = sessions
+        self._reads = read_only(sessions)
         self._writer = BatchWriter(sessions, clock, max_batch)
 
     def capture(self, message: ChannelMessage, event_key: str) -> Captured:
@@ -104,8 +110,8 @@ class TimelineService:
     def items(self, incident_id: int) -> list[TimelineItem]:
         """Everything recorded for the incident, in order; deleted messages and unfilled placeholders
         included (callers decide what to show)."""
-        with self._sessions() as session:
-            return [_item(entry) for entry in store.entries(session, incident_id)]
+        with self._reads() as session:
+            return [item_of(entry) for entry in store.entries(session, incident_id)]
 
     def close(self) -> None:
         self._writer.close()
@@ -261,7 +267,8 @@ def _content(message: ChannelMessage) -> dict[str, Any]:
     }
 
 
-def _item(entry: TimelineEntry) -> TimelineItem:
+def item_of(entry: TimelineEntry | Row[Any]) -> TimelineItem:
+    """A stored entry (an ORM object, or a row with the same column names) as the domain sees it."""
     return TimelineItem(
         id=entry.id,
         kind=EntryKind(entry.kind),

@@ -16,6 +16,9 @@ from bot.config import Settings
 from bot.diagnostics.service import DiagnosticsService
 from bot.housekeeping import tidy
 from bot.diagnostics.watchdog import Watchdog
+from bot.followups import FollowupService
+from bot.postmortem.service import PostmortemService
+from bot.reminders import StatusReminders
 from bot.incidents.service import IncidentService
 from bot.incidents.values import Incident
 from bot.paging.opsgenie import Opsgenie
@@ -25,7 +28,7 @@ from bot.paging.service import PagingService, Requested
 from bot.scheduling import Scheduler
 from bot.people import People
 from bot.timeline import TimelineService
-from handlers import capture, commands, declare_form, paging
+from handlers import capture, commands, declare_form, followups, paging, postmortems, reminders
 from handlers import diagnostics as diagnostics_handlers
 from handlers.background import Background
 from handlers.reporting import direct_message, report_provisioning
@@ -59,6 +62,13 @@ class Runtime:
                 partial(self.services.publisher.provision, incident.id),
                 on_error=report_provisioning(self.services, incident.id, direct_message(self.services, incident.reporter_id)),
             )
+        for incident in self.services.incidents.list_open():  # reminders armed before a crash are in the store; re-arm anyway
+            self.services.reminders.follow(incident)
+        self.services.postmortems.request_missing()
+        for version in self.services.postmortems.unfinished():
+            log.info("postmortem %s of incident id %s: resuming its draft", version.version, version.incident_id)
+            self.services.background.submit(version.incident_id, partial(postmortems.draft_and_post, self.services, version.id),
+                                            on_error=postmortems.report_failure(self.services, version, None))
         for page in self.services.paging.undelivered():
             log.info("page %s: resuming its delivery", page.id)
             self.services.background.submit(page.incident_id, partial(paging.announce_and_deliver, self.services,
@@ -88,14 +98,16 @@ def build_runtime(
         migrate(engine)
     clock = clock or SystemClock()
     sessions = make_session_factory(engine)
-    incidents = IncidentService(sessions, clock)
+    scheduler = Scheduler(engine)
+    status_reminders = StatusReminders(sessions, clock, scheduler, settings.file.reminders.status_update_minutes)
+    incidents = IncidentService(sessions, clock, after_change=status_reminders.follow)
     client = make_web_client(env.slack_bot_token, env.slack_api_url)
     background = Background()
     users = UserDirectory(client, People(sessions, clock), background)
     identity = client.auth_test()
     workspace_url = _with_slash(str(identity.get("url") or "https://slack.com/"))
+    bot_user_id = str(identity.get("user_id") or "")
     transport = paging_transport or Transport()
-    scheduler = Scheduler(engine)
     teams = settings.file.teams
 
     def providers_for(team: str) -> list[Provider]:
@@ -126,8 +138,11 @@ def build_runtime(
         diagnostics=diagnostics,
         watchdog=Watchdog(sessions, clock, diagnostics, settings.file.diagnostics.watchdog),
         scheduler=scheduler,
+        postmortems=PostmortemService.from_settings(settings, sessions, clock, bot_user_id=bot_user_id, lookup_name=users.lookup),
+        followups=FollowupService(sessions, clock, timedelta(days=settings.file.reminders.followup_after_days)),
+        reminders=status_reminders,
         workspace_url=workspace_url,
-        bot_user_id=str(identity.get("user_id") or ""),
+        bot_user_id=bot_user_id,
     )
     app = App(
         client=client,
@@ -142,6 +157,8 @@ def build_runtime(
     declare_form.register(app, services)
     paging.register(app, services)
     diagnostics_handlers.register(app, services)
+    followups.register(app, services)
+    reminders.register(services)
     scheduler.handle("housekeeping", lambda: log.info("housekeeping: forgot %d request keys, %d samples", *tidy(sessions, clock)))
     # Daily, and soon after every start: a bot restarted more often than daily must still tidy up.
     scheduler.every(24 * 3600, "housekeeping", job_id="housekeeping", first=clock.now() + timedelta(minutes=5))

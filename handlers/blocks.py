@@ -98,6 +98,21 @@ def declared_announcement(incident: Incident) -> str:
     )
 
 
+def postmortem_posted(incident: Incident, version: int, problem: str | None) -> str:
+    """The comment on the uploaded draft."""
+    text = (f":memo: *Postmortem draft, version {version}*, for incident {incident.number}. The timeline, times and figures "
+            "come from what was recorded; the parts marked *[To be written]* need you. "
+            "`/incident postmortem` drafts a new version from the record as it is then.")
+    if problem:
+        text += f"\n:warning: The team's template could not be used, so this draft uses the default one: {problem}"
+    return text
+
+
+def postmortem_link(version: int, permalink: str | None) -> str:
+    where = f"<{permalink}|version {version}>" if permalink else f"version {version}, in the incident channel"
+    return f":memo: Postmortem draft: {where}"
+
+
 def change_message(change: Changed) -> str:
     """What the incident channel is told about a change."""
     incident, who = change.incident, f"<@{change.actor_id}>"

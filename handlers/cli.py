@@ -29,7 +29,7 @@ def serve(args: argparse.Namespace) -> int:
     from handlers.logs import configure_logging
     from storage.database import safe_url
 
-    configure_logging(settings.env.secrets())
+    configure_logging(settings.secrets())
     for warning in settings.warnings:
         log.warning(warning)
     log.info("store: %s", safe_url(settings.env.database_url))
@@ -83,6 +83,49 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def postmortem(args: argparse.Namespace) -> int:
+    """Print the latest drafted postmortem (or the version asked for). No Slack is needed: it reads the store."""
+    settings = _settings_or_exit(None)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.clock import SystemClock
+    from bot.incidents.service import IncidentService
+    from bot.postmortem.service import PostmortemService
+    from storage.database import make_engine, make_session_factory, safe_url
+
+    engine = make_engine(settings.env.database_url)
+    try:
+        sessions = make_session_factory(engine)
+        incident = IncidentService(sessions, SystemClock()).find(args.incident)
+        if incident is None:
+            print(f"incident-bot: no incident {args.incident!r} in {safe_url(settings.env.database_url)}; give its number (42) "
+                  "or its channel name (inc-20261127-checkout).", file=sys.stderr)
+            return 1
+        service = PostmortemService.from_settings(settings, sessions, SystemClock())
+        drafted = [v for v in service.versions(incident.id) if v.drafted]
+        if args.version is not None:
+            chosen = next((v for v in drafted if v.version == args.version), None)
+            if chosen is None:
+                have = ", ".join(str(v.version) for v in drafted) or "none"
+                print(f"incident-bot: incident {incident.number} has no drafted version {args.version} (drafted: {have}).", file=sys.stderr)
+                return 1
+        else:
+            chosen = drafted[-1] if drafted else None
+        if chosen is None:
+            print(f"incident-bot: incident {incident.number} has no drafted postmortem yet ({incident.status.label.lower()}); "
+                  "this is a draft of what is recorded so far, not stored. `/incident postmortem` stores one.", file=sys.stderr)
+            sys.stdout.write(service.preview(incident.id))
+            return 0
+        sys.stdout.write(chosen.markdown or "")
+        return 0
+    except SQLAlchemyError as error:
+        print(f"incident-bot: the store at {safe_url(settings.env.database_url)} could not be read ({type(error).__name__}); "
+              "is DATABASE_URL right, and has `incident-bot migrate` run?", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+
 def check_config(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(mode="socket" if args.socket_mode else "http")
@@ -94,7 +137,9 @@ def check_config(args: argparse.Namespace) -> int:
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     where = settings.config_path or "(no file)"
-    print(f"{where}: configuration OK ({len(settings.file.teams)} teams, {len(settings.file.diagnostics.targets)} diagnostics targets).")
+    template = settings.postmortem_template.source if settings.postmortem_template else "the default"
+    print(f"{where}: configuration OK ({len(settings.file.teams)} teams, {len(settings.file.diagnostics.targets)} diagnostics targets, "
+          f"postmortem template: {template}).")
     return 0
 
 
@@ -129,6 +174,11 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate_parser = commands.add_parser("migrate", help="bring the bot's database to the newest schema")
     migrate_parser.set_defaults(run=migrate)
+
+    postmortem_parser = commands.add_parser("postmortem", help="print the drafted postmortem of an incident (Markdown)")
+    postmortem_parser.add_argument("incident", metavar="INCIDENT", help="the incident's number (42) or channel name")
+    postmortem_parser.add_argument("--version", type=int, help="an earlier drafted version (default: the latest)")
+    postmortem_parser.set_defaults(run=postmortem)
 
     check_parser = commands.add_parser("check-config", help="validate the configuration file and the environment")
     check_parser.add_argument("--socket-mode", action="store_true", help="check for Socket Mode instead of HTTP mode")

@@ -14,8 +14,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
-from bot.incidents.values import EntryKind
-from handlers import blocks, diagnostics, paging, timeline_view
+from bot.incidents.values import EntryKind, Status
+from handlers import blocks, diagnostics, followups, paging, postmortems, timeline_view
 from handlers.reporting import report_provisioning, report_publishing
 from handlers.services import Services
 from handlers.slack_client import slack_error
@@ -66,6 +66,14 @@ def register(app: App, services: Services) -> None:
                     ack(response_type="ephemeral", text=f":information_source: Incident {incident.number} is closed; nobody needs paging for it.")
                 else:
                     answer(ack, paging.page_command(services, incident, team, message, user_id, request_key, respond))
+            case c.AddFollowup() | c.DraftPostmortem():
+                incident = context.get("incident")
+                if incident is None:
+                    ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
+                elif isinstance(parsed, c.AddFollowup):
+                    answer(ack, followups.add_command(services, incident, parsed, user_id, request_key))
+                else:
+                    answer(ack, postmortems.request_draft(services, incident, user_id, request_key, respond))
             case c.ListDiagnostics() | c.RunDiagnostic():
                 answer(ack, diagnostics.diag_command(services, parsed, context.get("incident"), user_id, respond))
             case c.ShowTimeline():
@@ -110,6 +118,9 @@ def register(app: App, services: Services) -> None:
             return
         outcome = services.incidents.apply(incident.id, command, user_id, request_key)
         match outcome:
+            case Unchanged() if isinstance(command, c.Close) and outcome.incident.status is Status.CLOSED:
+                # Closing a closed incident again re-drafts its postmortem: the record may have grown since.
+                answer(ack, postmortems.request_draft(services, outcome.incident, user_id, request_key, respond))
             case Unchanged(reason=reason):
                 ack(response_type="ephemeral", text=f":information_source: {reason}")
             case AlreadyDone():
@@ -123,6 +134,10 @@ def register(app: App, services: Services) -> None:
                 )
                 if outcome.kind in (EntryKind.RESOLVED, EntryKind.CLOSED):  # ends paging and escalations
                     services.background.submit(incident.id, lambda: paging.resolve_pages(services, outcome.incident, user_id))
+                if outcome.kind is EntryKind.CLOSED:
+                    requested = services.postmortems.get(outcome.data["postmortem_id"])
+                    services.background.submit(incident.id, lambda: postmortems.draft_and_post(services, requested.id),
+                                               on_error=postmortems.report_failure(services, requested, respond))
 
     @app.action(timeline_view.PAGE_ACTION)
     def timeline_page(ack: Ack, action: dict[str, Any], respond: Respond) -> None:

@@ -60,6 +60,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="incident-bot-demo-"))
     failures: list[str] = []
+    postmortem: Path | None = None
     with SlackSimulator() as slack:
         for user_id, name in PEOPLE.items():
             slack.add_user(user_id, name, real_name=name.capitalize())
@@ -74,12 +75,17 @@ def run_demo(out: TextIO = sys.stdout) -> int:
             for number, step in enumerate(STORY, start=1):
                 failures += _play(step, number, runtime, slack, requests, show)
             _print_timeline(out, runtime)
+            postmortem = _save_postmortem(workdir, runtime)
+            if postmortem is None:
+                failures.append("no postmortem was drafted at close")
         finally:
             server.stop()
             requests.close()
             runtime.close()
     seconds = time.monotonic() - started
     out.write(f"\nThe store of this run: {workdir / 'incident-bot.db'}\n")
+    if postmortem is not None:
+        out.write(f"The drafted postmortem: {postmortem}\n")
     if failures:
         out.write(f"\n{len(failures)} step(s) failed in {seconds:.1f} s:\n" + "".join(f"- {f}\n" for f in failures))
         return 1
@@ -136,6 +142,17 @@ def _say(step: Step, channel: str, requests: SlackRequests) -> list[str]:
     return [f"the event for “{step.text}”: HTTP {s.response.status_code}" for s in sent if s.response.status_code != 200]
 
 
+def _save_postmortem(workdir: Path, runtime: Runtime) -> Path | None:
+    """The draft uploaded at close, also written beside the store for reading."""
+    incident = runtime.services.incidents.find("1")
+    latest = runtime.services.postmortems.latest(incident.id) if incident else None
+    if incident is None or latest is None or latest.markdown is None:
+        return None
+    path = workdir / f"postmortem-incident-{incident.number}.md"
+    path.write_text(latest.markdown, encoding="utf-8")
+    return path
+
+
 def _print_timeline(out: TextIO, runtime: Runtime) -> None:
     incident = runtime.services.incidents.find("1")
     if incident is None:
@@ -184,6 +201,9 @@ class _Printer:
                 self._out.write(f"    #{where} · incident-bot: {self.plain(call.params.get('text', ''))}\n")
             elif call.method == "conversations.create":
                 self._out.write(f"    (channel #{call.response['channel']['name']} created)\n")
+            elif call.method == "files.completeUploadExternal":
+                for file in call.response.get("files", []):
+                    self._out.write(f"    (file {file['name']} posted: {file.get('permalink')})\n")
             elif call.method == "conversations.setTopic":
                 self._out.write(f"    (topic: {self.plain(call.params.get('topic', ''))})\n")
         responses = self._slack.responses()

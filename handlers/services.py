@@ -11,6 +11,9 @@ from bot.config import Settings
 from bot.incidents.service import IncidentService
 from bot.diagnostics.service import DiagnosticsService
 from bot.diagnostics.watchdog import Watchdog
+from bot.followups import FollowupService
+from bot.postmortem.service import PostmortemService
+from bot.reminders import StatusReminders
 from bot.paging.service import PagingService
 from bot.scheduling import Scheduler
 from bot.timeline import TimelineService
@@ -35,5 +38,8 @@ class Services:
     diagnostics: DiagnosticsService
     watchdog: Watchdog
     scheduler: Scheduler
-    workspace_url: str
-    bot_user_id: str  # "https://<workspace>.slack.com/", for permalinks
+    postmortems: PostmortemService
+    followups: FollowupService
+    reminders: StatusReminders
+    workspace_url: str  # "https://<workspace>.slack.com/", for permalinks
+    bot_user_id: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.incidents.values import EntryKind, Incident, Role, Severity, Status
-from bot.timeline import TimelineItem
+from bot.timeline import TimelineItem, visible
 from handlers.blocks import label_of
 
 PAGE_ACTION = "incident_timeline_page"
@@ -24,11 +24,6 @@ NOTE_ICONS = {
     EntryKind.ESCALATION: ":telephone_receiver:",
     EntryKind.RESOLUTION: ":white_check_mark:",
 }
-
-
-def shown(items: list[TimelineItem]) -> list[TimelineItem]:
-    """What a reader sees: deleted messages and placeholders never filled by their message left out."""
-    return [i for i in items if not i.deleted and not (i.kind is EntryKind.MESSAGE and i.actor_id is None)]
 
 
 def paginate(items: list[TimelineItem]) -> list[list[str]]:
@@ -50,17 +45,17 @@ def paginate(items: list[TimelineItem]) -> list[list[str]]:
 
 
 def render(incident: Incident, items: list[TimelineItem], page: int) -> tuple[str, list[dict[str, Any]]]:
-    visible = shown(items)
-    pages = paginate(visible)
+    visible_items = visible(items)
+    pages = paginate(visible_items)
     page = max(0, min(page, len(pages) - 1))
     left_out = sum(1 for i in items if i.deleted)
-    heading = f"*Timeline of incident {incident.number}: {incident.title}* · {len(visible)} entries"
+    heading = f"*Timeline of incident {incident.number}: {incident.title}* · {len(visible_items)} entries"
     if len(pages) > 1:
         heading += f" · page {page + 1} of {len(pages)}"
     if left_out:
         heading += f" · {left_out} deleted message{'s' if left_out != 1 else ''} left out"
     blocks: list[dict[str, Any]] = [{"type": "context", "elements": [{"type": "mrkdwn", "text": heading}]}]
-    if not visible:
+    if not visible_items:
         blocks.append(_section("Nothing recorded yet."))
     blocks += [_section(text) for text in pages[page]]
     buttons = []
@@ -114,6 +109,9 @@ def _describe(item: TimelineItem, who: str) -> str:
             return f":white_check_mark: the page to *{data.get('team')}* was acknowledged by {item.text}"
         case EntryKind.DIAGNOSTIC:
             return f":bar_chart: {who} ran `{data.get('check')}` on *{data.get('target')}*: {item.text}"
+        case EntryKind.FOLLOWUP:
+            owner = f" (owner <@{data['owner']}>)" if data.get("owner") else ""
+            return f":ballot_box_with_check: {who} added a follow-up{owner}: {item.text}"
         case EntryKind.DIAGNOSTIC_DENIED:
             return f":no_entry_sign: {who} was refused `{data.get('check')}` on *{data.get('target')}* (not allowed)"
     label = "Note" if item.kind is EntryKind.NOTE else item.kind.value.capitalize()

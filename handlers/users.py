@@ -38,6 +38,11 @@ class UserDirectory:
         name = self._fetch(user_id)
         return name if name is not None else f"<@{user_id}>"
 
+    def lookup(self, user_id: str) -> str | None:
+        """The display name, or None when Slack cannot say (for callers with their own fallback)."""
+        name = self.name_of(user_id)
+        return None if name == f"<@{user_id}>" else name
+
     def learn(self, user_id: str) -> None:
         """Make sure the store will know this person's name, without delaying the caller."""
         with self._lock:

@@ -374,6 +374,12 @@ class SlackSimulator:
             ch = self._channels.get(channel_id)
             return copy.deepcopy(list(ch.messages.values())) if ch else []
 
+    def direct_messages(self, user_id: str) -> list[dict[str, Any]]:
+        """Messages in the app's direct-message conversation with `user_id` (none if it was never opened)."""
+        with self._lock:
+            im = self._ims.get(user_id)
+            return copy.deepcopy(list(self._channels[im].messages.values())) if im else []
+
     def pins(self, channel_id: str) -> list[str]:
         with self._lock:
             ch = self._channels.get(channel_id)

@@ -27,6 +27,13 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def read_only(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for reading only. On SQLite their transactions start deferred, without the writers'
+    lock: a long read (a 10,000-entry timeline) then never holds up capture, WAL giving it a snapshot."""
+    bind = factory.kw["bind"]
+    return sessionmaker(bind.execution_options(incident_bot_read_only=True), expire_on_commit=False)
+
+
 def safe_url(url: str) -> str:
     """The URL with its password hidden, for logs and messages."""
     return make_url(url).render_as_string(hide_password=True)
@@ -99,8 +106,14 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     # growing steps (up to 100 ms) and gave a long tail of latency under concurrent capture.
     writer = threading.RLock()
 
+    def reading(connection: Any) -> bool:
+        return bool(connection.get_execution_options().get("incident_bot_read_only"))
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if reading(connection):
+            connection.exec_driver_sql("BEGIN")
+            return
         writer.acquire()
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -111,4 +124,5 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _on_end(connection: Any) -> None:
-        writer.release()
+        if not reading(connection):
+            writer.release()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.incidents import values
@@ -125,3 +125,10 @@ def snapshot(row: Incident) -> values.Incident:
         provisioned_at=row.provisioned_at,
         roles={values.Role(a.role): a.user_id for a in row.roles if a.ended_at is None},
     )
+
+
+def last_entry_at(session: Session, incident_id: int, kind: str) -> datetime | None:
+    """When the incident last got an entry of this kind (its last status update, say)."""
+    return session.execute(
+        select(func.max(TimelineEntry.occurred_at)).where(TimelineEntry.incident_id == incident_id, TimelineEntry.kind == kind)
+    ).scalar()

@@ -92,6 +92,8 @@ class Incident(Base):
     summary_ts: Mapped[str | None] = mapped_column(String(32))
     announcement_ts: Mapped[str | None] = mapped_column(String(32))
     provisioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last "post a status update" reminder: claimed before posting, so two processes remind once.
+    status_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="incident", order_by="RoleAssignment.id", cascade="all, delete-orphan"
@@ -143,6 +145,47 @@ class TimelineEntry(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Who marked it a key event, and how ("pin", "reaction:U0ALICE"); a key event while any mark stays.
     key_marks: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class Postmortem(Base):
+    """One drafted version of an incident's postmortem. A version is requested (in the transaction that
+    closes the incident, or by `/incident postmortem`) before it is drafted, so a crash in between leaves
+    a row that the next start drafts; `markdown` is set once drafted, `file_id` once uploaded to Slack."""
+
+    __tablename__ = "postmortems"
+    __table_args__ = (UniqueConstraint("incident_id", "version", name="uq_postmortems_incident_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    requested_by: Mapped[str | None] = mapped_column(String(32))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    drafted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    markdown: Mapped[str | None] = mapped_column(Text)
+    template: Mapped[str | None] = mapped_column(Text)  # the template it was drafted with; None: the default
+    problem: Mapped[str | None] = mapped_column(Text)  # why the team's template was not used, if it was not
+    file_id: Mapped[str | None] = mapped_column(String(32))
+    permalink: Mapped[str | None] = mapped_column(Text)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Followup(Base):
+    """An action item for after the incident. Its owner is reminded in a direct message from some days
+    after the close until it is marked done; `reminded_at` is claimed before each reminder is sent."""
+
+    __tablename__ = "followups"
+    __table_args__ = (Index("ix_followups_incident", "incident_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_by: Mapped[str | None] = mapped_column(String(32))
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Person(Base):

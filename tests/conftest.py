@@ -38,7 +38,7 @@ announce_channel = "{ANNOUNCE}"
 channel_prefix = "inc"
 """
 
-TABLES = "slack_requests, pages, diagnostic_runs, watchdog_alerts, watchdog_samples, timeline_entries, role_assignments, incidents, people, apscheduler_jobs"
+TABLES = "slack_requests, postmortems, followups, pages, diagnostic_runs, watchdog_alerts, watchdog_samples, timeline_entries, role_assignments, incidents, people, apscheduler_jobs"
 
 
 @pytest.fixture(scope="session")

@@ -69,8 +69,13 @@ def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None, mode:
     return raised.value.problems
 
 
+def write_contract_example(tmp_path: Path) -> Path:
+    (tmp_path / "postmortem.md.j2").write_text("# {{ draft.title }}\n")  # the team's template it names, beside it
+    return write(tmp_path, CONTRACT_EXAMPLE)
+
+
 def test_the_contract_example_is_accepted_whole(tmp_path: Path) -> None:
-    path = write(tmp_path, CONTRACT_EXAMPLE)
+    path = write_contract_example(tmp_path)
     settings = load_settings({**ENV, "INCIDENT_BOT_CONFIG": str(path)}, mode="http")
     file = settings.file
     assert file.slack.announce_channel == "C0INCIDENTS"
@@ -79,6 +84,7 @@ def test_the_contract_example_is_accepted_whole(tmp_path: Path) -> None:
     assert file.diagnostics.watchdog.exhaustion_horizon_minutes == 15
     assert file.reminders.status_update_minutes.sev4 == 240
     assert file.postmortem.timezone == "Europe/Paris"
+    assert settings.postmortem_template is not None and settings.postmortem_template.source == str(tmp_path / "postmortem.md.j2")
 
 
 def test_the_environment_defaults_follow_the_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,10 +164,10 @@ def test_check_config_exits_1_listing_every_problem(tmp_path: Path) -> None:
 
 
 def test_check_config_passes_the_contract_example(tmp_path: Path) -> None:
-    path = write(tmp_path, CONTRACT_EXAMPLE)
+    path = write_contract_example(tmp_path)
     result = _check_config(tmp_path, {**ENV, "INCIDENT_BOT_CONFIG": str(path)})
     assert result.returncode == 0, result.stderr
-    assert "configuration OK (2 teams, 1 diagnostics targets)" in result.stdout
+    assert "configuration OK (2 teams, 1 diagnostics targets, postmortem template: " in result.stdout
 
 
 def test_escalation_chains_must_end_and_every_team_must_be_reachable(tmp_path: Path) -> None:

@@ -267,3 +267,22 @@ def test_auto_declare_turns_an_alert_into_an_incident(
         assert f"incident {incident.number}" in json.dumps(alert["blocks"])
     finally:
         bot.stop()
+
+
+def test_the_postmortem_lists_each_run_with_its_headline_and_no_password(diag_bot: RunningBot, leak: Leak) -> None:
+    bot = diag_bot
+    channel = bot.declare()
+    leak.grow(5)
+    run(bot, channel, "diag connections primary")
+    run(bot, channel, "diag idle-in-tx primary", user=BOB)
+    run(bot, channel, "close")
+
+    [draft] = [f["content"] for f in bot.slack.files()]
+    incident = bot.runtime.services.incidents.find_by_channel(channel["id"])
+    headlines = [i.text for i in bot.runtime.services.timeline.items(incident.id) if i.kind is EntryKind.DIAGNOSTIC]
+    table = draft.split("\n## Diagnostics\n")[1].split("\n## ")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    assert [row.split(" | ")[1:3] for row in rows] == [["`connections`", "`primary`"], ["`idle-in-tx`", "`primary`"]]
+    assert all(headline in draft for headline in headlines)  # the figures as the run reported them
+    assert "· **Diagnostic** · alice ran `connections` on `primary`: " in draft
+    assert "not-a-real-password-123" not in draft

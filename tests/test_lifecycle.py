@@ -72,11 +72,14 @@ def test_an_incident_goes_from_declared_to_closed(bot: RunningBot) -> None:
 
     # New role holders were invited; the channel heard of every change.
     assert {BOB, CAROL} <= bot.slack.members(cid)
-    channel_texts = [m["text"] for m in bot.slack.messages(cid)[1:]]
+    *changes, draft = bot.slack.messages(cid)[1:]
+    channel_texts = [m["text"] for m in changes]
     assert len(channel_texts) == len(steps)
     assert "Investigating → *Identified*" in channel_texts[0]
     assert "Connection pool exhausted" in channel_texts[4]
     assert "closed incident 1" in channel_texts[-1]
+    # …and closing posted the postmortem draft after the closing message.
+    assert draft["files"][0]["name"] == "incident-1-postmortem-v1.md"
 
     # The announcement channel heard of the declaration, status changes, the update, resolve and close.
     announced = [m["text"] for m in bot.slack.messages(ANNOUNCE)]

@@ -36,8 +36,10 @@ USAGE: dict[str, str] = {
     "diag": "`/incident diag list` or `/incident diag <connections|idle-in-tx|long-queries|blocking|settings> [target]`: "
     "a read-only database check",
     "page": "`/incident page <team> [message]`: page a team (PagerDuty, Opsgenie, Slack members); escalates if nobody acknowledges",
-    "resolve": "`/incident resolve [summary]`: mark the incident resolved",
-    "close": "`/incident close`: close the incident",
+    "followup": "`/incident followup <text> [@owner]`: record an action item for the postmortem; its owner is reminded",
+    "resolve": "`/incident resolve [summary]`: mark the incident resolved (stops paging and reminders)",
+    "close": "`/incident close`: close the incident and post the drafted postmortem here",
+    "postmortem": "`/incident postmortem`: draft a new version of the postmortem (earlier versions are kept)",
     "list": "`/incident list`: the open incidents",
     "help": "`/incident help`: this list",
 }
@@ -114,6 +116,17 @@ class PageTeam:
 
 
 @dataclass(frozen=True)
+class AddFollowup:
+    text: str
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DraftPostmortem:
+    pass
+
+
+@dataclass(frozen=True)
 class Resolve:
     summary: str | None = None
 
@@ -135,7 +148,7 @@ class Help:
 
 Command = (
     Declare | OpenDeclareForm | SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | ShowTimeline
-    | PageTeam | ListDiagnostics | RunDiagnostic | Resolve | Close | ListOpen | Help
+    | PageTeam | ListDiagnostics | RunDiagnostic | AddFollowup | DraftPostmortem | Resolve | Close | ListOpen | Help
 )
 # Commands that change the incident of the channel they are typed in.
 IncidentCommand = SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | Resolve | Close
@@ -272,6 +285,22 @@ def _diag(rest: str) -> ListDiagnostics | RunDiagnostic:
     return RunDiagnostic(check, words[1] if len(words) == 2 else None)
 
 
+def _followup(rest: str) -> AddFollowup:
+    """`<text> [<@owner>]`: a mention at the very end names the owner; mentions inside the text stay text."""
+    usage = USAGE["followup"]
+    text, owner = rest, None
+    words = rest.rsplit(maxsplit=1)
+    if words:
+        mention = _USER_MENTION.match(words[-1])
+        if mention:
+            owner = mention.group(1)
+            text = words[0] if len(words) > 1 else ""
+    text = text.strip()
+    if not text:
+        raise UsageError("The follow-up needs some text: what should be done?", usage)
+    return AddFollowup(_bounded_text(text, "followup"), owner)
+
+
 def _resolve(rest: str) -> Resolve:
     return Resolve(_bounded_text(rest, "resolve") or None)
 
@@ -282,8 +311,11 @@ def _bounded_text(text: str, name: str) -> str:
     return text
 
 
-def _no_arguments(command: Close | ListOpen | Help | ShowTimeline, name: str) -> Callable[[str], Command]:
-    def parse_nothing(rest: str) -> Close | ListOpen | Help | ShowTimeline:
+NoArguments = Close | ListOpen | Help | ShowTimeline | DraftPostmortem
+
+
+def _no_arguments(command: NoArguments, name: str) -> Callable[[str], Command]:
+    def parse_nothing(rest: str) -> NoArguments:
         if rest:
             raise UsageError(f"`{name}` takes no arguments.", USAGE[name])
         return command
@@ -308,7 +340,9 @@ _PARSERS = {
     "page": _page,
     "diag": _diag,
     "timeline": _no_arguments(ShowTimeline(), "timeline"),
+    "followup": _followup,
     "close": _no_arguments(Close(), "close"),
+    "postmortem": _no_arguments(DraftPostmortem(), "postmortem"),
     "list": _no_arguments(ListOpen(), "list"),
     "help": _no_arguments(Help(), "help"),
 }

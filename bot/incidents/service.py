@@ -7,6 +7,8 @@ it, so a retried request finds its own work done instead of doing it twice. Meth
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NamedTuple
@@ -17,8 +19,11 @@ from bot.clock import Clock
 from bot.incidents import commands as c
 from bot.incidents.values import EntryKind, Incident, Role, Status
 from storage import incidents as store
+from storage import postmortems as postmortem_store
 from storage.database import transaction
 from storage.models import Incident as IncidentRow
+
+log = logging.getLogger(__name__)
 
 # The same person declaring the same title again this soon is a double submit, not a new incident.
 DOUBLE_SUBMIT_WINDOW = timedelta(minutes=2)
@@ -61,10 +66,26 @@ class IncidentNotFound(LookupError):
     pass
 
 
+# Changes after which the status-update reminder must be re-armed (or stopped).
+REMINDER_KINDS = frozenset({EntryKind.DECLARED, EntryKind.UPDATE, EntryKind.SEVERITY_CHANGED, EntryKind.STATUS_CHANGED,
+                            EntryKind.RESOLVED, EntryKind.CLOSED})
+
+
 class IncidentService:
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], clock: Clock, after_change: Callable[[Incident], None] | None = None
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._after_change = after_change  # told of every committed change that moves the reminder clock
+
+    def _changed(self, incident: Incident, kind: EntryKind) -> None:
+        if self._after_change is None or kind not in REMINDER_KINDS:
+            return
+        try:
+            self._after_change(incident)
+        except Exception:  # the change is committed; a reminder that cannot be armed must not undo the answer
+            log.exception("incident %s: re-arming the status-update reminder failed", incident.number)
 
     # --- declaring
 
@@ -100,7 +121,9 @@ class IncidentService:
             )
             store.record_request(session, request_key, row.id, now)
             session.flush()
-            return Declared(store.snapshot(row), created=True)
+            declared = Declared(store.snapshot(row), created=True)
+        self._changed(declared.incident, EntryKind.DECLARED)
+        return declared
 
     # --- changing
 
@@ -121,13 +144,19 @@ class IncidentService:
                 row.resolved_at = now
             if kind is EntryKind.CLOSED:
                 row.closed_at = now
+            if kind is EntryKind.STATUS_CHANGED and before == Status.RESOLVED.value:
+                row.status_reminded_at = now  # reopened: the status-update clock starts again from now
             if kind is EntryKind.ROLE_ASSIGNED:
                 data["previous"] = store.assign_role(session, row, data["role"], data["user"], actor_id, now)
+            if kind is EntryKind.CLOSED:  # the draft is owed from this commit on: a crash cannot lose it
+                data["postmortem_id"] = postmortem_store.add_version(session, row.id, actor_id, now).id
             recorded = {**data, **({"from": before, "to": after} if after is not None else {})}
             store.add_entry(session, row, kind, now, actor_id, text or "", recorded or None)
             store.record_request(session, request_key, row.id, now)
             session.flush()
-            return Changed(store.snapshot(row), kind, actor_id, before, after, text, data)
+            changed = Changed(store.snapshot(row), kind, actor_id, before, after, text, data)
+        self._changed(changed.incident, kind)
+        return changed
 
     # --- Slack provisioning progress
 

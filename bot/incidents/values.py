@@ -64,6 +64,7 @@ class EntryKind(StrEnum):
     PAGE_ACKNOWLEDGED = "page_acknowledged"
     DIAGNOSTIC = "diagnostic"
     DIAGNOSTIC_DENIED = "diagnostic_denied"
+    FOLLOWUP = "followup"
     # `/incident note [kind] <text>`: the postmortem groups its timeline by these.
     NOTE = "note"
     DETECTION = "detection"

@@ -126,7 +126,7 @@ class PagingService:
         with transaction(self._sessions) as session:
             page = store.open_for_team(session, incident.id, team)
             if page is not None and request_key and incident_store.processed_request(session, request_key):
-                return Requested(_view(page), repeated=False, retried=True)
+                return Requested(page_view(page), repeated=False, retried=True)
             repeated = page is not None
             if page is None:
                 page = Page(
@@ -144,7 +144,7 @@ class PagingService:
             if request_key:
                 incident_store.record_request(session, request_key, incident.id, now)
             session.flush()
-            return Requested(_view(page), repeated)
+            return Requested(page_view(page), repeated)
 
     def deliver(self, page_id: int, incident: Incident) -> PageView:
         """Send the page through every provider the team has; record each outcome; arm escalation."""
@@ -174,7 +174,7 @@ class PagingService:
                     incident_store.add_entry(session, incident_row, EntryKind.PAGE_FAILED, now, None, outcome["error"],
                                              {"team": page.team, "page_id": page_id, "provider": name})
             session.flush()
-            view = _view(row)
+            view = page_view(row)
         self._arm_escalation(view)
         return view
 
@@ -215,7 +215,7 @@ class PagingService:
             for row in rows:
                 row.resolved_at, row.status = now, "resolved"
             session.flush()
-            pages = [_view(row) for row in rows]
+            pages = [page_view(row) for row in rows]
         errors: dict[str, str] = {}
         for page in pages:
             self._cancel_escalation(page.id)
@@ -232,15 +232,15 @@ class PagingService:
             page = store.by_id(session, page_id)
             if page is None:
                 raise LookupError(page_id)
-            return _view(page)
+            return page_view(page)
 
     def pages(self, incident_id: int) -> list[PageView]:
         with self._sessions() as session:
-            return [_view(p) for p in store.for_incident(session, incident_id)]
+            return [page_view(p) for p in store.for_incident(session, incident_id)]
 
     def undelivered(self) -> list[PageView]:
         with self._sessions() as session:
-            return [_view(p) for p in store.sending(session)]
+            return [page_view(p) for p in store.sending(session)]
 
     def record_message(self, page_id: int, ts: str) -> None:
         with transaction(self._sessions) as session:
@@ -285,7 +285,7 @@ class PagingService:
                                  {"team": page.team, "page_id": page.id, "via": via,
                                   "seconds": int((now - page.requested_at).total_seconds())})
         session.flush()
-        return _view(page), incident_store.snapshot(incident_row)
+        return page_view(page), incident_store.snapshot(incident_row)
 
     def _notify_acknowledged(self, page: PageView, incident: Incident, by: str, via: str) -> Acknowledged:
         """After the acknowledgement is committed: no provider call ever holds a transaction open."""
@@ -317,7 +317,7 @@ def _job_id(page_id: int) -> str:
     return f"escalate-page-{page_id}"
 
 
-def _view(page: Page) -> PageView:
+def page_view(page: Page) -> PageView:
     return PageView(
         id=page.id,
         incident_id=page.incident_id,

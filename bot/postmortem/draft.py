@@ -1,0 +1,600 @@
+"""What a postmortem draft says, computed from what was recorded: a pure function from an incident's
+record to the values a template lays out.
+
+Truth comes first. Every time is a recorded timestamp shown in one time zone; every duration is the
+difference of two of them, all measured from the same start, so the figures cannot contradict each
+other. Deleted messages stay out. What the record cannot tell (the root cause, the impact) is left as an
+obvious placeholder for the responders, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.followups import FollowupView
+from bot.incidents.values import EntryKind, Incident, Role, Severity, Status
+from bot.paging.service import PageView
+from bot.timeline import TimelineItem, visible
+
+TO_BE_WRITTEN = "**[To be written]**"
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpell:
+    """One person holding one role for a while."""
+
+    role: Role
+    user_id: str
+    assigned_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """A watchdog alert linked to the incident: often the first sign of trouble."""
+
+    target: str
+    opened_at: datetime
+    cleared_at: datetime | None
+    reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    """Everything recorded about one incident, as the store holds it."""
+
+    incident: Incident
+    items: list[TimelineItem]
+    roles: list[RoleSpell] = field(default_factory=list)
+    pages: list[PageView] = field(default_factory=list)
+    alerts: list[AlertRecord] = field(default_factory=list)
+    followups: list[FollowupView] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # user id -> display name
+    people: list[str] = field(default_factory=list)  # every user id the record mentions
+    team_names: dict[str, str] = field(default_factory=dict)  # team key -> display name
+    bot_user_id: str | None = None
+
+
+# --- The values templates see.
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A recorded time, in the draft's zone."""
+
+    at: datetime  # aware, UTC
+    local: datetime
+    marked: bool = False  # the zone's UTC offset changes within the incident: every time shows its offset
+
+    @property
+    def date(self) -> str:
+        return f"{self.local:%B} {self.local.day}, {self.local.year}"
+
+    @property
+    def day(self) -> str:
+        return f"{self.local:%A}, {self.date}"
+
+    @property
+    def clock(self) -> str:
+        """24-hour clock; seconds only when they are not zero, so 09:15 reads as the example does."""
+        return f"{self.local:%H:%M:%S}" if self.local.second else f"{self.local:%H:%M}"
+
+    @property
+    def time(self) -> str:
+        """The clock, and the offset too when the offset changes within the incident (the two 02:30s of
+        the night summer time ends are then told apart)."""
+        return f"{self.clock} {self.offset}" if self.marked else self.clock
+
+    @property
+    def offset(self) -> str:
+        return offset_label(self.local)
+
+    @property
+    def full(self) -> str:
+        return f"{self.date}, {self.clock} ({self.offset})"
+
+    @property
+    def iso(self) -> str:
+        return self.local.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    moment: Moment
+    kind: str  # the EntryKind value, or "watchdog_alert" / "watchdog_clear"
+    label: str  # "Detection", "Misleading path", "Message"…
+    text: str  # one sentence in words, names resolved, Markdown
+    who: str | None
+    key_event: bool = False
+
+    @property
+    def time(self) -> str:
+        return self.moment.time
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    heading: str
+    entries: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    name: str
+    value: str | None  # None: not recorded
+    seconds: int | None
+    measured: str  # from what, to what, in words with times
+
+
+@dataclass(frozen=True, slots=True)
+class RoleLine:
+    role: str
+    holders: list[str]  # "Alice Martin (from 09:15)", in order
+
+
+@dataclass(frozen=True, slots=True)
+class PageLine:
+    team: str
+    requested: Moment
+    requested_by: str
+    escalated_from: str | None
+    acknowledged: Moment | None
+    acknowledged_by: str | None
+    time_to_acknowledge: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticLine:
+    moment: Moment
+    check: str
+    target: str
+    outcome: str
+    headline: str
+    who: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupLine:
+    text: str
+    owner: str | None
+    added: Moment
+    added_by: str
+    done: Moment | None
+    done_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    name: str
+    entries: int  # timeline entries they wrote or caused; 0 for someone who only acknowledged a page
+
+    @property
+    def described(self) -> str:
+        return f"{self.name} ({self.entries} {'entry' if self.entries == 1 else 'entries'})" if self.entries else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    number: int
+    title: str
+    version: int
+    drafted: Moment
+    zone: str
+    status: str
+    severity: str
+    severity_history: str
+    description: str | None
+    start: Moment
+    start_reason: str
+    end: Moment | None
+    end_reason: str
+    duration: str | None
+    figures: list[Figure]
+    resolution_summary: str | None
+    resolutions: list[Entry]
+    hypotheses: list[Entry]
+    misleading: list[Entry]
+    days: list[Day]
+    entry_count: int
+    deleted_count: int
+    reporter: str
+    roles: list[RoleLine]
+    participants: list[Participant]
+    pages: list[PageLine]
+    diagnostics: list[DiagnosticLine]
+    followups: list[FollowupLine]
+    channel: str | None
+
+    @property
+    def resolved(self) -> bool:
+        return self.end is not None
+
+    @property
+    def recap(self) -> str:
+        """One sentence of facts for the conclusion."""
+        lasted = f"lasted {self.duration}" if self.duration else f"has been open since {self.start.full}"
+        counted = [f"{self.entry_count} timeline entr{'y was' if self.entry_count == 1 else 'ies were'} recorded"]
+        if self.pages:
+            counted.append(f"{len(self.pages)} page{'s' if len(self.pages) != 1 else ''} sent")
+        if self.diagnostics:
+            counted.append(f"{len(self.diagnostics)} diagnostic run{'s' if len(self.diagnostics) != 1 else ''} made")
+        return f"Incident {self.number} {lasted}; {', '.join(counted)}."
+
+
+ToMoment = Callable[[datetime], Moment]
+
+LABELS: dict[str, str] = {
+    EntryKind.DETECTION: "Detection",
+    EntryKind.ACTION: "Action",
+    EntryKind.HYPOTHESIS: "Hypothesis",
+    EntryKind.MISLEADING: "Misleading path",
+    EntryKind.ESCALATION: "Escalation",
+    EntryKind.RESOLUTION: "Resolution",
+    EntryKind.NOTE: "Note",
+    EntryKind.MESSAGE: "Message",
+    EntryKind.DECLARED: "Declared",
+    EntryKind.STATUS_CHANGED: "Status",
+    EntryKind.SEVERITY_CHANGED: "Severity",
+    EntryKind.ROLE_ASSIGNED: "Role",
+    EntryKind.UPDATE: "Status update",
+    EntryKind.RESOLVED: "Resolved",
+    EntryKind.CLOSED: "Closed",
+    EntryKind.PAGED: "Escalation (page)",
+    EntryKind.PAGE_FAILED: "Page failed",
+    EntryKind.PAGE_ACKNOWLEDGED: "Page acknowledged",
+    EntryKind.DIAGNOSTIC: "Diagnostic",
+    EntryKind.DIAGNOSTIC_DENIED: "Diagnostic refused",
+    EntryKind.FOLLOWUP: "Follow-up",
+    "watchdog_alert": "Detection (watchdog)",
+    "watchdog_clear": "Watchdog all-clear",
+}
+
+
+def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: datetime) -> Draft:
+    incident = record.incident
+    names = _Names(record.names, record.bot_user_id)
+
+    items = visible(record.items)
+    recorded = [i.occurred_at for i in items] + [a.opened_at for a in record.alerts] + [incident.declared_at]
+    marked = len({t.astimezone(zone).utcoffset() for t in recorded}) > 1
+
+    def at(moment: datetime) -> Moment:
+        return Moment(moment, moment.astimezone(zone), marked)
+
+    entries = sorted(
+        [*_alert_entries(record.alerts, at), *(_entry(item, at, names, record.team_names) for item in items)],
+        key=lambda e: e.moment.at,
+    )
+    start, start_reason = _start(incident, record.alerts, items)
+    end_at = incident.resolved_at
+    end = at(end_at) if end_at else None
+    return Draft(
+        number=incident.number,
+        title=_plain(incident.title, names),
+        version=version,
+        drafted=at(drafted_at),
+        zone=str(zone.key),
+        status=incident.status.label,
+        severity=incident.severity.label,
+        severity_history=_severity_history(incident, items, at),
+        description=_plain(incident.description, names) if incident.description else None,
+        start=at(start),
+        start_reason=start_reason,
+        end=end,
+        end_reason=_end_reason(incident, items, names),
+        duration=human_duration(end_at - start) if end_at else None,
+        figures=_figures(incident, start, start_reason, items, record.pages, at, record.team_names),
+        resolution_summary=_plain(incident.resolution_summary, names) if incident.resolution_summary else None,
+        resolutions=[e for e in entries if e.kind == EntryKind.RESOLUTION],
+        hypotheses=[e for e in entries if e.kind == EntryKind.HYPOTHESIS],
+        misleading=[e for e in entries if e.kind == EntryKind.MISLEADING],
+        days=_days(entries),
+        entry_count=len(entries),
+        deleted_count=sum(1 for i in record.items if i.deleted),
+        reporter=names(incident.reporter_id),
+        roles=_roles(record.roles, at, names),
+        participants=_participants(items, record.pages, names),
+        pages=_pages(record.pages, at, names, record.team_names),
+        diagnostics=[
+            DiagnosticLine(at(i.occurred_at), str(i.data.get("check", "")), str(i.data.get("target", "")),
+                           str(i.data.get("outcome", "")), _plain(i.text, names), names(i.actor_id))
+            for i in items if i.kind is EntryKind.DIAGNOSTIC
+        ],
+        followups=[
+            FollowupLine(_plain(f.text, names), names(f.owner_id) if f.owner_id else None, at(f.created_at),
+                         names(f.created_by), at(f.done_at) if f.done_at else None, names(f.done_by) if f.done_by else None)
+            for f in record.followups
+        ],
+        channel=f"#{incident.channel_name}" if incident.channel_name else None,
+    )
+
+
+# --- Times and durations.
+
+
+def offset_label(moment: datetime) -> str:
+    offset = moment.utcoffset() or timedelta(0)
+    if not offset:
+        return "UTC"
+    sign = "+" if offset > timedelta(0) else "-"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def human_duration(delta: timedelta) -> str:
+    """Exact to the second, in words: "2 hours 30 minutes", "4 minutes 12 seconds", "0 seconds"."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [(days, "day"), (hours, "hour"), (minutes, "minute"), (seconds, "second")]
+    words = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n]
+    return " ".join(words) or "0 seconds"
+
+
+def _start(incident: Incident, alerts: list[AlertRecord], items: list[TimelineItem]) -> tuple[datetime, str]:
+    """The first sign of trouble recorded: the declaration, unless a watchdog alert linked to the
+    incident, or an entry (a message whose Slack time is earlier), came before it."""
+    start, reason = incident.declared_at, "the declaration"
+    earliest = min(alerts, key=lambda a: a.opened_at, default=None)
+    if earliest is not None and earliest.opened_at < start:
+        start, reason = earliest.opened_at, f"the watchdog alert on `{earliest.target}`"
+    if items and items[0].occurred_at < start:
+        start, reason = items[0].occurred_at, "the first recorded entry"
+    return start, reason
+
+
+def _end_reason(incident: Incident, items: list[TimelineItem], names: _Names) -> str:
+    if incident.resolved_at is None:
+        return "not resolved yet"
+    resolved = [i for i in items if i.kind is EntryKind.RESOLVED or (
+        i.kind is EntryKind.STATUS_CHANGED and i.data.get("to") == Status.RESOLVED.value)]
+    if resolved:
+        return f"resolved by {names(resolved[-1].actor_id)}"
+    return "closed without being marked resolved"
+
+
+def _figures(incident: Incident, start: datetime, start_reason: str, items: list[TimelineItem], pages: list[PageView],
+             at: ToMoment, team_names: dict[str, str]) -> list[Figure]:
+    """Time to detect, acknowledge, mitigate and resolve, each measured from the same start."""
+    since = at(start)
+
+    def figure(name: str, moment: datetime | None, what: str, missing: str) -> Figure:
+        if moment is None:
+            return Figure(name, None, None, missing)
+        if moment == start == incident.declared_at and what == "the declaration":
+            return Figure(name, human_duration(timedelta(0)), 0,
+                          f"declared at {since.time}, the first sign of trouble recorded (no earlier watchdog alert)")
+        delta = moment - start
+        return Figure(name, human_duration(delta), int(delta.total_seconds()),
+                      f"from {since.time} ({start_reason}) to {at(moment).time} ({what})")
+
+    acknowledged = [p for p in pages if p.acknowledged_at is not None]
+    first_ack = min(acknowledged, key=lambda p: p.acknowledged_at or start, default=None)
+    end = incident.resolved_at
+    mitigations = [
+        i for i in items
+        if (i.kind is EntryKind.RESOLUTION or (i.kind is EntryKind.STATUS_CHANGED and i.data.get("to") == Status.MONITORING.value))
+        and (end is None or i.occurred_at <= end)
+    ]
+    first_mitigation = mitigations[0] if mitigations else None
+    return [
+        figure("Time to detect", incident.declared_at, "the declaration", ""),
+        figure(
+            "Time to acknowledge",
+            first_ack.acknowledged_at if first_ack else None,
+            f"{team_names.get(first_ack.team, first_ack.team)} acknowledged the page" if first_ack else "",
+            "no team was paged" if not pages else "no page was acknowledged",
+        ),
+        figure(
+            "Time to mitigate",
+            first_mitigation.occurred_at if first_mitigation else None,
+            ("the first resolution note" if first_mitigation and first_mitigation.kind is EntryKind.RESOLUTION
+             else "the status became Monitoring"),
+            "no resolution note and no Monitoring status were recorded",
+        ),
+        figure("Time to resolve", end, "the incident was resolved", "the incident is not resolved yet"),
+    ]
+
+
+def _severity_history(incident: Incident, items: list[TimelineItem], at: ToMoment) -> str:
+    changes = [i for i in items if i.kind is EntryKind.SEVERITY_CHANGED]
+    if not changes:
+        return f"{incident.severity.label} throughout"
+    first = changes[0].data.get("from")
+    steps = [f"{_severity_label(first)} at declaration"]
+    steps += [f"{_severity_label(i.data.get('to'))} from {at(i.occurred_at).time}" for i in changes]
+    return "; ".join(steps)
+
+
+def _severity_label(value: object) -> str:
+    try:
+        return Severity(str(value)).label
+    except ValueError:
+        return "unknown"
+
+
+# --- The timeline.
+
+
+def _days(entries: list[Entry]) -> list[Day]:
+    """Entries under a heading for each local day, so a night that crosses midnight reads right."""
+    days: list[Day] = []
+    today = None
+    for entry in entries:
+        if entry.moment.local.date() != today:
+            today = entry.moment.local.date()
+            days.append(Day(entry.moment.day, []))
+        days[-1].entries.append(entry)
+    return days
+
+
+def _alert_entries(alerts: list[AlertRecord], at: ToMoment) -> Iterable[Entry]:
+    for alert in alerts:
+        reasons = "; ".join(alert.reasons) or "trouble"
+        yield Entry(at(alert.opened_at), "watchdog_alert", LABELS["watchdog_alert"],
+                    f"The watchdog alerted on `{alert.target}`: {reasons}", None)
+        if alert.cleared_at is not None:
+            yield Entry(at(alert.cleared_at), "watchdog_clear", LABELS["watchdog_clear"],
+                        f"The watchdog saw `{alert.target}` back to normal", None)
+
+
+def _entry(item: TimelineItem, at: ToMoment, names: _Names, team_names: dict[str, str]) -> Entry:
+    who = names(item.actor_id) if item.actor_id else "incident-bot"
+    label = LABELS.get(item.kind, item.kind.value.capitalize())
+    if item.kind is EntryKind.PAGED and not item.data.get("escalated_from"):
+        label = "Escalation (page)"
+    return Entry(at(item.occurred_at), item.kind.value, label, _describe(item, who, names, team_names), who, item.key_event)
+
+
+def _describe(item: TimelineItem, who: str, names: _Names, team_names: dict[str, str]) -> str:
+    data, text = item.data, _plain(item.text, names)
+
+    def team(key: object) -> str:
+        return team_names.get(str(key), str(key))
+
+    match item.kind:
+        case EntryKind.MESSAGE:
+            where = " (in a thread)" if item.is_reply else ""
+            edited = " _(edited)_" if item.edited else ""
+            files = "".join(f" 📎 {f.get('title') or f.get('name') or 'file'}" for f in item.files)
+            return f"{who}{where}: {text}{edited}{files}"
+        case EntryKind.DECLARED:
+            return f"{who} declared the incident ({_severity_label(data.get('severity'))}): {text}"
+        case EntryKind.STATUS_CHANGED:
+            return f"{who} set the status to {_status_label(data.get('to'))} (was {_status_label(data.get('from'))})"
+        case EntryKind.SEVERITY_CHANGED:
+            return f"{who} set the severity to {_severity_label(data.get('to'))} (was {_severity_label(data.get('from'))})"
+        case EntryKind.ROLE_ASSIGNED:
+            role = Role(data["role"]).label.lower() if data.get("role") else "a role"
+            return f"{who} named {names(data.get('user'))} {role}"
+        case EntryKind.UPDATE:
+            return f"Status update by {who}: {text}"
+        case EntryKind.RESOLVED:
+            return f"{who} resolved the incident" + (f": {text}" if text else "")
+        case EntryKind.CLOSED:
+            return f"{who} closed the incident"
+        case EntryKind.PAGED:
+            if data.get("escalated_from"):
+                return f"Nobody acknowledged, so the bot escalated to {team(data.get('team'))}" + (f": {text}" if text else "")
+            again = " again" if data.get("repeated") else ""
+            return f"{who} paged {team(data.get('team'))}{again}" + (f": {text}" if text else "")
+        case EntryKind.PAGE_FAILED:
+            return f"Paging {team(data.get('team'))} through {data.get('provider')} failed: {text}"
+        case EntryKind.PAGE_ACKNOWLEDGED:
+            by, _, via = item.text.rpartition(" via ")
+            return f"{team(data.get('team'))} acknowledged the page: {names.person(by or item.text)}" + (f" via {via}" if by else "")
+        case EntryKind.DIAGNOSTIC:
+            return f"{who} ran `{data.get('check')}` on `{data.get('target')}`: {text}"
+        case EntryKind.DIAGNOSTIC_DENIED:
+            return f"{who} was refused `{data.get('check')}` on `{data.get('target')}` (not allowed to run diagnostics)"
+        case EntryKind.FOLLOWUP:
+            owner = f" (owner: {names(data.get('owner'))})" if data.get("owner") else ""
+            return f"{who} added a follow-up{owner}: {text}"
+    return f"{who}: {text}"
+
+
+def _status_label(value: object) -> str:
+    try:
+        return Status(str(value)).label
+    except ValueError:
+        return "unknown"
+
+
+# --- People.
+
+
+def _roles(spells: list[RoleSpell], at: ToMoment, names: _Names) -> list[RoleLine]:
+    lines = []
+    for role in Role:
+        held = [s for s in spells if s.role is role]
+        holders = [
+            f"{names(s.user_id)} (from {at(s.assigned_at).time}" + (f" to {at(s.ended_at).time})" if s.ended_at else ")")
+            for s in held
+        ]
+        lines.append(RoleLine(role.label, holders))
+    return lines
+
+
+def _participants(items: list[TimelineItem], pages: list[PageView], names: _Names) -> list[Participant]:
+    """Everyone who wrote or acted, busiest first; the bot itself is not a participant."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if item.actor_id and item.actor_id != names.bot_user_id:
+            counts[item.actor_id] = counts.get(item.actor_id, 0) + 1
+    ranked = sorted(counts.items(), key=lambda pair: (-pair[1], names(pair[0])))
+    people = [Participant(names(user_id), count) for user_id, count in ranked]
+    acknowledgers = {names.person(p.acknowledged_by) for p in pages if p.acknowledged_by and p.acknowledged_by not in counts}
+    return people + [Participant(name, 0) for name in sorted(acknowledgers - {p.name for p in people})]
+
+
+def _pages(pages: list[PageView], at: ToMoment, names: _Names, team_names: dict[str, str]) -> list[PageLine]:
+    by_id = {p.id: p for p in pages}
+    lines = []
+    for page in pages:
+        source = by_id.get(page.escalated_from_id) if page.escalated_from_id else None
+        acknowledged = page.acknowledged_at
+        lines.append(PageLine(
+            team=team_names.get(page.team, page.team),
+            requested=at(page.requested_at),
+            requested_by=names(page.requested_by) if page.requested_by else "incident-bot (escalation)",
+            escalated_from=team_names.get(source.team, source.team) if source else None,
+            acknowledged=at(acknowledged) if acknowledged else None,
+            acknowledged_by=names.person(page.acknowledged_by) if page.acknowledged_by else None,
+            time_to_acknowledge=human_duration(acknowledged - page.requested_at) if acknowledged else None,
+            status=page.status,
+        ))
+    return lines
+
+
+class _Names:
+    """User ids to names; an unknown id shows as @id rather than being dropped."""
+
+    def __init__(self, names: dict[str, str], bot_user_id: str | None) -> None:
+        self._names = names
+        self.bot_user_id = bot_user_id
+
+    def __call__(self, user_id: object) -> str:
+        if not user_id:
+            return "someone"
+        if user_id == self.bot_user_id:
+            return "incident-bot"
+        return self._names.get(str(user_id), f"@{user_id}")
+
+    def person(self, who: str) -> str:
+        """A user id resolved to a name; anything else (a name PagerDuty sent) as it is."""
+        return self(who) if _USER_ID.fullmatch(who) else who
+
+
+# --- Slack mrkdwn to plain Markdown.
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_MARKUP = re.compile(r"<([@#!])?([^<>|]+)(?:\|([^<>]*))?>")
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+
+
+def _plain(text: str | None, names: _Names) -> str:
+    """Slack's markup in words: <@U1> becomes the person's name, <#C1|x> becomes #x, links become
+    Markdown links; entities are unescaped last, so text people typed as `<b>` stays text."""
+    if not text or ("<" not in text and "&" not in text):
+        return text or ""
+
+    def replace(match: re.Match[str]) -> str:
+        sigil, target, label = match.groups()
+        if sigil == "@":
+            return label or names(target)
+        if sigil == "#":
+            return f"#{label or target}"
+        if sigil == "!":
+            return f"@{(label or target).split('^')[0]}"
+        return f"[{label}]({target})" if label else target
+
+    text = _MARKUP.sub(replace, text)
+    for entity, character in _ENTITIES:
+        text = text.replace(entity, character)
+    return text

@@ -1,0 +1,96 @@
+"""Slack's side of postmortems: a drafted version uploaded into the incident channel as a Markdown file
+(files.uploadV2), linked from the announcement, and failures told to the people who asked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackRequestError
+
+from bot.incidents.values import Incident
+from bot.postmortem.service import PostmortemView
+from handlers import blocks
+from handlers.services import Services
+from handlers.slack_client import slack_error
+
+log = logging.getLogger(__name__)
+
+
+def request_draft(services: Services, incident: Incident, user_id: str, request_key: str,
+                  respond: Callable[..., Any]) -> str | None:
+    """`/incident postmortem`, or `close` on a closed incident: a new version, stored before the answer."""
+    requested = services.postmortems.request(incident.id, user_id, request_key)
+    if requested is None:  # a Slack retry of a request already taken
+        return None
+    services.background.submit(incident.id, lambda: draft_and_post(services, requested.id),
+                               on_error=report_failure(services, requested, respond))
+    return f":memo: Drafting version {requested.version} of the postmortem of incident {incident.number}; it will be posted here."
+
+
+def draft_and_post(services: Services, postmortem_id: int) -> PostmortemView:
+    """Draft the version (if not drafted yet), upload it to the incident channel, link it from the
+    announcement. Safe to run again: each step checks what is already done."""
+    view = services.postmortems.draft(postmortem_id)
+    incident = services.incidents.get(view.incident_id)
+    if incident.channel_id is None or view.file_id is not None:
+        return view
+    assert view.markdown is not None
+    upload = services.client.files_upload_v2(
+        channel=incident.channel_id,
+        content=view.markdown,
+        filename=f"incident-{incident.number}-postmortem-v{view.version}.md",
+        title=f"Postmortem draft: incident {incident.number}, version {view.version}",
+        initial_comment=blocks.postmortem_posted(incident, view.version, view.problem),
+    )
+    file = upload.get("file") or (upload.get("files") or [{}])[0]
+    permalink = file.get("permalink") or _permalink(services, file["id"])
+    view = services.postmortems.record_upload(view.id, file["id"], permalink)
+    _link_from_announcement(services, incident, view)
+    return view
+
+
+def _permalink(services: Services, file_id: str) -> str | None:
+    """files.completeUploadExternal may answer with only the file's id and title."""
+    try:
+        return services.client.files_info(file=file_id)["file"].get("permalink")
+    except (SlackApiError, OSError) as error:
+        log.warning("files.info failed for %s: %s", file_id, error)
+        return None
+
+
+def _link_from_announcement(services: Services, incident: Incident, view: PostmortemView) -> None:
+    channel = services.settings.file.slack.announce_channel
+    if not channel or not incident.announcement_ts:
+        return
+    text = blocks.declared_announcement(incident) + "\n" + blocks.postmortem_link(view.version, view.permalink)
+    try:
+        services.client.chat_update(channel=channel, ts=incident.announcement_ts, text=text)
+    except (SlackApiError, OSError) as error:  # the draft is in the channel; the link is a convenience
+        log.warning("incident %s: linking the postmortem from the announcement failed: %s", incident.number, error)
+
+
+def report_failure(services: Services, requested: PostmortemView, respond: Callable[..., Any] | None) -> Callable[[BaseException], None]:
+    """Tell the person who asked (or the channel) that the draft is safe but did not reach Slack."""
+
+    def report(error: BaseException) -> None:
+        services.metrics.background_failures.inc()
+        incident = services.incidents.get(requested.incident_id)
+        view = services.postmortems.get(requested.id)
+        if isinstance(error, SlackApiError):
+            what = f"Slack said `{slack_error(error)}`"
+        elif isinstance(error, SlackRequestError | OSError):
+            what = f"Slack could not be reached ({type(error).__name__})"
+        else:
+            what = f"drafting failed ({type(error).__name__}: {error})"
+        saved = "is saved" if view.drafted else "was requested and is kept"
+        text = (f":warning: Version {view.version} of the postmortem of incident {incident.number} {saved}, but it could not be "
+                f"posted: {what}. `incident-bot postmortem {incident.number}` prints the latest draft; "
+                "`/incident postmortem` tries again.")
+        if respond is not None:
+            respond(response_type="ephemeral", replace_original=False, text=text)
+        elif incident.channel_id:
+            services.client.chat_postMessage(channel=incident.channel_id, text=text)
+
+    return report

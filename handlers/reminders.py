@@ -1,0 +1,32 @@
+"""Posting the status-update reminders the scheduler finds due (see bot.reminders)."""
+
+from __future__ import annotations
+
+from bot.reminders import JOB, Reminder
+from handlers.services import Services
+
+
+def register(services: Services) -> None:
+    def remind(incident_id: int) -> None:
+        """The scheduled job: runs on the scheduler's thread, hands the Slack call to the incident's lane."""
+        reminder = services.reminders.check(incident_id)
+        if reminder is not None:
+            services.background.submit(incident_id, lambda: post(services, reminder))
+
+    services.scheduler.handle(JOB, remind)
+
+
+def post(services: Services, reminder: Reminder) -> None:
+    incident = reminder.incident
+    if incident.channel_id is None:
+        return
+    minutes = int(reminder.interval.total_seconds() // 60)
+    since = "since the last one" if reminder.last_update else "since the incident was declared"
+    who = f"<@{incident.commander}>" if incident.commander else "Commander"
+    announce = services.settings.file.slack.announce_channel
+    where = f" and in <#{announce}>" if announce else ""
+    services.client.chat_postMessage(
+        channel=incident.channel_id,
+        text=(f":alarm_clock: No status update for {minutes} minutes {since}; {incident.severity.label} incidents post one at "
+              f"least every {minutes} minutes. {who}, post one with `/incident update <text>`: it is shown here{where}."),
+    )
