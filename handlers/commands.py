@@ -81,7 +81,7 @@ def register(app: App, services: Services) -> None:
                 if incident is None:
                     ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
                     return
-                text, page = timeline_view.render(incident, services.timeline.items(incident.id), page=0)
+                text, page = timeline_view.render(incident, services.timeline.items(incident.id), 0, services.paging.display_name)
                 ack(response_type="ephemeral", text=text, blocks=page)
             case _:
                 change(parsed, context.get("incident"), user_id, request_key, ack, respond)
@@ -144,7 +144,7 @@ def register(app: App, services: Services) -> None:
         ack()
         incident_id, page = (int(part) for part in action["value"].split(":"))
         incident = services.incidents.get(incident_id)
-        text, page_blocks = timeline_view.render(incident, services.timeline.items(incident_id), page)
+        text, page_blocks = timeline_view.render(incident, services.timeline.items(incident_id), page, services.paging.display_name)
         services.background.submit(
             f"page:{incident_id}", lambda: respond(response_type="ephemeral", replace_original=True, text=text, blocks=page_blocks)
         )

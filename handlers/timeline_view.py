@@ -4,11 +4,12 @@ in the next. Nothing is cut."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from bot.incidents.values import EntryKind, Incident, Role, Severity, Status
+from bot.incidents.values import NOTE_KINDS, EntryKind, Incident
 from bot.timeline import TimelineItem, visible
-from handlers.blocks import label_of
+from bot.timeline_words import USER_ID, Wording, describe
 
 PAGE_ACTION = "incident_timeline_page"
 BLOCK_TEXT = 2900  # under Slack's 3,000, leaving room for the mrkdwn Slack adds around mentions
@@ -26,11 +27,11 @@ NOTE_ICONS = {
 }
 
 
-def paginate(items: list[TimelineItem]) -> list[list[str]]:
+def paginate(items: list[TimelineItem], words: Wording) -> list[list[str]]:
     """The section texts of each page, in order."""
     sections: list[str] = []
     for item in items:
-        for part in _split(line(item), BLOCK_TEXT):
+        for part in _split(line(item, words), BLOCK_TEXT):
             if sections and len(sections[-1]) + 1 + len(part) <= BLOCK_TEXT:
                 sections[-1] += "\n" + part
             else:
@@ -44,9 +45,11 @@ def paginate(items: list[TimelineItem]) -> list[list[str]]:
     return pages
 
 
-def render(incident: Incident, items: list[TimelineItem], page: int) -> tuple[str, list[dict[str, Any]]]:
+def render(incident: Incident, items: list[TimelineItem], page: int,
+           team: Callable[[str], str] = str) -> tuple[str, list[dict[str, Any]]]:
+    """One page of the timeline; `team` names a configured team (its display name)."""
     visible_items = visible(items)
-    pages = paginate(visible_items)
+    pages = paginate(visible_items, wording(team))
     page = max(0, min(page, len(pages) - 1))
     left_out = sum(1 for i in items if i.deleted)
     heading = f"*Timeline of incident {incident.number}: {incident.title}* · {len(visible_items)} entries"
@@ -68,54 +71,50 @@ def render(incident: Incident, items: list[TimelineItem], page: int) -> tuple[st
     return f"Timeline of incident {incident.number}, page {page + 1} of {len(pages)}", blocks
 
 
-def line(item: TimelineItem) -> str:
+ICONS = {
+    EntryKind.DECLARED: ":rotating_light:",
+    EntryKind.STATUS_CHANGED: ":arrows_counterclockwise:",
+    EntryKind.SEVERITY_CHANGED: ":warning:",
+    EntryKind.ROLE_ASSIGNED: ":bust_in_silhouette:",
+    EntryKind.UPDATE: ":memo:",
+    EntryKind.RESOLVED: ":white_check_mark:",
+    EntryKind.CLOSED: ":lock:",
+    EntryKind.PAGED: ":pager:",
+    EntryKind.PAGE_FAILED: ":x:",
+    EntryKind.PAGE_ACKNOWLEDGED: ":white_check_mark:",
+    EntryKind.DIAGNOSTIC: ":bar_chart:",
+    EntryKind.DIAGNOSTIC_DENIED: ":no_entry_sign:",
+    EntryKind.FOLLOWUP: ":ballot_box_with_check:",
+    **NOTE_ICONS,
+}
+
+
+def wording(team: Callable[[str], str]) -> Wording:
+    """How Slack shows people (mentions, which it renders as names), teams and emphasis."""
+    return Wording(person=lambda who: f"<@{who}>" if USER_ID.fullmatch(who) else who,
+                   team=lambda key: f"*{team(key)}*", strong=lambda text: f"*{text}*", bot="the bot")
+
+
+def line(item: TimelineItem, words: Wording) -> str:
     moment = item.occurred_at
     when = f"`<!date^{int(moment.timestamp())}^{{time_secs}}|{moment:%H:%M:%S} UTC>`"
-    who = f"<@{item.actor_id}>" if item.actor_id else "the bot"
     key = ":pushpin: " if item.key_event else ""
-    return f"{when} {key}{_describe(item, who)}"
+    return f"{when} {key}{_describe(item, words)}"
 
 
-def _describe(item: TimelineItem, who: str) -> str:
-    data = item.data
-    match item.kind:
-        case EntryKind.MESSAGE:
-            reply = "↳ " if item.is_reply else ""
-            edited = " _(edited)_" if item.edited else ""
-            files = "".join(f" :paperclip: {f.get('title') or f.get('name') or 'file'}" for f in item.files)
-            link = f" <{item.permalink}|·>" if item.permalink else ""
-            return f"{reply}*{who}*: {item.text}{edited}{files}{link}"
-        case EntryKind.DECLARED:
-            return f":rotating_light: {who} declared the incident ({label_of(Severity, data.get('severity'))}): {item.text}"
-        case EntryKind.STATUS_CHANGED:
-            return f":arrows_counterclockwise: {who} set the status to *{label_of(Status, data.get('to'))}* (was {label_of(Status, data.get('from'))})"
-        case EntryKind.SEVERITY_CHANGED:
-            return f":warning: {who} set the severity to *{label_of(Severity, data.get('to'))}* (was {label_of(Severity, data.get('from'))})"
-        case EntryKind.ROLE_ASSIGNED:
-            role = Role(data["role"]).label.lower() if data.get("role") else "a role"
-            return f":bust_in_silhouette: {who} named <@{data.get('user')}> {role}"
-        case EntryKind.UPDATE:
-            return f":memo: *Status update* by {who}: {item.text}"
-        case EntryKind.RESOLVED:
-            return f":white_check_mark: {who} resolved the incident" + (f": {item.text}" if item.text else "")
-        case EntryKind.CLOSED:
-            return f":lock: {who} closed the incident"
-        case EntryKind.PAGED:
-            what = "escalated to" if data.get("escalated_from") else ("paged again" if data.get("repeated") else "paged")
-            return f":pager: {who} {what} *{data.get('team')}*" + (f": {item.text}" if item.text else "")
-        case EntryKind.PAGE_FAILED:
-            return f":x: paging *{data.get('team')}* through {data.get('provider')} failed: {item.text}"
-        case EntryKind.PAGE_ACKNOWLEDGED:
-            return f":white_check_mark: the page to *{data.get('team')}* was acknowledged by {item.text}"
-        case EntryKind.DIAGNOSTIC:
-            return f":bar_chart: {who} ran `{data.get('check')}` on *{data.get('target')}*: {item.text}"
-        case EntryKind.FOLLOWUP:
-            owner = f" (owner <@{data['owner']}>)" if data.get("owner") else ""
-            return f":ballot_box_with_check: {who} added a follow-up{owner}: {item.text}"
-        case EntryKind.DIAGNOSTIC_DENIED:
-            return f":no_entry_sign: {who} was refused `{data.get('check')}` on *{data.get('target')}* (not allowed)"
-    label = "Note" if item.kind is EntryKind.NOTE else item.kind.value.capitalize()
-    return f"{NOTE_ICONS.get(item.kind, ':spiral_note_pad:')} *{label}* by {who}: {item.text}"
+def _describe(item: TimelineItem, words: Wording) -> str:
+    who = words.who(item.actor_id)
+    icon = ICONS.get(item.kind, ":spiral_note_pad:")
+    if item.kind is EntryKind.MESSAGE:
+        reply = "↳ " if item.is_reply else ""
+        edited = " _(edited)_" if item.edited else ""
+        files = "".join(f" :paperclip: {f.get('title') or f.get('name') or 'file'}" for f in item.files)
+        link = f" <{item.permalink}|·>" if item.permalink else ""
+        return f"{reply}*{who}*: {item.text}{edited}{files}{link}"
+    if item.kind is EntryKind.NOTE or item.kind in NOTE_KINDS:
+        label = "Note" if item.kind is EntryKind.NOTE else item.kind.value.capitalize()
+        return f"{icon} *{label}* by {who}: {item.text}"
+    return f"{icon} {describe(item, words)}"
 
 
 def _split(text: str, limit: int) -> list[str]:

@@ -125,7 +125,7 @@ def test_connections_shows_the_leak_and_leaves_no_connection_behind(diag_bot: Ru
     assert diagnostics_sessions() == 0
     assert "not-a-real-password-123" not in json.dumps([c.params for c in bot.slack.calls])
     shown = bot.requests.command("timeline", user_id=ALICE, channel_id=channel["id"]).response.json()
-    assert "ran `connections` on *primary*: " in json.dumps(shown["blocks"])
+    assert "ran `connections` on `primary`: " in json.dumps(shown["blocks"])
 
 
 def test_every_check_runs_and_list_names_them(diag_bot: RunningBot, leak: Leak) -> None:

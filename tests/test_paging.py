@@ -140,8 +140,8 @@ def test_paging_sends_pagerduty_v2_invites_members_and_offers_acknowledge(paged_
     assert any("acknowledged the page to *Database team*" in m["text"] for m in bot.slack.messages(channel["id"]))
     assert EntryKind.PAGE_ACKNOWLEDGED in timeline_kinds(bot, channel)
     shown = json.dumps(bot.requests.command("timeline", user_id=ALICE, channel_id=channel["id"]).response.json()["blocks"])
-    assert "paged *database*: Connections look exhausted on primary" in shown
-    assert "the page to *database* was acknowledged by U0BOB via Slack" in shown
+    assert "paged *Database team*: Connections look exhausted on primary" in shown
+    assert "*Database team* acknowledged the page: <@U0BOB> via Slack" in shown
 
 
 def test_unknown_teams_are_listed_and_repages_reuse_the_dedup_key(paged_bot: RunningBot, pagerduty: PagerDutyReceiver) -> None:

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.followups import FollowupView
-from bot.incidents.values import EntryKind, Incident, Role, Severity, Status
+from bot.incidents.values import EntryKind, Incident, Role, Status
 from bot.paging.service import PageView
 from bot.timeline import TimelineItem, visible
+from bot.timeline_words import USER_ID, Wording, describe, severity_label
 
 TO_BE_WRITTEN = "**[To be written]**"
 
@@ -266,8 +267,9 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
     def at(moment: datetime) -> Moment:
         return Moment(moment, moment.astimezone(zone), marked)
 
+    wording = Wording(person=names.person, team=lambda key: record.team_names.get(key, key), text=lambda t: _plain(t, names))
     entries = sorted(
-        [*_alert_entries(record.alerts, at), *(_entry(item, at, names, record.team_names) for item in items)],
+        [*_alert_entries(record.alerts, at), *(_entry(item, at, names, wording) for item in items)],
         key=lambda e: e.moment.at,
     )
     start, start_reason = _start(incident, record.alerts, items)
@@ -407,16 +409,9 @@ def _severity_history(incident: Incident, items: list[TimelineItem], at: ToMomen
     if not changes:
         return f"{incident.severity.label} throughout"
     first = changes[0].data.get("from")
-    steps = [f"{_severity_label(first)} at declaration"]
-    steps += [f"{_severity_label(i.data.get('to'))} from {at(i.occurred_at).time}" for i in changes]
+    steps = [f"{severity_label(first)} at declaration"]
+    steps += [f"{severity_label(i.data.get('to'))} from {at(i.occurred_at).time}" for i in changes]
     return "; ".join(steps)
-
-
-def _severity_label(value: object) -> str:
-    try:
-        return Severity(str(value)).label
-    except ValueError:
-        return "unknown"
 
 
 # --- The timeline.
@@ -444,66 +439,17 @@ def _alert_entries(alerts: list[AlertRecord], at: ToMoment) -> Iterable[Entry]:
                         f"The watchdog saw `{alert.target}` back to normal", None)
 
 
-def _entry(item: TimelineItem, at: ToMoment, names: _Names, team_names: dict[str, str]) -> Entry:
-    who = names(item.actor_id) if item.actor_id else "incident-bot"
+def _entry(item: TimelineItem, at: ToMoment, names: _Names, wording: Wording) -> Entry:
+    who = wording.who(item.actor_id)
     label = LABELS.get(item.kind, item.kind.value.capitalize())
-    if item.kind is EntryKind.PAGED and not item.data.get("escalated_from"):
-        label = "Escalation (page)"
-    return Entry(at(item.occurred_at), item.kind.value, label, _describe(item, who, names, team_names), who, item.key_event)
-
-
-def _describe(item: TimelineItem, who: str, names: _Names, team_names: dict[str, str]) -> str:
-    data, text = item.data, _plain(item.text, names)
-
-    def team(key: object) -> str:
-        return team_names.get(str(key), str(key))
-
-    match item.kind:
-        case EntryKind.MESSAGE:
-            where = " (in a thread)" if item.is_reply else ""
-            edited = " _(edited)_" if item.edited else ""
-            files = "".join(f" 📎 {f.get('title') or f.get('name') or 'file'}" for f in item.files)
-            return f"{who}{where}: {text}{edited}{files}"
-        case EntryKind.DECLARED:
-            return f"{who} declared the incident ({_severity_label(data.get('severity'))}): {text}"
-        case EntryKind.STATUS_CHANGED:
-            return f"{who} set the status to {_status_label(data.get('to'))} (was {_status_label(data.get('from'))})"
-        case EntryKind.SEVERITY_CHANGED:
-            return f"{who} set the severity to {_severity_label(data.get('to'))} (was {_severity_label(data.get('from'))})"
-        case EntryKind.ROLE_ASSIGNED:
-            role = Role(data["role"]).label.lower() if data.get("role") else "a role"
-            return f"{who} named {names(data.get('user'))} {role}"
-        case EntryKind.UPDATE:
-            return f"Status update by {who}: {text}"
-        case EntryKind.RESOLVED:
-            return f"{who} resolved the incident" + (f": {text}" if text else "")
-        case EntryKind.CLOSED:
-            return f"{who} closed the incident"
-        case EntryKind.PAGED:
-            if data.get("escalated_from"):
-                return f"Nobody acknowledged, so the bot escalated to {team(data.get('team'))}" + (f": {text}" if text else "")
-            again = " again" if data.get("repeated") else ""
-            return f"{who} paged {team(data.get('team'))}{again}" + (f": {text}" if text else "")
-        case EntryKind.PAGE_FAILED:
-            return f"Paging {team(data.get('team'))} through {data.get('provider')} failed: {text}"
-        case EntryKind.PAGE_ACKNOWLEDGED:
-            by, _, via = item.text.rpartition(" via ")
-            return f"{team(data.get('team'))} acknowledged the page: {names.person(by or item.text)}" + (f" via {via}" if by else "")
-        case EntryKind.DIAGNOSTIC:
-            return f"{who} ran `{data.get('check')}` on `{data.get('target')}`: {text}"
-        case EntryKind.DIAGNOSTIC_DENIED:
-            return f"{who} was refused `{data.get('check')}` on `{data.get('target')}` (not allowed to run diagnostics)"
-        case EntryKind.FOLLOWUP:
-            owner = f" (owner: {names(data.get('owner'))})" if data.get("owner") else ""
-            return f"{who} added a follow-up{owner}: {text}"
-    return f"{who}: {text}"
-
-
-def _status_label(value: object) -> str:
-    try:
-        return Status(str(value)).label
-    except ValueError:
-        return "unknown"
+    if item.kind is EntryKind.MESSAGE:
+        where = " (in a thread)" if item.is_reply else ""
+        edited = " _(edited)_" if item.edited else ""
+        files = "".join(f" 📎 {f.get('title') or f.get('name') or 'file'}" for f in item.files)
+        text = f"{who}{where}: {_plain(item.text, names)}{edited}{files}"
+    else:
+        text = describe(item, wording)
+    return Entry(at(item.occurred_at), item.kind.value, label, text, who, item.key_event)
 
 
 # --- People.
@@ -568,12 +514,11 @@ class _Names:
 
     def person(self, who: str) -> str:
         """A user id resolved to a name; anything else (a name PagerDuty sent) as it is."""
-        return self(who) if _USER_ID.fullmatch(who) else who
+        return self(who) if USER_ID.fullmatch(who) else who
 
 
 # --- Slack mrkdwn to plain Markdown.
 
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _MARKUP = re.compile(r"<([@#!])?([^<>|]+)(?:\|([^<>]*))?>")
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
