@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from slack_bolt import App
 from sqlalchemy import Engine
@@ -152,6 +154,7 @@ def build_runtime(
         process_before_response=True,
         logger=logging.getLogger("slack_bolt"),
     )
+    app.use(_timed(services))
     capture.register(app, services)  # first: Bolt tries listeners in order, and events are the most frequent
     commands.register(app, services)
     declare_form.register(app, services)
@@ -164,6 +167,21 @@ def build_runtime(
     scheduler.every(24 * 3600, "housekeeping", job_id="housekeeping", first=clock.now() + timedelta(minutes=5))
     scheduler.start()
     return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport)
+
+
+def _timed(services: Services) -> Callable[..., None]:
+    """Measures how long each Slack request takes to be acknowledged. Listeners run before the answer
+    is sent (process_before_response), so the time around the rest of the chain is that time."""
+
+    def timed(body: dict[str, Any], next: Callable[[], None]) -> None:
+        kind = "command" if "command" in body else str(body.get("type") or "other")
+        started = time.perf_counter()
+        try:
+            next()
+        finally:
+            services.metrics.slack_ack_seconds.labels(kind).observe(time.perf_counter() - started)
+
+    return timed
 
 
 def _with_slash(url: str) -> str:

@@ -10,6 +10,7 @@ otherwise invisible.
 from __future__ import annotations
 
 import logging
+import contextvars
 import threading
 import zlib
 from collections.abc import Callable
@@ -31,7 +32,8 @@ class Background:
         lane = self._lanes[zlib.crc32(str(key).encode()) % len(self._lanes)]
         with self._idle:
             self._pending += 1
-        return lane.submit(self._run, task, on_error)
+        # The caller's context goes along, so what the task logs still says which incident it is about.
+        return lane.submit(contextvars.copy_context().run, self._run, task, on_error)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no work is queued or running (tests, a graceful stop). False on timeout."""

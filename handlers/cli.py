@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ def serve(args: argparse.Namespace) -> int:
     from handlers.logs import configure_logging
     from storage.database import safe_url
 
-    configure_logging(settings.secrets())
+    configure_logging(settings.secrets(), json_lines=args.log_format == "json")
     for warning in settings.warnings:
         log.warning(warning)
     log.info("store: %s", safe_url(settings.env.database_url))
@@ -167,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve_parser.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
     serve_parser.add_argument("--socket-mode", action="store_true", help="connect over Socket Mode (needs SLACK_APP_TOKEN)")
+    serve_parser.add_argument("--log-format", choices=("text", "json"), default=os.environ.get("INCIDENT_BOT_LOG_FORMAT") or "text",
+                              help="log lines for people (text) or one JSON object per line (json); "
+                              "default: $INCIDENT_BOT_LOG_FORMAT, else text")
     serve_parser.set_defaults(run=serve)
 
     demo_parser = commands.add_parser("demo", help="run a whole incident on this machine against a simulated Slack")

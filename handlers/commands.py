@@ -16,6 +16,7 @@ from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind, Status
 from handlers import blocks, diagnostics, followups, paging, postmortems, timeline_view
+from handlers.logs import about
 from handlers.reporting import report_provisioning, report_publishing
 from handlers.services import Services
 from handlers.slack_client import slack_error
@@ -23,9 +24,12 @@ from handlers.slack_client import slack_error
 
 def register(app: App, services: Services) -> None:
     def incident_of_channel(context: BoltContext, command: dict[str, Any], next: Callable[[], None]) -> None:
-        """Which incident this channel belongs to, looked up once for every sub-command."""
-        context["incident"] = services.incidents.find_by_channel(command.get("channel_id", ""))
-        next()
+        """Which incident this channel belongs to, looked up once for every sub-command (and named on
+        every log line the command writes)."""
+        incident = services.incidents.find_by_channel(command.get("channel_id", ""))
+        context["incident"] = incident
+        with about(incident.number if incident else None):
+            next()
 
     @app.command("/incident", middleware=[incident_of_channel])
     def incident_command(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:

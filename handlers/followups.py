@@ -13,6 +13,7 @@ from slack_bolt import Ack, App, Respond
 from bot.followups import Due, FollowupView
 from bot.incidents import commands as c
 from bot.incidents.values import Incident
+from handlers.logs import about
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def register(app: App, services: Services) -> None:
 
     def remind() -> None:
         for due in services.followups.claim_due():
-            services.background.submit(f"followup:{due.followup.id}", partial(send_reminder, services, due))
+            with about(due.incident.number):
+                services.background.submit(f"followup:{due.followup.id}", partial(send_reminder, services, due))
 
     services.scheduler.handle(JOB, remind)
     services.scheduler.every(SWEEP_SECONDS, JOB, job_id=JOB, first=services.clock.now() + timedelta(minutes=1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
@@ -26,6 +26,17 @@ class Metrics:
         self.pages = Counter("incident_bot_pages", "Pages delivered, by outcome", ["outcome"], registry=self.registry)
         self.diagnostics = Counter("incident_bot_diagnostic_runs", "Diagnostic checks run, by check and outcome",
                                    ["check", "outcome"], registry=self.registry)
+        self.slack_ack_seconds = Histogram(
+            "incident_bot_slack_ack_seconds", "Time from a Slack request reaching the app to its acknowledgement "
+            "(Slack gives up at 3 s), by kind of request", ["kind"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
+        )
+        self.page_ack_seconds = Histogram(
+            "incident_bot_page_acknowledge_seconds", "Time from a team being paged to a person acknowledging",
+            registry=self.registry, buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200),
+        )
+        self.postmortems = Counter("incident_bot_postmortems", "Postmortem versions drafted, by outcome in Slack",
+                                   ["outcome"], registry=self.registry)
         self.background_failures = Counter(
             "incident_bot_background_failures", "Work after acknowledgement that failed", registry=self.registry
         )

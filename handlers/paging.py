@@ -132,6 +132,8 @@ def report_paging(services: Services, respond: Callable[..., Any]) -> Callable[[
 
 
 def show_acknowledged(services: Services, page: PageView, notify_errors: dict[str, str]) -> None:
+    if page.acknowledged_at is not None:
+        services.metrics.page_ack_seconds.observe((page.acknowledged_at - page.requested_at).total_seconds())
     incident = services.incidents.get(page.incident_id)
     refresh(services, page)
     if incident.channel_id is None:

@@ -47,6 +47,7 @@ def draft_and_post(services: Services, postmortem_id: int) -> PostmortemView:
     file = upload.get("file") or (upload.get("files") or [{}])[0]
     permalink = file.get("permalink") or _permalink(services, file["id"])
     view = services.postmortems.record_upload(view.id, file["id"], permalink)
+    services.metrics.postmortems.labels("posted").inc()
     _link_from_announcement(services, incident, view)
     return view
 
@@ -76,6 +77,7 @@ def report_failure(services: Services, requested: PostmortemView, respond: Calla
 
     def report(error: BaseException) -> None:
         services.metrics.background_failures.inc()
+        services.metrics.postmortems.labels("failed").inc()
         incident = services.incidents.get(requested.incident_id)
         view = services.postmortems.get(requested.id)
         if isinstance(error, SlackApiError):

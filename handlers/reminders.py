@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.reminders import JOB, Reminder
+from handlers.logs import about
 from handlers.services import Services
 
 
@@ -11,7 +12,8 @@ def register(services: Services) -> None:
         """The scheduled job: runs on the scheduler's thread, hands the Slack call to the incident's lane."""
         reminder = services.reminders.check(incident_id)
         if reminder is not None:
-            services.background.submit(incident_id, lambda: post(services, reminder))
+            with about(reminder.incident.number):
+                services.background.submit(incident_id, lambda: post(services, reminder))
 
     services.scheduler.handle(JOB, remind)
 
