@@ -42,18 +42,21 @@ def serve(args: argparse.Namespace) -> int:
     runtime.resume()
     _stop_on_sigterm()
     try:
+        from handlers.http import BotWsgiApp, HttpServer
+
         if mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-            log.info("serving Slack over Socket Mode")
+            # Health, metrics and PagerDuty's webhooks are still HTTP; Slack itself is not.
+            side = HttpServer(BotWsgiApp(runtime, slack_events=False), host=args.host, port=args.port).start()
+            log.info("serving Slack over Socket Mode; /healthz, /metrics and /webhooks/pagerduty at %s", side.url)
             handler = SocketModeHandler(runtime.app, settings.env.slack_app_token)
             try:
                 handler.start()
             finally:
                 handler.close()
+                side.stop()
         else:
-            from handlers.http import BotWsgiApp, HttpServer
-
             server = HttpServer(BotWsgiApp(runtime), host=args.host, port=args.port)
             log.info("serving Slack at %s/slack/events", server.url)
             server.run()

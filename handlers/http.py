@@ -23,13 +23,16 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class BotWsgiApp:
-    def __init__(self, runtime: Runtime) -> None:
+    """`slack_events=False` in Socket Mode: Slack comes over the WebSocket, and the app (which then does
+    not check signatures) must not be reachable over HTTP; health, metrics and webhooks still are."""
+
+    def __init__(self, runtime: Runtime, *, slack_events: bool = True) -> None:
         self._runtime = runtime
-        self._slack = SlackRequestHandler(runtime.app, path="/slack/events")
+        self._slack = SlackRequestHandler(runtime.app, path="/slack/events") if slack_events else None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
-        if path == "/slack/events":
+        if path == "/slack/events" and self._slack is not None:
             return self._slack(environ, start_response)
         if path == "/webhooks/pagerduty" and method == "POST":
             return self._pagerduty(environ, start_response)

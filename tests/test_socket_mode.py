@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -151,10 +152,20 @@ def _env(tmp_path: Path, slack: SlackSimulator, **extra: str) -> dict[str, str]:
 
 def test_serve_socket_mode_declares_an_incident(tmp_path: Path, slack: SlackSimulator) -> None:
     process = subprocess.Popen(
-        [INCIDENT_BOT, "serve", "--socket-mode"], env=_env(tmp_path, slack, SLACK_APP_TOKEN=slack.app_token),
+        [INCIDENT_BOT, "serve", "--socket-mode", "--host", "127.0.0.1", "--port", "0"],
+        env=_env(tmp_path, slack, SLACK_APP_TOKEN=slack.app_token),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    early: list[str] = []
     try:
+        assert process.stdout is not None
+        while not (side := re.search(r"/webhooks/pagerduty at (\S+)", early[-1] if early else "")):
+            early.append(process.stdout.readline())
+            assert early[-1], "".join(early)
+        # Health and metrics are served over HTTP in Socket Mode too; Slack's own path is not.
+        assert httpx.get(f"{side[1]}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
+        assert "incident_bot_open_incidents" in httpx.get(f"{side[1]}/metrics", timeout=5).text
+        assert httpx.post(f"{side[1]}/slack/events", content=b"{}", timeout=5).status_code == 404
         slack.wait_for_socket(timeout=30)
         command = {
             "token": "deprecated-verification-token", "team_id": "T0SIMULATE", "team_domain": "simulated",
@@ -173,7 +184,7 @@ def test_serve_socket_mode_declares_an_incident(tmp_path: Path, slack: SlackSimu
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            output, _ = process.communicate(timeout=20)
+            output = "".join(early) + process.communicate(timeout=20)[0]
         except subprocess.TimeoutExpired:
             process.kill()
             output, _ = process.communicate()
