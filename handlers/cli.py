@@ -71,7 +71,8 @@ def demo(args: argparse.Namespace) -> int:
     from handlers.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_demo()
+    _stop_on_sigterm()  # a SIGTERM unwinds like Ctrl-C, so the demo still stops all it started
+    return run_demo(diag_url=args.diag_url, use_postgres=not args.no_diag)
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -177,6 +178,11 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.set_defaults(run=serve)
 
     demo_parser = commands.add_parser("demo", help="run a whole incident on this machine against a simulated Slack")
+    demo_parser.add_argument("--diag-url", metavar="URL",
+                             help="the PostgreSQL to leak connections into, as a SQLAlchemy URL "
+                             "(default: 127.0.0.1:5432 as postgres, else a throwaway server)")
+    demo_parser.add_argument("--no-diag", action="store_true",
+                             help="tell the story without the leak, the watchdog and /incident diag")
     demo_parser.set_defaults(run=demo)
 
     migrate_parser = commands.add_parser("migrate", help="bring the bot's database to the newest schema")

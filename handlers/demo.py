@@ -1,88 +1,146 @@
-"""`incident-bot demo`: a whole incident on this machine, with no Slack workspace and no credentials.
+"""`incident-bot demo`: the example outage told end to end on this machine, with no Slack workspace and no
+credentials.
 
-The real app is served over real HTTP on loopback and driven with signed Slack requests; the project's
-Slack simulator plays the workspace; the store is a SQLite file in a temporary folder. The conversation
-is printed as it unfolds. Exits non-zero if any step fails.
+The story is the classic web-stack outage: a deployment leaks database connections, the pool runs dry,
+responders chase a misleading path, then find the leak. Here the leak is real (connections left idle in a
+transaction on a real PostgreSQL), the bot's watchdog alerts on it, people declare, talk, run a diagnostic,
+page the database team (a loopback PagerDuty), find and close the leak, resolve and close; the bot drafts
+the postmortem, which is written beside the store.
+
+The real app is served over real HTTP on loopback and driven only with signed Slack requests against the
+project's Slack simulator; its store is a SQLite file in a temporary folder. The conversation is printed
+as it unfolds. Without a usable PostgreSQL the story is told without the leak, the watchdog and the
+diagnostic. Exits non-zero if any step fails; stops everything it started, whatever happens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
+import json
 import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.config import load_settings
 from handlers.app import Runtime, build_runtime
+from handlers.demo_postgres import LEAK_APP, LEAK_SIZE, Leak, find_postgres
 from handlers.http import BotWsgiApp, HttpServer
+from simulators.paging import PagerDutyReceiver
 from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
 
 SIGNING_SECRET = "demo-signing-secret"
-ANNOUNCE = "C0INCIDENTS"
-PEOPLE = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol"}
+ANNOUNCE, GENERAL = "C0INCIDENTS", "C0GENERAL"
+DBA = "U0DAVE"  # the database team's on-call engineer
+PEOPLE = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", DBA: "dave"}
+ROUTING_KEY = "R0DEMO00000000000000000000000000"  # PagerDuty routing keys are 32 characters
+
+# Short on purpose, so the watchdog alerts within seconds instead of minutes.
+WATCHDOG_INTERVAL_SECONDS = 1
+IDLE_ALERT_SECONDS = 2
+ALERT_TIMEOUT_SECONDS = 20.0  # longer than this without an alert is a failure
+CLEAR_TIMEOUT_SECONDS = 8.0  # the all-clear is a nicety: other sessions on a shared server may delay it
+BACKGROUND_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
 class Step:
-    who: str
-    text: str  # "/incident …" is a command; anything else is said in the incident channel
-    narration: str = ""
+    who: str  # a person's Slack user id; "" for what happens outside Slack
+    text: str  # typed ("/incident …" is a command, anything else a message), a button's label, or what happens
+    narration: str
+    act: str = "type"  # how the step is played: a key of ACTS
     pushpin_by: str | None = None  # someone marks this message a key event
+    leak: bool | None = None  # True: only with a PostgreSQL to leak into; False: only without; None: always
 
 
-# Follows the outage in the example postmortem: a deployment leaks database connections.
+# The example postmortem's outage, in order. Every step leaves a mark in the drafted postmortem's timeline.
 STORY = [
-    Step("U0ALICE", "/incident declare sev2 Checkout errors and slow pages", "09:15 — alerts on latency; alice, on call, declares."),
-    Step("U0ALICE", "p99 on checkout is 8 s and 5xx are at 12%. The DB servers look busy.", "The channel starts talking; the bot records it."),
-    Step("U0ALICE", "/incident update Latency up on the web tier, 5xx at 12%. Looking at the database servers."),
-    Step("U0BOB", "DB CPU is only 40%, but I'm tuning the buffers anyway."),
-    Step("U0BOB", "/incident note hypothesis Database performance degradation under load?"),
-    Step("U0CAROL", "Could it be the network between web and DB?"),
+    Step("", f"{LEAK_APP} is deployed: each request opens a connection, begins a transaction and never ends it.",
+         "A deployment starts leaking database connections.", act="open_leak", leak=True),
+    Step("", "The watchdog samples primary every second.", "The watchdog notices before any person does.",
+         act="watchdog", leak=True),
+    Step("U0ALICE", "Declare incident", "alice, on call, declares from the alert.", act="press", leak=True),
+    Step("U0ALICE", "/incident declare sev2 Checkout errors and slow pages", "Alerts on latency: alice, on call, declares.",
+         leak=False),
+    Step("U0ALICE", "p99 on checkout is 8 s and 5xx are at 12%. The DB servers look busy.",
+         "The channel starts talking; the bot records it."),
     Step("U0ALICE", "/incident sev sev1", "Errors keep climbing: it is a SEV1 now."),
-    Step("U0BOB", "/incident note misleading Buffer tuning and the network checks changed nothing.", "An hour of misleading paths, written down as such."),
-    Step("U0ALICE", "/incident role scribe <@U0CAROL|carol>"),
-    Step("U0ALICE", "/incident role commander <@U0BOB|bob>", "bob, from the database team, takes command."),
-    Step("U0BOB", "Connections: 498 of 500 in use, most idle in transaction, all from app v4512!", "The leak is found.", pushpin_by="U0ALICE"),
-    Step("U0BOB", "/incident update The pool is exhausted: connections leaked since deploy 4512. Rolling it back."),
-    Step("U0BOB", "/incident status identified"),
-    Step("U0BOB", "/incident status monitoring", "Rolled back; watching the pool drain."),
-    Step("U0BOB", "/incident resolve Rolled back deploy 4512; connections back to normal.", "Errors are gone: resolved."),
-    Step("U0BOB", "/incident close", "The incident is over."),
+    Step("U0ALICE", "/incident update Latency up on the web tier, 5xx at 12%. Looking at the database servers.",
+         "A status update, for those outside the channel."),
+    Step("U0BOB", "/incident note hypothesis Database performance degradation under load?", "A first guess."),
+    Step("U0BOB", "DB CPU is only 40%, but I'm tuning the buffers anyway.", "It is acted on."),
+    Step("U0CAROL", "Could it be the network between web and DB?", "Another path."),
+    Step("U0BOB", "/incident note misleading Buffer tuning and the network checks changed nothing.",
+         "Both led nowhere, and are written down as such."),
+    Step("U0ALICE", "/incident role scribe <@U0CAROL|carol>", "carol keeps the notes."),
+    Step("U0BOB", "/incident diag connections primary", "bob asks the database who holds its connections.", leak=True),
+    Step("U0BOB", "/incident page database Connections idle in transaction keep piling up on primary",
+         "The database team is paged."),
+    Step(DBA, "Acknowledge", "dave, the DBA on call, acknowledges the page.", act="press"),
+    Step("U0ALICE", f"/incident role commander <@{DBA}|dave>", "dave takes command."),
+    Step(DBA, f"Found it: {LEAK_SIZE} connections idle in transaction, all from {LEAK_APP}. The deploy leaks them.",
+         "The leak is found, and alice pins it as the key event.", pushpin_by="U0ALICE"),
+    Step(DBA, "/incident update The pool is exhausted by connections leaked since deploy 4512. Rolling it back.",
+         "What happens next, for everyone."),
+    Step(DBA, "/incident status identified", "The cause is known."),
+    Step(DBA, "Rolled back to v4511: the leaked connections are closed.", "The rollback closes the leak.",
+         act="close_leak"),
+    Step("", "The watchdog samples primary again.", "The watchdog sees the pool drain.", act="all_clear", leak=True),
+    Step(DBA, "/incident status monitoring", "Watching that it holds."),
+    Step(DBA, "/incident resolve Rolled back deploy 4512; connections back to normal.", "Errors are gone: resolved."),
+    Step("U0ALICE", "/incident followup Make the pool reclaim connections left idle in a transaction <@U0BOB|bob>",
+         "An action item, with an owner."),
+    Step(DBA, "/incident close", "The incident is over: the bot drafts the postmortem."),
 ]
 
 
-def run_demo(out: TextIO = sys.stdout) -> int:
+def run_demo(out: TextIO = sys.stdout, *, diag_url: str | None = None, use_postgres: bool = True) -> int:
+    """Tell the story; 0 when every step worked. `diag_url` is the PostgreSQL to leak into (else the local
+    one, else a throwaway one); `use_postgres=False` tells it without the leak."""
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="incident-bot-demo-"))
     failures: list[str] = []
     postmortem: Path | None = None
-    with SlackSimulator() as slack:
-        for user_id, name in PEOPLE.items():
-            slack.add_user(user_id, name, real_name=name.capitalize())
-        slack.add_channel("incidents", channel_id=ANNOUNCE, members=PEOPLE)
-        slack.add_channel("general", channel_id="C0GENERAL", members=PEOPLE)
-        runtime = _start_runtime(workdir, slack)
-        server = HttpServer(BotWsgiApp(runtime), host="127.0.0.1", port=0, threads=4).start()
-        requests = SlackRequests(server.url, SIGNING_SECRET, response_url=slack.response_url())
-        show = _Printer(out, slack)
-        out.write(f"incident-bot demo: the app at {server.url}, Slack simulated at {slack.url}\n\n")
-        try:
-            for number, step in enumerate(STORY, start=1):
-                failures += _play(step, number, runtime, slack, requests, show)
-            _print_timeline(out, runtime)
+    try:
+        # Everything started is stopped on the way out, in reverse order, also on failure or Ctrl-C.
+        with contextlib.ExitStack() as stack:
+            slack = stack.enter_context(SlackSimulator())
+            _populate(slack)
+            pagerduty = stack.enter_context(PagerDutyReceiver(routing_keys=[ROUTING_KEY]))
+            if use_postgres:
+                target, found = find_postgres(stack, diag_url)
+            else:
+                target, found = None, ("--no-diag: the story is told without the leak, the watchdog and "
+                                       "/incident diag; alice declares with /incident instead.")
+            runtime = _start_runtime(workdir, slack, pagerduty, target)
+            stack.callback(runtime.close)
+            server = HttpServer(BotWsgiApp(runtime), host="127.0.0.1", port=0, threads=4).start()
+            stack.callback(server.stop)
+            requests = SlackRequests(server.url, SIGNING_SECRET, response_url=slack.response_url())
+            stack.callback(requests.close)
+            leak = Leak(target) if target else None
+            if leak is not None:
+                stack.callback(leak.close)
+            out.write(f"incident-bot demo: the app at {server.url}, Slack simulated at {slack.url}, "
+                      f"PagerDuty received at {pagerduty.url}\n{found}\n")
+            demo = _Demo(runtime, slack, requests, _Printer(out, slack, pagerduty), leak)
+            failures = _tell(demo)
             postmortem = _save_postmortem(workdir, runtime)
-            if postmortem is None:
+            if postmortem is None and not failures:
                 failures.append("no postmortem was drafted at close")
-        finally:
-            server.stop()
-            requests.close()
-            runtime.close()
+    except Exception as error:  # setting up or tearing down; the steps report their own failures
+        failures.append(f"the demo itself failed: {type(error).__name__}: {error}")
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the command line: everything is stopped by now
+        failures.append("interrupted")
     seconds = time.monotonic() - started
+    if postmortem is not None:
+        _print_draft_timeline(out, postmortem.read_text(encoding="utf-8"))
     out.write(f"\nThe store of this run: {workdir / 'incident-bot.db'}\n")
     if postmortem is not None:
         out.write(f"The drafted postmortem: {postmortem}\n")
@@ -93,9 +151,19 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def _start_runtime(workdir: Path, slack: SlackSimulator) -> Runtime:
+# --- Setting the scene
+
+
+def _populate(slack: SlackSimulator) -> None:
+    for user_id, name in PEOPLE.items():
+        slack.add_user(user_id, name, real_name=name.capitalize())
+    slack.add_channel("incidents", channel_id=ANNOUNCE, members=PEOPLE)
+    slack.add_channel("general", channel_id=GENERAL, members=PEOPLE)
+
+
+def _start_runtime(workdir: Path, slack: SlackSimulator, pagerduty: PagerDutyReceiver, target: str | None) -> Runtime:
     config = workdir / "incident-bot.toml"
-    config.write_text(f'[slack]\nannounce_channel = "{ANNOUNCE}"\nchannel_prefix = "inc"\n')
+    config.write_text(_config(target))
     settings = load_settings(
         {
             "SLACK_BOT_TOKEN": slack.bot_token,
@@ -103,43 +171,187 @@ def _start_runtime(workdir: Path, slack: SlackSimulator) -> Runtime:
             "SLACK_API_URL": slack.base_url,
             "DATABASE_URL": f"sqlite:///{workdir / 'incident-bot.db'}",
             "INCIDENT_BOT_CONFIG": str(config),
+            "PAGERDUTY_EVENTS_URL": pagerduty.events_url,
         },
         mode="http",
     )
     return build_runtime(settings)
 
 
-def _play(step: Step, number: int, runtime: Runtime, slack: SlackSimulator, requests: SlackRequests, show: _Printer) -> list[str]:
-    incidents = runtime.services.incidents.list_open()
-    channel = (incidents[-1].channel_id if incidents and step is not STORY[0] else None) or "C0GENERAL"
-    if step.narration:
-        show.narrate(f"[{number}/{len(STORY)}] {step.narration}")
-    show.typed(step.who, step.text)
+def _config(target: str | None) -> str:
+    config = f"""[slack]
+announce_channel = "{ANNOUNCE}"
+channel_prefix = "inc"
+
+[teams.database]
+display_name = "Database team"
+pagerduty_routing_key = "{ROUTING_KEY}"
+slack_members = ["{DBA}"]
+escalate_after_minutes = 10
+"""
+    if target is None:
+        return config
+    return config + f"""
+[diagnostics.targets.primary]
+url = {json.dumps(target)}
+
+[diagnostics.watchdog]
+interval_seconds = {WATCHDOG_INTERVAL_SECONDS}
+idle_in_transaction_alert_seconds = {IDLE_ALERT_SECONDS}
+"""
+
+
+# --- Telling the story
+
+
+@dataclass
+class _Demo:
+    runtime: Runtime
+    slack: SlackSimulator
+    requests: SlackRequests
+    show: _Printer
+    leak: Leak | None  # None: no PostgreSQL to leak into
+
+    def channel(self) -> str | None:
+        """The incident's channel, once there is one."""
+        incidents = self.runtime.services.incidents.list_open()
+        return incidents[-1].channel_id if incidents else None
+
+    def settle(self) -> list[str]:
+        """Wait for the work done after the acknowledgement, show it, and return what failed."""
+        if not self.runtime.services.background.wait_idle(BACKGROUND_TIMEOUT_SECONDS):
+            return [f"the work after the acknowledgement did not finish in {BACKGROUND_TIMEOUT_SECONDS:.0f} s"]
+        return self.show.new_activity()
+
+
+def _tell(demo: _Demo) -> list[str]:
+    """Play the steps that fit (with or without the leak); stop at the first that fails."""
+    steps = [s for s in STORY if s.leak is None or s.leak == (demo.leak is not None)]
+    for number, step in enumerate(steps, start=1):
+        demo.show.narrate(f"[{number}/{len(steps)}] {step.narration}")
+        try:
+            problems = ACTS[step.act](demo, step)
+        except Exception as error:
+            problems = [f"{type(error).__name__}: {error}"]
+        if problems:
+            demo.show.narrate(f"Step {number} failed; the story stops here.")
+            return [f"step {number} ({_Printer.plain(step.text)}): {p}" for p in problems]
+    return []
+
+
+def _type(demo: _Demo, step: Step) -> list[str]:
+    """A person types in the incident's channel (in #general before there is one)."""
+    channel = demo.channel() or GENERAL
+    demo.show.typed(step.who, step.text)
     if not step.text.startswith("/incident "):
-        return _say(step, channel, requests)
-    sent = requests.command(step.text.removeprefix("/incident "), user_id=step.who, channel_id=channel)
+        return _say(demo, step, channel)
+    sent = demo.requests.command(step.text.removeprefix("/incident "), user_id=step.who, channel_id=channel)
     if sent.response.status_code != 200:
-        return [f"{step.text}: HTTP {sent.response.status_code}"]
+        return [f"HTTP {sent.response.status_code}"]
     ack = sent.response.json().get("text") if sent.response.content else None
     if ack:
-        show.only_you(step.who, ack)
-    if not runtime.services.background.wait_idle(30):
-        return [f"/incident {step.text}: the work after the acknowledgement did not finish in 30 s"]
-    problems = show.new_activity()
-    if ack and ack.startswith(":warning:"):
-        problems.append(f"{step.text}: {show.plain(ack)}")
+        demo.show.only_you(step.who, ack)
+    problems = demo.settle()
+    if ack and ack.startswith((":warning:", ":no_entry_sign:")):
+        problems.append(_Printer.plain(ack))
     return problems
 
 
-def _say(step: Step, channel: str, requests: SlackRequests) -> list[str]:
-    """A message in the incident channel, delivered to the bot as Slack's Events API would."""
-    ts = f"{time.time():.6f}"
+def _say(demo: _Demo, step: Step, channel: str) -> list[str]:
+    """A message in the channel, delivered to the bot as Slack's Events API would, maybe pinned as key."""
+    ts = demo.slack.add_message(channel, step.text, user=step.who)
     event = {"type": "message", "channel": channel, "user": step.who, "text": step.text, "ts": ts, "event_ts": ts}
-    sent = [requests.event(event)]
+    sent = [demo.requests.event(event)]
     if step.pushpin_by:
-        sent.append(requests.event({"type": "reaction_added", "user": step.pushpin_by, "reaction": "pushpin",
-                                    "item_user": step.who, "item": {"type": "message", "channel": channel, "ts": ts}}))
-    return [f"the event for “{step.text}”: HTTP {s.response.status_code}" for s in sent if s.response.status_code != 200]
+        demo.show.reacted(step.pushpin_by, "pushpin")
+        sent.append(demo.requests.event({"type": "reaction_added", "user": step.pushpin_by, "reaction": "pushpin",
+                                         "item_user": step.who, "item": {"type": "message", "channel": channel, "ts": ts},
+                                         "event_ts": f"{time.time():.6f}"}))
+    failed = [f"the event answered HTTP {s.response.status_code}" for s in sent if s.response.status_code != 200]
+    return failed + demo.settle()
+
+
+def _press(demo: _Demo, step: Step) -> list[str]:
+    """A person presses a button the bot posted: in the incident's channel, or on an alert in #incidents."""
+    channels = [c for c in (demo.channel(), ANNOUNCE) if c]
+    found = _find_button(demo.slack, channels, step.text)
+    if found is None:
+        return [f"no “{step.text}” button to press"]
+    channel, action_id, value = found
+    demo.show.pressed(step.who, step.text, demo.show.channel_name(channel))
+    sent = demo.requests.block_action(action_id, value, user_id=step.who, channel_id=channel,
+                                      response_url=demo.slack.response_url())
+    if sent.response.status_code != 200:
+        return [f"HTTP {sent.response.status_code}"]
+    return demo.settle()
+
+
+def _open_leak(demo: _Demo, step: Step) -> list[str]:
+    assert demo.leak is not None
+    demo.show.outside(step.text)
+    demo.leak.open(LEAK_SIZE)
+    demo.show.outside(f"{demo.leak.size} connections from “{LEAK_APP}”, each `BEGIN; SELECT 1;` and then nothing: "
+                      "idle in transaction.")
+    return []
+
+
+def _watchdog(demo: _Demo, step: Step) -> list[str]:
+    demo.show.outside(step.text)
+    if not _wait(lambda: _announced(demo.slack, "Watchdog: connection trouble"), ALERT_TIMEOUT_SECONDS):
+        return [f"the watchdog did not alert within {ALERT_TIMEOUT_SECONDS:.0f} s"]
+    return demo.settle()
+
+
+def _close_leak(demo: _Demo, step: Step) -> list[str]:
+    if demo.leak is not None:
+        closed = demo.leak.close()
+        demo.show.outside(f"{LEAK_APP} is rolled back: its {closed} leaked connections are closed.")
+    return _type(demo, step)
+
+
+def _all_clear(demo: _Demo, step: Step) -> list[str]:
+    demo.show.outside(step.text)
+    if not _wait(lambda: _announced(demo.slack, "back to normal"), CLEAR_TIMEOUT_SECONDS):
+        # Not a failure: on a shared server other sessions may keep a figure high; the story goes on.
+        demo.show.outside(f"No all-clear within {CLEAR_TIMEOUT_SECONDS:.0f} s: something else on the server "
+                          "keeps a figure up. The story goes on.")
+    return demo.settle()
+
+
+ACTS: dict[str, Callable[[_Demo, Step], list[str]]] = {
+    "type": _type,
+    "press": _press,
+    "open_leak": _open_leak,
+    "watchdog": _watchdog,
+    "close_leak": _close_leak,
+    "all_clear": _all_clear,
+}
+
+
+def _find_button(slack: SlackSimulator, channels: list[str], label: str) -> tuple[str, str, str] | None:
+    """The newest button with this label in these channels: (channel, action_id, value)."""
+    for channel in channels:
+        for message in reversed(slack.messages(channel)):
+            for element in _buttons(message.get("blocks")):
+                if element.get("text", {}).get("text") == label:
+                    return channel, element["action_id"], element["value"]
+    return None
+
+
+def _announced(slack: SlackSimulator, words: str) -> bool:
+    return any(words in m.get("text", "") for m in slack.messages(ANNOUNCE))
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# --- The draft
 
 
 def _save_postmortem(workdir: Path, runtime: Runtime) -> Path | None:
@@ -153,43 +365,62 @@ def _save_postmortem(workdir: Path, runtime: Runtime) -> Path | None:
     return path
 
 
-def _print_timeline(out: TextIO, runtime: Runtime) -> None:
-    incident = runtime.services.incidents.find("1")
-    if incident is None:
-        out.write("\nNo incident was recorded.\n")
+def _print_draft_timeline(out: TextIO, markdown: str) -> None:
+    """The story as the postmortem tells it."""
+    _, found, rest = markdown.partition("\n## Timeline\n")
+    if not found:
+        out.write("\nThe drafted postmortem has no timeline.\n")
         return
-    out.write(f"\nThe timeline the bot recorded for incident {incident.number} ({incident.channel_name}):\n")
-    for entry in runtime.services.timeline.items(incident.id):
-        who = PEOPLE.get(entry.actor_id or "", entry.actor_id or "bot") + (" :pushpin:" if entry.key_event else "")
-        detail = f": {_Printer.plain(entry.text)}" if entry.text else ""
-        data = entry.data
-        before, after = (PEOPLE.get(data.get("from") or "", data.get("from") or "none"), PEOPLE.get(data.get("to") or "", data.get("to")))
-        change = f": {before} → {after}" if after and not entry.text else ""
-        if data.get("role"):
-            change += f" ({data['role']})"
-        out.write(f"  {entry.occurred_at:%H:%M:%S} UTC  {entry.kind:<16} {who}{detail}{change}\n")
+    out.write("\nThe timeline of the drafted postmortem:\n")
+    for line in rest.split("\n## ", 1)[0].strip().splitlines():
+        out.write(f"  {line}\n" if line else "\n")
+
+
+# --- What people see
+
+
+def _buttons(blocks: Any) -> list[dict[str, Any]]:
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks or []
+    return [e for b in blocks if b.get("type") == "actions" for e in b.get("elements", []) if e.get("type") == "button"]
+
+
+def _sections(blocks: Any) -> list[str]:
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks or []
+    return [b["text"]["text"] for b in blocks if b.get("type") == "section" and isinstance(b.get("text"), dict)]
 
 
 class _Printer:
-    """Prints what a person in the workspace would have seen, in plain text."""
+    """Prints what a person in the workspace would have seen, in plain text, and what reached PagerDuty."""
 
-    def __init__(self, out: TextIO, slack: SlackSimulator) -> None:
+    def __init__(self, out: TextIO, slack: SlackSimulator, pagerduty: PagerDutyReceiver) -> None:
         self._out = out
         self._slack = slack
+        self._pagerduty = pagerduty
         self._seen_calls = 0
         self._seen_responses = 0
+        self._seen_pages = 0
+        self._updates: dict[str, str] = {}  # what each alert or page message was last shown to say
 
     def narrate(self, text: str) -> None:
         self._out.write(f"\n{text}\n")
 
+    def outside(self, text: str) -> None:
+        self._out.write(f"  ~ {self.plain(text)}\n")
+
     def typed(self, who: str, text: str) -> None:
         self._out.write(f"  {PEOPLE.get(who, who)} › {self.plain(text)}\n")
+
+    def pressed(self, who: str, label: str, where: str) -> None:
+        self._out.write(f"  {PEOPLE.get(who, who)} presses [{label}] in #{where}\n")
+
+    def reacted(self, who: str, reaction: str) -> None:
+        self._out.write(f"  {PEOPLE.get(who, who)} adds :{reaction}: to it\n")
 
     def only_you(self, who: str, text: str) -> None:
         self._out.write(f"    (only {PEOPLE.get(who, who)} sees) {self.plain(text)}\n")
 
     def new_activity(self) -> list[str]:
-        """Print the bot's Slack activity since the last call; return the failed calls."""
+        """Print the bot's Slack and PagerDuty activity since the last call; return what failed."""
         calls = self._slack.calls
         fresh, self._seen_calls = calls[self._seen_calls :], len(calls)
         problems = []
@@ -197,8 +428,9 @@ class _Printer:
             if not call.response.get("ok", False) and call.response.get("error") not in ("already_in_channel",):
                 problems.append(f"{call.method} answered {call.response.get('error') or call.http_status}")
             elif call.method == "chat.postMessage":
-                where = self._channel_name(call.params.get("channel", ""))
-                self._out.write(f"    #{where} · incident-bot: {self.plain(call.params.get('text', ''))}\n")
+                self._posted(call.params)
+            elif call.method == "chat.update":
+                self._updated(call.params)
             elif call.method == "conversations.create":
                 self._out.write(f"    (channel #{call.response['channel']['name']} created)\n")
             elif call.method == "files.completeUploadExternal":
@@ -210,11 +442,47 @@ class _Printer:
         for response in responses[self._seen_responses :]:
             self._out.write(f"    (only you see) {self.plain(response.get('text', ''))}\n")
         self._seen_responses = len(responses)
-        return problems
+        return problems + self._paged()
 
-    def _channel_name(self, channel_id: str) -> str:
+    def channel_name(self, channel_id: str) -> str:
         channel = self._slack.channel(channel_id)
         return channel["name"] if channel else channel_id
+
+    def _posted(self, params: dict[str, Any]) -> None:
+        where = self.channel_name(params.get("channel", ""))
+        self._out.write(f"    #{where} · incident-bot: {self.plain(params.get('text', ''))}\n")
+        buttons = _buttons(params.get("blocks"))
+        if buttons:  # a message to act on: show what it says beyond its first line, and its buttons
+            sections = _sections(params.get("blocks"))
+            for line in (sections[0].splitlines()[1:] if sections else []):
+                self._out.write(f"      | {self.plain(line)}\n")
+            self._out.write("      " + " ".join(f"[{b['text']['text']}]" for b in buttons) + "\n")
+
+    def _updated(self, params: dict[str, Any]) -> None:
+        """Alerts and pages are updated in place as they move on; the pinned summary's updates are not shown."""
+        text = params.get("text", "")
+        sections = _sections(params.get("blocks"))
+        if not (text.startswith(("Watchdog:", "Paging")) and sections):
+            return
+        says = self.plain(sections[-1].splitlines()[-1])
+        key = f"{params.get('channel')}/{params.get('ts')}"
+        if self._updates.get(key) != says:  # re-rendered unchanged: nothing new to see
+            self._updates[key] = says
+            where = self.channel_name(params.get("channel", ""))
+            self._out.write(f"    (#{where} · “{self.plain(text)}” now says: {says})\n")
+
+    def _paged(self) -> list[str]:
+        received = self._pagerduty.received
+        fresh, self._seen_pages = received[self._seen_pages :], len(received)
+        problems = []
+        for request in fresh:
+            body = request.body or {}
+            summary = (body.get("payload") or {}).get("summary")
+            self._out.write(f"    → PagerDuty got “{body.get('event_action')}” for {body.get('dedup_key')}"
+                            f"{f': {summary}' if summary else ''} (answered {request.status})\n")
+            if not 200 <= request.status < 300:
+                problems.append(f"PagerDuty answered {request.status}: {request.response.get('message')}")
+        return problems
 
     @staticmethod
     def plain(text: str) -> str:
@@ -223,5 +491,3 @@ class _Printer:
         text = re.sub(r"<!date\^[^|]*\|([^>]*)>", r"\1", text)
         text = re.sub(r":[a-z_]+: ?", "", text)
         return html.unescape(text.replace("\n", " ").replace("*", ""))
-
-
