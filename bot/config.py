@@ -24,6 +24,7 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATABASE_URL = "sqlite:///incident-bot.db"
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_OPSGENIE_API_URL = "https://api.opsgenie.com"
+DEFAULT_SPOOL_PATH = "incident-bot-spool.db"
 
 Mode = Literal["http", "socket"]
 
@@ -158,6 +159,7 @@ class Environment:
     config_path_given: bool = False
     pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
     opsgenie_api_url: str = DEFAULT_OPSGENIE_API_URL
+    spool_path: str = DEFAULT_SPOOL_PATH  # where captured messages wait while the store is down
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Environment:
@@ -178,6 +180,7 @@ class Environment:
             config_path_given=bool(optional("INCIDENT_BOT_CONFIG")),
             pagerduty_events_url=get("PAGERDUTY_EVENTS_URL", DEFAULT_PAGERDUTY_EVENTS_URL),
             opsgenie_api_url=get("OPSGENIE_API_URL", DEFAULT_OPSGENIE_API_URL),
+            spool_path=get("INCIDENT_BOT_SPOOL", DEFAULT_SPOOL_PATH),
         )
 
     def secrets(self) -> list[str]:

@@ -9,6 +9,8 @@ placeholder under that ts, which the message fills when it comes.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -25,8 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.incidents.values import EntryKind, Status
 from storage import timeline as store
-from storage.database import read_only, transaction
+from bot.spool import Spool
+from storage.database import STORE_UNAVAILABLE, read_only, transaction
 from storage.models import TimelineEntry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Captured(StrEnum):
     STORED = "stored"
     UPDATED = "updated"
     DUPLICATE = "duplicate"  # already stored: a retry, or a second path
+    SPOOLED = "spooled"  # the store is down: kept on local disk, written to the store when it is back
     NOT_AN_INCIDENT = "not_an_incident"  # the channel is no incident's, or its incident is closed
 
 
@@ -88,24 +94,76 @@ class TimelineService:
     `BatchWriter`: under load many events share one transaction (and one commit), and each caller
     still returns only once its own event is committed."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, max_batch: int = 200) -> None:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, max_batch: int = 200,
+                 spool: Spool | None = None) -> None:
         self._reads = read_only(sessions)
         self._writer = BatchWriter(sessions, clock, max_batch)
+        self._spool = spool
+        self._stopping = threading.Event()
+        self._spooled = threading.Event()  # set when something waits in the spool
+        self._drainer: threading.Thread | None = None
+        if spool is not None:
+            self._drainer = threading.Thread(target=self._drain, name="spool-drainer", daemon=True)
+            self._drainer.start()
+            if len(spool):
+                self._spooled.set()  # left by an earlier run
 
     def capture(self, message: ChannelMessage, event_key: str) -> Captured:
-        return self._writer.run(lambda batch: batch.capture(message, event_key))
+        return self._record({"op": "capture", "message": dataclasses.asdict(message), "key": event_key})
 
     def edit(self, message: ChannelMessage, edited_at: datetime, event_key: str) -> Captured:
         """`message` as it reads after the edit. An edit of a message never captured captures it."""
-        return self._writer.run(lambda batch: batch.edit(message, edited_at, event_key))
+        return self._record({"op": "edit", "message": dataclasses.asdict(message), "at": edited_at.isoformat(), "key": event_key})
 
     def delete(self, channel_id: str, ts: str, deleted_at: datetime, event_key: str) -> Captured:
-        return self._writer.run(lambda batch: batch.delete(channel_id, ts, deleted_at, event_key))
+        return self._record({"op": "delete", "channel": channel_id, "ts": ts, "at": deleted_at.isoformat(), "key": event_key})
 
     def mark_key_event(self, channel_id: str, ts: str, mark: str, on: bool, event_key: str) -> Captured:
         """`mark` says who marked it and how ("pin", "reaction:U0ALICE"): it stays a key event while any
         mark remains, so one person removing their :pushpin: does not undo another's."""
-        return self._writer.run(lambda batch: batch.mark_key_event(channel_id, ts, mark, on, event_key))
+        return self._record({"op": "mark", "channel": channel_id, "ts": ts, "mark": mark, "on": on, "key": event_key})
+
+    @property
+    def spooled(self) -> int:
+        """Writes waiting on local disk for the store."""
+        return len(self._spool) if self._spool is not None else 0
+
+    def _record(self, write: dict[str, Any]) -> Captured:
+        """Write to the store; when it is down, to the spool. While anything waits in the spool, new
+        writes queue behind it, so they reach the store in the order they came."""
+        if self._spool is not None and len(self._spool):
+            return self._to_spool(write)
+        try:
+            return self._writer.run(_operation(write))
+        except STORE_UNAVAILABLE:
+            if self._spool is None:
+                raise
+            return self._to_spool(write)
+
+    def _to_spool(self, write: dict[str, Any]) -> Captured:
+        assert self._spool is not None
+        self._spool.append(write)
+        self._spooled.set()
+        return Captured.SPOOLED
+
+    def _drain(self, pause: float = 1.0) -> None:
+        """Write what waits in the spool to the store, oldest first, as soon as the store takes it."""
+        assert self._spool is not None
+        while not self._stopping.is_set():
+            self._spooled.wait(timeout=pause)
+            oldest = self._spool.oldest()
+            if oldest is None:
+                self._spooled.clear()
+                continue
+            spooled_id, write = oldest
+            try:
+                self._writer.run(_operation(write))
+            except STORE_UNAVAILABLE:
+                self._stopping.wait(pause)  # still down: try again shortly
+                continue
+            except Exception:  # a write the store refuses for good must not block the ones behind it
+                log.exception("a spooled timeline write was refused by the store and is dropped: %s", write.get("key"))
+            self._spool.remove(spooled_id)
 
     def items(self, incident_id: int) -> list[TimelineItem]:
         """Everything recorded for the incident, in order; deleted messages and unfilled placeholders
@@ -114,6 +172,10 @@ class TimelineService:
             return [item_of(entry) for entry in store.entries(session, incident_id)]
 
     def close(self) -> None:
+        self._stopping.set()
+        self._spooled.set()
+        if self._drainer is not None:
+            self._drainer.join(timeout=10)
         self._writer.close()
 
 
@@ -242,14 +304,32 @@ class BatchWriter:
                 writes = Batch(session, self._clock)
                 results = [operation(writes) for operation, _ in batch]
         except Exception as error:
-            if len(batch) > 1:
+            if len(batch) > 1 and not isinstance(error, STORE_UNAVAILABLE):  # one bad event fails alone
                 for item in batch:
                     self._write([item])
             else:
-                batch[0][1].set_exception(error)
+                for _, done in batch:
+                    done.set_exception(error)
             return
         for (_, done), result in zip(batch, results, strict=True):
             done.set_result(result)
+
+
+def _operation(write: dict[str, Any]) -> Operation:
+    """A recorded write (as spooled: plain JSON) as the Batch operation that applies it."""
+    key = write["key"]
+    match write["op"]:
+        case "capture":
+            message = ChannelMessage(**write["message"])
+            return lambda batch: batch.capture(message, key)
+        case "edit":
+            edited, at = ChannelMessage(**write["message"]), datetime.fromisoformat(write["at"])
+            return lambda batch: batch.edit(edited, at, key)
+        case "delete":
+            return lambda batch: batch.delete(write["channel"], write["ts"], datetime.fromisoformat(write["at"]), key)
+        case "mark":
+            return lambda batch: batch.mark_key_event(write["channel"], write["ts"], write["mark"], write["on"], key)
+    raise ValueError(f"not a timeline write: {write.get('op')!r}")
 
 
 def _fill(entry: TimelineEntry, message: ChannelMessage) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 from slack_bolt import App
@@ -28,6 +29,7 @@ from bot.paging.pagerduty import PagerDuty
 from bot.paging.providers import Provider, Transport
 from bot.paging.service import PagingService, Requested
 from bot.scheduling import Scheduler
+from bot.spool import Spool
 from bot.people import People
 from bot.timeline import TimelineService
 from handlers import capture, commands, declare_form, followups, paging, postmortems, reminders
@@ -53,6 +55,7 @@ class Runtime:
     services: Services
     app: App
     transport: Transport
+    spool: Spool
 
     def resume(self) -> int:
         """Finish setting up in Slack the incidents whose set-up was interrupted; returns how many."""
@@ -81,6 +84,7 @@ class Runtime:
         self.services.scheduler.stop()
         self.services.background.shutdown()
         self.services.timeline.close()
+        self.spool.close()
         self.transport.close()
         self.engine.dispose()
 
@@ -110,6 +114,7 @@ def build_runtime(
     workspace_url = _with_slash(str(identity.get("url") or "https://slack.com/"))
     bot_user_id = str(identity.get("user_id") or "")
     transport = paging_transport or Transport()
+    spool = Spool(Path(env.spool_path))
     teams = settings.file.teams
 
     def providers_for(team: str) -> list[Provider]:
@@ -130,12 +135,12 @@ def build_runtime(
         settings=settings,
         clock=clock,
         incidents=incidents,
-        timeline=TimelineService(sessions, clock),
+        timeline=TimelineService(sessions, clock, spool=spool),
         publisher=IncidentPublisher(client, incidents, users, settings.file.slack, clock),
         background=background,
         client=client,
         users=users,
-        metrics=Metrics(lambda: len(incidents.list_open())),
+        metrics=Metrics(lambda: len(incidents.list_open()), lambda: len(spool)),
         paging=PagingService(sessions, clock, dict(teams), providers_for, scheduler, channel_link),
         diagnostics=diagnostics,
         watchdog=Watchdog(sessions, clock, diagnostics, settings.file.diagnostics.watchdog),
@@ -166,7 +171,7 @@ def build_runtime(
     # Daily, and soon after every start: a bot restarted more often than daily must still tidy up.
     scheduler.every(24 * 3600, "housekeeping", job_id="housekeeping", first=clock.now() + timedelta(minutes=5))
     scheduler.start()
-    return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport)
+    return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport, spool=spool)
 
 
 def _timed(services: Services) -> Callable[..., None]:

@@ -1,29 +1,24 @@
 """Recording the incident channel: Slack events in, timeline entries out.
 
-An event is acknowledged only after it is stored: listeners run before Bolt answers, and a store that
-stays unavailable through a few quick retries makes the answer a 500, so Slack delivers the event again.
+An event is acknowledged only after it is stored: listeners run before Bolt answers. While the store is
+down it is stored in the local spool instead, and written to the store when it is back (see bot/spool.py).
 Events from channels that are no open incident's are acknowledged and dropped.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltContext
-from sqlalchemy.exc import OperationalError
 
 from bot.timeline import Captured, ChannelMessage, ts_to_datetime
 from handlers.services import Services
 
-log = logging.getLogger(__name__)
 
 CAPTURED_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
 KEY_EVENT_REACTIONS = {"pushpin"}
-STORE_RETRY_DELAYS = (0.1, 0.3, 0.8)  # within Slack's 3 seconds, then let Slack retry
 
 
 def register(app: App, services: Services) -> None:
@@ -84,7 +79,7 @@ def register(app: App, services: Services) -> None:
         stored(lambda: timeline.mark_key_event(channel, message["ts"], "pin", on, key), "key_event")
 
     def stored(record: Callable[[], Captured], what: str) -> Captured:
-        outcome = _with_store_retries(record)
+        outcome = record()
         services.metrics.events.labels(what, outcome.value).inc()
         return outcome
 
@@ -115,15 +110,3 @@ def _channel_message(message: dict[str, Any], channel_id: str, workspace_url: st
 
 def _from_a_bot(message: dict[str, Any]) -> bool:
     return bool(message.get("bot_id")) or message.get("subtype") == "bot_message"
-
-
-def _with_store_retries(record: Callable[[], Captured]) -> Captured:
-    for delay in STORE_RETRY_DELAYS:
-        try:
-            return record()
-        except OperationalError as error:
-            log.warning("the store did not take a captured event (%s); retrying in %.1f s", type(error.orig).__name__, delay)
-            time.sleep(delay)
-    return record()  # a last try; if it fails too, Slack gets a 500 and delivers the event again
-
-

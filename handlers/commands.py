@@ -17,6 +17,7 @@ from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind, Status
 from handlers import blocks, diagnostics, followups, paging, postmortems, timeline_view
 from handlers.logs import about
+from storage.database import STORE_UNAVAILABLE
 from handlers.reporting import report_provisioning, report_publishing
 from handlers.services import Services
 from handlers.slack_client import slack_error
@@ -26,7 +27,11 @@ def register(app: App, services: Services) -> None:
     def incident_of_channel(context: BoltContext, command: dict[str, Any], next: Callable[[], None]) -> None:
         """Which incident this channel belongs to, looked up once for every sub-command (and named on
         every log line the command writes)."""
-        incident = services.incidents.find_by_channel(command.get("channel_id", ""))
+        try:
+            incident = services.incidents.find_by_channel(command.get("channel_id", ""))
+        except STORE_UNAVAILABLE:
+            context["store_down"] = True
+            incident = None
         context["incident"] = incident
         with about(incident.number if incident else None):
             next()
@@ -40,6 +45,15 @@ def register(app: App, services: Services) -> None:
             ack(response_type="ephemeral", text=blocks.usage_error(error.message, error.usage))
             return
         services.metrics.commands.labels(type(parsed).__name__.lower()).inc()
+        if context.get("store_down") and not isinstance(parsed, c.Help):
+            ack(response_type="ephemeral", text=degraded(services, parsed, command))
+            return
+        try:
+            act(parsed, command, context, ack, respond)
+        except STORE_UNAVAILABLE:  # the store went away between the lookup and the change
+            ack(response_type="ephemeral", text=degraded(services, parsed, command))
+
+    def act(parsed: c.Command, command: dict[str, Any], context: BoltContext, ack: Ack, respond: Respond) -> None:
         user_id = command["user_id"]
         request_key = f"command:{command.get('trigger_id') or command.get('response_url') or ''}"
         match parsed:
@@ -163,6 +177,17 @@ def register(app: App, services: Services) -> None:
             respond(replace_original=True, text=f":white_check_mark: Incident {ready.number} is ready: {blocks.channel_link(ready)}.")
 
         services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, respond))
+
+
+def degraded(services: Services, parsed: c.Command, command: dict[str, Any]) -> str:
+    """What to tell someone whose command needs the bot's database while it is down. A page still goes
+    out, straight to the team's providers: during an outage that is the one thing that cannot wait."""
+    down = ":warning: The bot's database is not answering, so "
+    if isinstance(parsed, c.PageTeam):
+        return paging.page_unrecorded(services, parsed.team, parsed.message, command, down)
+    return (down + "nothing was recorded or changed. Messages in incident channels are still being recorded "
+            "(kept on local disk until the database is back), and `/incident page <team>` still pages. "
+            "Try this again in a minute.")
 
 
 def answer(ack: Ack, reply: str | None) -> None:

@@ -171,6 +171,7 @@ def _start_runtime(workdir: Path, slack: SlackSimulator, pagerduty: PagerDutyRec
             "SLACK_API_URL": slack.base_url,
             "DATABASE_URL": f"sqlite:///{workdir / 'incident-bot.db'}",
             "INCIDENT_BOT_CONFIG": str(config),
+            "INCIDENT_BOT_SPOOL": str(workdir / "spool.db"),
             "PAGERDUTY_EVENTS_URL": pagerduty.events_url,
         },
         mode="http",

@@ -51,13 +51,15 @@ class BotWsgiApp:
         return _respond(start_response, phrase, "application/json", json.dumps(answer).encode())
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        spooled = self._runtime.services.timeline.spooled
         try:
             ping(self._runtime.engine)
         except Exception as error:
             log.warning("health check: the store does not answer: %s", type(error).__name__)
-            body = {"status": "unavailable", "database": f"not answering ({type(error).__name__})"}
+            body = {"status": "unavailable", "database": f"not answering ({type(error).__name__})", "spooled": spooled}
             return _respond(start_response, "503 Service Unavailable", "application/json", json.dumps(body).encode())
-        return _respond(start_response, "200 OK", "application/json", json.dumps({"status": "ok", "database": "ok"}).encode())
+        body = {"status": "ok", "database": "ok", "spooled": spooled}
+        return _respond(start_response, "200 OK", "application/json", json.dumps(body).encode())
 
 
 class HttpServer:

@@ -11,7 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, count_open_incidents: Callable[[], int]) -> None:
+    def __init__(self, count_open_incidents: Callable[[], int], count_spooled: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
         self.incidents_declared = Counter(
             "incident_bot_incidents_declared", "Incidents declared", registry=self.registry
@@ -42,6 +42,9 @@ class Metrics:
         )
         open_incidents = Gauge("incident_bot_open_incidents", "Incidents not closed", registry=self.registry)
         open_incidents.set_function(lambda: _or_nan(count_open_incidents))
+        spooled = Gauge("incident_bot_spooled_writes", "Timeline writes waiting on local disk for the store to come back",
+                        registry=self.registry)
+        spooled.set_function(lambda: _or_nan(count_spooled))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
 from bot.incidents.values import Incident
 from bot.paging.service import PageView, Requested, UnknownTeam
@@ -70,6 +71,38 @@ def page_command(services: Services, incident: Incident, team: str, message: str
         return (f":information_source: {services.paging.display_name(team)} already has an open page for this incident: "
                 "it was sent again with the same key, so they get a reminder, not a second alert.")
     return None
+
+
+def page_unrecorded(services: Services, team: str, message: str | None, command: dict[str, Any], down: str) -> str:
+    """`/incident page` while the bot's database is down: sent straight to the team's providers in the
+    background, the channel told, the person told how it went; nothing can be recorded meanwhile."""
+    if team not in services.paging.team_names():
+        known = ", ".join(f"`{t}`" for t in services.paging.team_names()) or "none are configured"
+        return f"{down}nothing was recorded. There is no team `{team}` to page; teams: {known}."
+    channel_id, channel_name, user_id = command.get("channel_id", ""), command.get("channel_name", ""), command["user_id"]
+    response_url = command.get("response_url")
+    name = services.paging.display_name(team)
+
+    def send() -> None:
+        outcome = services.paging.page_unrecorded(team, message, channel_id, channel_name, user_id)
+        reached = [provider for provider, error in outcome.items() if error is None]
+        failed = {provider: error for provider, error in outcome.items() if error is not None}
+        members = services.paging.team(team).slack_members
+        mentions = " ".join(f"<@{m}>" for m in members)
+        lines = [f":pager: <@{user_id}> paged *{name}*" + (f": {message}" if message else ""),
+                 f"Reached: {', '.join(reached) or 'no pager'}" + (f" · {mentions}" if mentions else "")]
+        lines += [f":x: {provider} failed: {error}" for provider, error in failed.items()]
+        lines.append("_The bot's database is down: this page is not on the timeline. Acknowledge it in the pager._")
+        if members:
+            _invite(services, channel_id, members)
+        _best_effort([], "telling the channel", lambda: services.client.chat_postMessage(channel=channel_id, text="\n".join(lines)))
+        if response_url:
+            verdict = f"reached {', '.join(reached)}" if reached else "no pager answered: call them"
+            _best_effort([], "answering", lambda: WebhookClient(response_url).send(
+                text=f":pager: Paged {name}: {verdict}.", response_type="ephemeral", replace_original=False))
+
+    services.background.submit(f"unrecorded-page:{channel_id}", send)
+    return f"{down}this page is not recorded, but it is going out now to {name}, straight to its pagers."
 
 
 class SlackShowedNothing(Exception):

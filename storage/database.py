@@ -8,9 +8,14 @@ from contextlib import contextmanager
 from importlib.resources import files
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+
+# What the store raises when it is down or unreachable (not when a statement is wrong): callers that can
+# carry on without it (capture spools, commands say what is degraded) catch these and only these.
+STORE_UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -20,7 +25,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _serialize_sqlite_writers(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10, **kwargs)
+    # A store that is unreachable (not refusing) must fail fast: Slack waits 3 seconds for an answer.
+    connect_args = {"connect_timeout": 2} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10,
+                         connect_args=connect_args, **kwargs)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

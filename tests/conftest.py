@@ -91,6 +91,7 @@ def make_settings(tmp_path: Path, slack: SlackSimulator, database_url: str, conf
             "SLACK_API_URL": slack.base_url,
             "DATABASE_URL": database_url,
             "INCIDENT_BOT_CONFIG": str(config_path),
+            "INCIDENT_BOT_SPOOL": str(tmp_path / "spool.db"),
             **(env or {}),
         },
         mode="http",

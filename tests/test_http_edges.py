@@ -21,7 +21,7 @@ from tests.conftest import CONFIG, GENERAL, SIGNING_SECRET, RunningBot, make_set
 
 def test_healthz_answers_200_when_the_store_answers(bot: RunningBot) -> None:
     response = httpx.get(bot.url + "/healthz")
-    assert response.status_code == 200 and response.json() == {"status": "ok", "database": "ok"}
+    assert response.status_code == 200 and response.json() == {"status": "ok", "database": "ok", "spooled": 0}
 
 
 def test_healthz_answers_503_when_the_store_does_not(tmp_path: Path, slack: SlackSimulator) -> None:

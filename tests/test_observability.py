@@ -99,7 +99,8 @@ def test_serve_writes_json_lines_with_the_incident_number(tmp_path: Path, slack:
     config.write_text(CONFIG)
     env = {**os.environ, "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
            "SLACK_API_URL": slack.base_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-           "INCIDENT_BOT_CONFIG": str(config), "INCIDENT_BOT_LOG_FORMAT": "json"}
+           "INCIDENT_BOT_CONFIG": str(config), "INCIDENT_BOT_LOG_FORMAT": "json",
+           "INCIDENT_BOT_SPOOL": str(tmp_path / "spool.db")}
     server = subprocess.Popen([sys.executable, "-m", "handlers.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
                               env=env, stderr=subprocess.PIPE, text=True)
     try:

@@ -163,7 +163,7 @@ def test_serve_socket_mode_declares_an_incident(tmp_path: Path, slack: SlackSimu
             early.append(process.stdout.readline())
             assert early[-1], "".join(early)
         # Health and metrics are served over HTTP in Socket Mode too; Slack's own path is not.
-        assert httpx.get(f"{side[1]}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
+        assert httpx.get(f"{side[1]}/healthz", timeout=5).json() == {"status": "ok", "database": "ok", "spooled": 0}
         assert "incident_bot_open_incidents" in httpx.get(f"{side[1]}/metrics", timeout=5).text
         assert httpx.post(f"{side[1]}/slack/events", content=b"{}", timeout=5).status_code == 404
         slack.wait_for_socket(timeout=30)

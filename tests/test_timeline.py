@@ -6,16 +6,12 @@ import itertools
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import pytest
 
 from bot.incidents.values import EntryKind
 from handlers import timeline_view
-from simulators.slack import SlackSimulator
-from tests.conftest import ALICE, BOB, CAROL, GENERAL, RunningBot, start_bot
-from tests.tcp_proxy import TcpProxy
+from tests.conftest import ALICE, BOB, CAROL, GENERAL, RunningBot
 
 _counter = itertools.count(1)
 
@@ -254,27 +250,3 @@ def test_long_timelines_page_within_slack_limits_and_nothing_is_cut(bot: Running
         assert everything.count(text.strip()) == 1
     assert "start " in everything and " finish" in everything and "_…continued:_" in everything
     assert everything.count("x") >= 9000
-
-
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_store_that_is_briefly_down_makes_slack_retry_and_loses_nothing(
-    tmp_path: Path, slack: SlackSimulator, database_url: str
-) -> None:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    bot = start_bot(tmp_path, slack, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
-    try:
-        channel = bot.declare()
-        event = message(channel["id"], "pool exhausted at 09:41")
-        proxy.cut()
-        failed = bot.requests.event(event)
-        assert failed.response.status_code == 500  # not acknowledged: Slack will deliver it again
-        proxy.restore()
-        assert bot.requests.retry(failed, 1).response.status_code == 200
-        assert bot.requests.retry(failed, 2).response.status_code == 200
-        assert [e.text for e in captured(bot, channel)] == ["pool exhausted at 09:41"]
-    finally:
-        bot.stop()
-        proxy.close()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
 from bot.config import TeamSection
-from bot.incidents.values import EntryKind, Incident
+from bot.incidents.values import EntryKind, Incident, Severity
 from bot.paging.providers import Alert, Provider, ProviderError
 from bot.scheduling import Scheduler
 from storage import incidents as incident_store
@@ -145,6 +145,30 @@ class PagingService:
                 incident_store.record_request(session, request_key, incident.id, now)
             session.flush()
             return Requested(page_view(page), repeated)
+
+    def page_unrecorded(self, team: str, message: str | None, channel_id: str, channel_name: str,
+                        actor: str) -> dict[str, str | None]:
+        """Page `team` while the bot's own store is down: straight to its providers, recording nothing.
+        The incident's number is unknown then, so the alert is keyed by the channel (paging again from it
+        updates the same alert) and sent as SEV1: better a loud page than a lost one. Returns each
+        provider's error, or None where it went out."""
+        if team not in self._teams:
+            raise UnknownTeam(team, self.team_names())
+        summary = f"[SEV1] #{channel_name}: " + (message or "paged from Slack") + " (incident-bot's database is down)"
+        alert = Alert(
+            key=f"incident-bot-{channel_id}-{team}", summary=summary, severity=Severity.SEV1, source="incident-bot",
+            team=self.display_name(team), timestamp=self._clock.now(),
+            details={"channel": f"#{channel_name}", "team": team, "message": message or "", "paged_by": actor,
+                     "note": "incident-bot's database was down: this page is not on the incident's timeline"},
+        )
+        outcome: dict[str, str | None] = {}
+        for provider in self._providers_for(team):
+            try:
+                provider.trigger(alert)
+                outcome[provider.name] = None
+            except ProviderError as error:
+                outcome[provider.name] = error.reason
+        return outcome
 
     def deliver(self, page_id: int, incident: Incident) -> PageView:
         """Send the page through every provider the team has; record each outcome; arm escalation."""

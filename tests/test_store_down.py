@@ -1,0 +1,146 @@
+"""The bot's own store goes away mid-incident (PostgreSQL behind a proxy the test cuts): the channel is
+still recorded (spooled on local disk, written in order once the store is back, nothing twice), slash
+commands say what is degraded, pages still go out, and /healthz says 503 meanwhile."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.incidents.values import EntryKind
+from simulators.paging import PagerDutyReceiver
+from simulators.slack import SlackSimulator
+from tests.conftest import ALICE, ANNOUNCE, BOB, RunningBot, start_bot
+from tests.tcp_proxy import TcpProxy
+from tests.test_timeline import message
+
+ROUTING_KEY = "R0123456789ABCDEF0123456789ABCDE"
+CONFIG = f"""
+[slack]
+announce_channel = "{ANNOUNCE}"
+
+[teams.database]
+display_name = "Database team"
+pagerduty_routing_key = "{ROUTING_KEY}"
+slack_members = ["{BOB}"]
+"""
+
+
+@pytest.fixture
+def proxied(tmp_path: Path, slack: SlackSimulator, database_url: str) -> Iterator[tuple[RunningBot, TcpProxy, PagerDutyReceiver]]:
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    with PagerDutyReceiver(routing_keys=[ROUTING_KEY]) as pagerduty:
+        bot = start_bot(tmp_path, slack, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+                        CONFIG, env={"PAGERDUTY_EVENTS_URL": pagerduty.events_url})
+        try:
+            yield bot, proxy, pagerduty
+        finally:
+            proxy.restore()
+            bot.stop()
+            proxy.close()
+
+
+def wait(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_channel_is_recorded_through_an_outage_in_order_and_once(
+        proxied: tuple[RunningBot, TcpProxy, PagerDutyReceiver]) -> None:
+    bot, proxy, _ = proxied
+    channel = bot.declare()
+    incident = bot.runtime.services.incidents.find_by_channel(channel["id"])
+    assert incident is not None
+    before = message(channel["id"], "pool at 95% before the outage")
+    assert bot.requests.event(before).response.status_code == 200
+
+    proxy.cut()
+    texts = [f"during the outage {n}" for n in range(5)]
+    events = [message(channel["id"], text, user=BOB) for text in texts]
+    answers = []
+    for event in events:
+        started = time.monotonic()
+        answers.append(bot.requests.event(event))
+        assert time.monotonic() - started < 3  # Slack's deadline, with the store gone
+    assert [a.response.status_code for a in answers] == [200] * 5
+    assert bot.requests.retry(answers[2], 1).response.status_code == 200  # Slack retrying one
+    edited = {**events[1], "text": "during the outage 1 (corrected)"}
+    bot.requests.event({"type": "message", "subtype": "message_changed", "channel": channel["id"], "hidden": True,
+                        "message": {**edited, "edited": {"user": BOB, "ts": edited["ts"]}}, "ts": edited["ts"],
+                        "event_ts": edited["ts"]})
+    bot.requests.event({"type": "reaction_added", "user": ALICE, "reaction": "pushpin", "item_user": BOB,
+                        "item": {"type": "message", "channel": channel["id"], "ts": events[3]["ts"]}})
+    health = httpx.get(f"{bot.url}/healthz", timeout=10)
+    assert health.status_code == 503 and health.json()["spooled"] >= 7
+
+    proxy.restore()
+    wait(lambda: bot.runtime.services.timeline.spooled == 0)
+    items = [i for i in bot.runtime.services.timeline.items(incident.id) if i.kind is EntryKind.MESSAGE]
+    assert [i.text for i in items] == ["pool at 95% before the outage", "during the outage 0", "during the outage 1 (corrected)",
+                                       "during the outage 2", "during the outage 3", "during the outage 4"]
+    assert [i.key_event for i in items] == [False, False, False, False, True, False]
+    assert httpx.get(f"{bot.url}/healthz", timeout=10).json() == {"status": "ok", "database": "ok", "spooled": 0}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_spooled_messages_survive_a_restart_of_the_bot(tmp_path: Path, slack: SlackSimulator, database_url: str) -> None:
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    bot = start_bot(tmp_path, slack, proxied_url)
+    try:
+        channel = bot.declare()
+        proxy.cut()
+        assert bot.requests.event(message(channel["id"], "kept on disk")).response.status_code == 200
+    finally:
+        bot.stop()  # stopped while the store is still away: the write waits in the spool file
+    proxy.restore()
+    again = start_bot(tmp_path, slack, proxied_url)
+    try:
+        incident = again.runtime.services.incidents.find_by_channel(channel["id"])
+        assert incident is not None
+        wait(lambda: again.runtime.services.timeline.spooled == 0)
+        assert [i.text for i in again.runtime.services.timeline.items(incident.id) if i.kind is EntryKind.MESSAGE] == ["kept on disk"]
+    finally:
+        again.stop()
+        proxy.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_commands_say_what_is_degraded_and_pages_still_go_out(
+        proxied: tuple[RunningBot, TcpProxy, PagerDutyReceiver], slack: SlackSimulator) -> None:
+    bot, proxy, pagerduty = proxied
+    channel = bot.declare()
+    proxy.cut()
+
+    def command(text: str) -> dict:
+        sent = bot.requests.command(text, user_id=ALICE, channel_id=channel["id"], response_url=slack.response_url("down"))
+        assert sent.response.status_code == 200, sent.response.text
+        return sent.response.json()
+
+    note = command("note action Restarting the web tier")
+    assert note["response_type"] == "ephemeral"
+    assert "database is not answering" in note["text"] and "nothing was recorded" in note["text"]
+    assert "`/incident page <team>` still pages" in note["text"]
+    assert "/incident" in command("help")["text"]  # help needs no database
+
+    page = command("page database Connections exhausted")
+    assert "going out now to Database team" in page["text"]
+    bot.settle()
+    wait(lambda: len(pagerduty.events()) == 1)
+    sent = pagerduty.events()[0]
+    assert sent["routing_key"] == ROUTING_KEY and sent["event_action"] == "trigger"
+    assert sent["dedup_key"] == f"incident-bot-{channel['id']}-database"
+    assert "Connections exhausted" in sent["payload"]["summary"]
+    told = [m["text"] for m in slack.messages(channel["id"]) if "database is down: this page is not on the timeline" in m["text"]]
+    assert len(told) == 1 and "Reached: PagerDuty" in told[0] and f"<@{BOB}>" in told[0]
+    assert any("Paged Database team: reached PagerDuty" in r.get("text", "") for r in slack.responses("down"))
