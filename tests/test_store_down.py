@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bot.incidents.values import EntryKind
+from bot.paging.providers import RetryPolicy, Transport
 from simulators.paging import PagerDutyReceiver
 from simulators.slack import SlackSimulator
 from tests.conftest import ALICE, ANNOUNCE, BOB, RunningBot, start_bot
@@ -37,7 +38,8 @@ def proxied(tmp_path: Path, slack: SlackSimulator, database_url: str) -> Iterato
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     with PagerDutyReceiver(routing_keys=[ROUTING_KEY]) as pagerduty:
         bot = start_bot(tmp_path, slack, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-                        CONFIG, env={"PAGERDUTY_EVENTS_URL": pagerduty.events_url})
+                        CONFIG, env={"PAGERDUTY_EVENTS_URL": pagerduty.events_url},
+                        paging_transport=Transport(RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1), timeout=2))
         try:
             yield bot, proxy, pagerduty
         finally:
@@ -144,3 +146,21 @@ def test_commands_say_what_is_degraded_and_pages_still_go_out(
     told = [m["text"] for m in slack.messages(channel["id"]) if "database is down: this page is not on the timeline" in m["text"]]
     assert len(told) == 1 and "Reached: PagerDuty" in told[0] and f"<@{BOB}>" in told[0]
     assert any("Paged Database team: reached PagerDuty" in r.get("text", "") for r in slack.responses("down"))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_pager_failing_while_the_store_is_down_is_told_plainly(
+        proxied: tuple[RunningBot, TcpProxy, PagerDutyReceiver], slack: SlackSimulator) -> None:
+    bot, proxy, pagerduty = proxied
+    channel = bot.declare()
+    proxy.cut()
+    pagerduty.fail_next(500, count=3)  # every attempt the bot makes
+    sent = bot.requests.command("page database Connections exhausted", user_id=ALICE, channel_id=channel["id"],
+                                response_url=slack.response_url("down"))
+    assert "going out now to Database team" in sent.response.json()["text"]
+    bot.settle()
+    told = [m["text"] for m in slack.messages(channel["id"]) if "this page is not on the timeline" in m["text"]]
+    assert len(told) == 1 and "Reached: no pager" in told[0] and ":x: PagerDuty failed:" in told[0]
+    assert f"<@{BOB}>" in told[0]  # the team's Slack members are still called in
+    assert any("no pager answered: call them" in r.get("text", "") for r in slack.responses("down"))
+    assert pagerduty.events() == []
