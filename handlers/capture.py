@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
+from bot.incidents.commands import without_nul
 from bot.timeline import Captured, ChannelMessage, ts_to_datetime
 from handlers.services import Services
 
@@ -101,7 +102,7 @@ def _channel_message(message: dict[str, Any], channel_id: str, workspace_url: st
         channel_id=channel_id,
         ts=ts,
         user_id=message["user"],
-        text=message.get("text") or "",
+        text=without_nul(message.get("text") or ""),
         thread_ts=thread_ts,
         files=files,
         permalink=permalink,

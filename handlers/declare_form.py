@@ -48,5 +48,5 @@ def _declare_command(values: dict[str, Any]) -> c.Declare:
     # Form input is plain text; stored text is Slack mrkdwn, as a slash command would have sent it.
     title = c.clean_title(html.escape(value("title"), quote=False))
     severity = Severity(value("severity")) if value("severity") in Severity._value2member_map_ else c.DEFAULT_SEVERITY
-    description = html.escape(value("description").strip(), quote=False) or None
+    description = html.escape(c.without_nul(value("description")).strip(), quote=False) or None
     return c.Declare(title=title, severity=severity, description=description)

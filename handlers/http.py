@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
@@ -17,6 +22,7 @@ from storage.database import ping
 
 log = logging.getLogger(__name__)
 
+SIGNATURE_WINDOW_SECONDS = 5 * 60  # Slack's own rule against replays
 MAX_BODY_BYTES = 1 << 20  # Slack's payloads are small; anything larger is refused with 413
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -29,11 +35,12 @@ class BotWsgiApp:
     def __init__(self, runtime: Runtime, *, slack_events: bool = True) -> None:
         self._runtime = runtime
         self._slack = SlackRequestHandler(runtime.app, path="/slack/events") if slack_events else None
+        self._secret = (runtime.settings.env.slack_signing_secret or "").encode()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/slack/events" and self._slack is not None:
-            return self._slack(environ, start_response)
+            return self._slack_request(environ, start_response)
         if path == "/webhooks/pagerduty" and method == "POST":
             return self._pagerduty(environ, start_response)
         if path == "/healthz" and method in ("GET", "HEAD"):
@@ -42,6 +49,29 @@ class BotWsgiApp:
             metrics = self._runtime.services.metrics
             return _respond(start_response, "200 OK", metrics.content_type, metrics.render())
         return _respond(start_response, "404 Not Found", "text/plain; charset=utf-8", b"not found\n")
+
+    def _slack_request(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Bolt parses a body before it checks its signature, and some malformed bodies make it raise:
+        so the signature and the body's shape are checked here first, and what Bolt still cannot take is
+        a 400. Nothing unsigned reaches the app; no answer carries a traceback."""
+        assert self._slack is not None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _refuse(start_response, "400 Bad Request", "bad Content-Length")
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or ""
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE") or ""
+        if not _signed(self._secret, body, timestamp, signature):
+            return _refuse(start_response, "401 Unauthorized", "invalid or stale signature")
+        if not _slack_shaped(body, environ.get("CONTENT_TYPE") or ""):
+            return _refuse(start_response, "400 Bad Request", "not a Slack payload")
+        environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        try:
+            return self._slack(environ, start_response)
+        except Exception as error:  # Bolt could not make sense of a signed payload (not a listener: Bolt catches those)
+            log.warning("a signed Slack request could not be handled (%s); answered 400", type(error).__name__)
+            return _refuse(start_response, "400 Bad Request", "malformed Slack payload")
 
     def _pagerduty(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -110,6 +140,51 @@ class HttpServer:
             self._thread.join(timeout=5)
         else:
             close_all()
+
+
+def _signed(secret: bytes, body: bytes, timestamp: str, signature: str) -> bool:
+    """Slack's v0 signature over the raw bytes, from the last five minutes (slack_sdk's verifier decodes
+    the body as UTF-8 first, and raises on bytes that are not)."""
+    if not secret or not timestamp.isdigit() or abs(time.time() - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
+        return False
+    expected = "v0=" + hmac.new(secret, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def _slack_shaped(body: bytes, content_type: str) -> bool:
+    """A JSON object (events); a UTF-8 form whose `payload` is a JSON object (interactivity); or a slash
+    command with the fields Slack always sends."""
+    try:
+        text = body.decode("utf-8")
+        if content_type.startswith("application/json"):
+            return _objects_where_due(json.loads(text))
+        form = parse_qs(text, keep_blank_values=True)
+        if "command" in form:
+            return all(form.get(field, [""])[0] for field in ("user_id", "channel_id"))
+        return "payload" not in form or _objects_where_due(json.loads(form["payload"][0]))
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+# The parts of each kind of payload that Bolt and the listeners read as objects (or lists of them).
+_SHAPES: dict[str, dict[str, type]] = {
+    "event_callback": {"event": dict},
+    "block_actions": {"user": dict, "actions": list},
+    "view_submission": {"user": dict, "view": dict},
+    "view_closed": {"user": dict, "view": dict},
+}
+
+
+def _objects_where_due(payload: object) -> bool:
+    if not isinstance(payload, dict):
+        return False
+    shape = _SHAPES.get(str(payload.get("type")), {})
+    return all(isinstance(payload.get(field), kind) for field, kind in shape.items()) and all(
+        isinstance(item, dict) for item in payload.get("actions") or [])
+
+
+def _refuse(start_response: StartResponse, status: str, reason: str) -> Iterable[bytes]:
+    return _respond(start_response, status, "application/json", json.dumps({"error": reason}).encode())
 
 
 def _respond(start_response: StartResponse, status: str, content_type: str, body: bytes) -> Iterable[bytes]:

@@ -214,12 +214,14 @@ def pagerduty_webhook(services: Services, body: bytes, signature: str | None) ->
         return 401, {"error": "bad signature"}
     try:
         event = json.loads(body)["event"]
-        event_type, data = event["event_type"], event.get("data") or {}
+        event_type, data, agent = event["event_type"], event.get("data") or {}, event.get("agent") or {}
+        if not isinstance(data, dict) or not isinstance(agent, dict):
+            raise TypeError("data and agent must be objects")
     except (ValueError, KeyError, TypeError):
         return 400, {"error": "not a PagerDuty v3 webhook event"}
     if event_type != "incident.acknowledged" or not data.get("incident_key"):
         return 200, {"ignored": event_type}
-    agent = (event.get("agent") or {}).get("summary") or "someone in PagerDuty"
+    agent = agent.get("summary") or "someone in PagerDuty"
     result = services.paging.acknowledge_by_key(str(data["incident_key"]), by=f"{agent} (PagerDuty)", via="PagerDuty")
     if result is not None:
         services.background.submit(result.page.incident_id, lambda: show_acknowledged(services, result.page, result.notify_errors))

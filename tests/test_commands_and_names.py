@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -64,3 +65,98 @@ def test_slugs_fold_accents_drop_markup_and_cut_at_a_word() -> None:
     assert slugify("alpha beta gamma", 12) == "alpha-beta"
     assert slugify("決済が遅い", 80) == ""
     assert channel_name("inc", date(2026, 1, 2), "決済が遅い", 7) == "inc-20260102-incident-7"
+
+
+# --- Bad input at scale: every sub-command, any text after it.
+
+SUB_COMMANDS = sorted(c._PARSERS)
+ANY_TEXT = st.one_of(
+    st.text(max_size=200),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=50),
+    st.builds(lambda chunk, times: chunk * times, st.text(min_size=1, max_size=5), st.integers(0, 1500)),  # oversized
+    st.sampled_from(["sev1", "SEV9", "<@U0BOB|bob>", "<@U0BOB> <@U0CAROL>", "@bob", "\x00", "\u200b", "`", "*",
+                     "detection", "list", "closed", "'; DROP TABLE incidents; --", "\n\t "]),
+)
+
+
+def _case_mixed(word: str, flips: list[bool]) -> str:
+    return "".join(ch.upper() if flip else ch for ch, flip in zip(word, flips + [False] * len(word), strict=False))
+
+
+@given(st.sampled_from(SUB_COMMANDS), st.lists(st.booleans(), max_size=10), st.sampled_from([" ", "  ", "\t", "\n", " \u00a0"]),
+       ANY_TEXT)
+@settings(max_examples=1500, deadline=None)
+def test_every_sub_command_with_any_text_gives_a_command_or_a_usage_message(
+    name: str, flips: list[bool], separator: str, rest: str
+) -> None:
+    text = f"{_case_mixed(name, flips)}{separator}{rest}"
+    try:
+        command = c.parse(text)
+    except c.UsageError as error:
+        assert error.message.strip() and error.usage.strip() and "/incident" in error.usage
+        assert str(error) == error.message
+        if not error.usage.startswith("•"):  # a sub-command's own usage, not the whole help
+            assert error.usage in c.USAGE.values()
+    else:
+        assert isinstance(command, c.Command.__args__)  # type: ignore[attr-defined]
+        for key in ("text", "message", "summary"):  # free text is bounded; names (team, target) are looked up
+            assert len(getattr(command, key, None) or "") <= c.MAX_TEXT_LENGTH
+        assert len(getattr(command, "title", "")) <= c.MAX_TITLE_LENGTH
+
+
+@given(ANY_TEXT)
+@settings(max_examples=500, deadline=None)
+def test_diag_only_ever_names_an_allowlisted_check_and_one_target_word(rest: str) -> None:
+    try:
+        command = c.parse(f"diag {rest}")
+    except c.UsageError as error:
+        assert error.usage == c.USAGE["diag"]
+        return
+    assert isinstance(command, c.ListDiagnostics | c.RunDiagnostic)
+    if isinstance(command, c.RunDiagnostic):
+        assert command.check in c.CHECKS
+        assert command.target is None or (command.target and command.target.split() == [command.target])
+
+
+@pytest.mark.parametrize("text", [
+    "diag SELECT 1",
+    "diag select pg_terminate_backend(pid) from pg_stat_activity",
+    "diag connections; DROP TABLE users",
+    "diag connections primary; DELETE FROM accounts",
+    "diag connections primary --sql 'SELECT 1'",
+    "diag settings primary extra words",
+    "diag `SELECT 1`",
+])
+def test_diag_refuses_sql(text: str) -> None:
+    with pytest.raises(c.UsageError) as refused:
+        c.parse(text)
+    assert refused.value.usage == c.USAGE["diag"]
+
+
+@given(st.text(max_size=400), st.integers(min_value=0, max_value=10**12))
+@settings(max_examples=400, deadline=None)
+def test_slugs_are_short_lowercase_words(text: str, max_length: int) -> None:
+    slug = slugify(text, max_length % 120)
+    assert len(slug) <= max_length % 120
+    assert slug == "" or re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug), slug
+
+
+@given(
+    st.from_regex(r"[a-z0-9][a-z0-9_-]{0,19}", fullmatch=True),  # what the configuration accepts as a prefix
+    st.dates(),
+    st.text(max_size=300),
+    st.integers(min_value=1, max_value=10**12),
+    st.integers(min_value=1, max_value=10**6),
+)
+@settings(max_examples=600, deadline=None)
+def test_any_prefix_title_number_and_attempt_give_a_valid_slack_name(
+    prefix: str, day: date, title: str, number: int, attempt: int
+) -> None:
+    name = channel_name(prefix, day, title, number, attempt)
+    assert is_valid_channel_name(name), name
+    assert len(name) <= MAX_CHANNEL_NAME and name == name.lower()
+    assert re.fullmatch(r"[a-z0-9_-]+", name)
+    assert name.startswith(f"{prefix}-{day:%Y%m%d}-")
+    if attempt > 1:
+        assert name.endswith(f"-{attempt}")
+        assert name != channel_name(prefix, day, title, number, attempt + 1)

@@ -157,7 +157,7 @@ _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 
 
 def parse(text: str) -> Command:
-    words = text.strip().split(maxsplit=1)
+    words = without_nul(text).strip().split(maxsplit=1)
     if not words:
         return Help()
     name, rest = words[0].lower(), (words[1].strip() if len(words) > 1 else "")
@@ -167,13 +167,18 @@ def parse(text: str) -> Command:
     return parser(rest)
 
 
+def without_nul(text: str) -> str:
+    """NUL characters dropped: no person means them, and PostgreSQL's text columns refuse them."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def help_text() -> str:
     return "\n".join(f"• {line}" for line in USAGE.values())
 
 
 def clean_title(title: str) -> str:
     """The title as stored: whitespace folded; empty or over-long titles are refused."""
-    cleaned = " ".join(title.split())
+    cleaned = " ".join(without_nul(title).split())
     if not cleaned:
         raise UsageError("The incident needs a title.", USAGE["declare"])
     if len(cleaned) > MAX_TITLE_LENGTH:
