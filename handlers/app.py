@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +39,7 @@ from handlers.reporting import direct_message, report_provisioning
 from handlers.metrics import Metrics
 from handlers.publisher import IncidentPublisher
 from handlers.services import Services
-from handlers.slack_client import make_web_client
+from handlers.slack_client import make_instant_client, make_web_client
 from handlers.users import UserDirectory
 from storage.database import make_engine, make_session_factory, migrate
 
@@ -56,6 +56,7 @@ class Runtime:
     app: App
     transport: Transport
     spool: Spool
+    started_at: datetime  # before the scheduler started: what was recorded earlier is an earlier run's
 
     def resume(self) -> int:
         """Finish setting up in Slack the incidents whose set-up was interrupted; returns how many."""
@@ -74,7 +75,8 @@ class Runtime:
             log.info("postmortem %s of incident id %s: resuming its draft", version.version, version.incident_id)
             self.services.background.submit(version.incident_id, partial(postmortems.draft_and_post, self.services, version.id),
                                             on_error=postmortems.report_failure(self.services, version, None))
-        for page in self.services.paging.undelivered():
+        self.services.paging.rearm_escalations()
+        for page in self.services.paging.undelivered(before=self.started_at):
             log.info("page %s: resuming its delivery", page.id)
             self.services.background.submit(page.incident_id, partial(paging.announce_and_deliver, self.services,
                                                                       Requested(page, repeated=False)))
@@ -139,6 +141,7 @@ def build_runtime(
         publisher=IncidentPublisher(client, incidents, users, settings.file.slack, clock),
         background=background,
         client=client,
+        instant_client=make_instant_client(env.slack_bot_token, env.slack_api_url),
         users=users,
         metrics=Metrics(lambda: len(incidents.list_open()), lambda: len(spool)),
         paging=PagingService(sessions, clock, dict(teams), providers_for, scheduler, channel_link),
@@ -170,8 +173,10 @@ def build_runtime(
     scheduler.handle("housekeeping", lambda: log.info("housekeeping: forgot %d request keys, %d samples", *tidy(sessions, clock)))
     # Daily, and soon after every start: a bot restarted more often than daily must still tidy up.
     scheduler.every(24 * 3600, "housekeeping", job_id="housekeeping", first=clock.now() + timedelta(minutes=5))
+    started_at = clock.now()
     scheduler.start()
-    return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport, spool=spool)
+    return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport, spool=spool,
+                   started_at=started_at)
 
 
 def _timed(services: Services) -> Callable[..., None]:

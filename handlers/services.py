@@ -32,6 +32,7 @@ class Services:
     publisher: IncidentPublisher
     background: Background
     client: WebClient
+    instant_client: WebClient  # no retries: for the calls made before Slack is answered
     users: UserDirectory
     metrics: Metrics
     paging: PagingService

@@ -12,9 +12,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 TIMEOUT_SECONDS = 10
+INSTANT_TIMEOUT_SECONDS = 2
 
 
 def make_web_client(token: str, base_url: str) -> WebClient:
+    """For everything done after Slack was answered: worth retrying, within Slack's rules."""
     return WebClient(
         token=token,
         base_url=base_url,
@@ -25,6 +27,12 @@ def make_web_client(token: str, base_url: str) -> WebClient:
             ServerErrorRetryHandler(max_retry_count=3),
         ],
     )
+
+
+def make_instant_client(token: str, base_url: str) -> WebClient:
+    """For the few calls made before Slack is answered (opening a form: its trigger_id lives 3 seconds):
+    no retries and a short timeout, so a rate limit cannot make the answer late."""
+    return WebClient(token=token, base_url=base_url, timeout=INSTANT_TIMEOUT_SECONDS)
 
 
 def slack_error(error: BaseException) -> str:

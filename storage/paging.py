@@ -51,6 +51,12 @@ def sending(session: Session) -> list[Page]:
     return list(session.execute(select(Page).where(Page.status == "sending").order_by(Page.id)).scalars())
 
 
+def awaiting_escalation(session: Session) -> list[Page]:
+    """Pages nobody acknowledged, resolved or escalated yet."""
+    query = select(Page).where(Page.acknowledged_at.is_(None), Page.resolved_at.is_(None), Page.escalated_at.is_(None))
+    return list(session.execute(query.order_by(Page.id)).scalars())
+
+
 def claim_escalation(session: Session, page_id: int, at: datetime) -> bool:
     """Mark the page escalated if nobody acknowledged, resolved or escalated it yet. One UPDATE, so of
     several processes firing the same job, exactly one gets True."""

@@ -262,9 +262,23 @@ class PagingService:
         with self._sessions() as session:
             return [page_view(p) for p in store.for_incident(session, incident_id)]
 
-    def undelivered(self) -> list[PageView]:
+    def undelivered(self, before: datetime) -> list[PageView]:
+        """Pages recorded before `before` (this process's start) and never delivered: an earlier run
+        stopped between the two. Later ones are this process's own, being delivered right now."""
         with self._sessions() as session:
-            return [page_view(p) for p in store.sending(session)]
+            return [page_view(p) for p in store.sending(session) if p.requested_at < before]
+
+    def rearm_escalations(self) -> int:
+        """Arm again the escalation of every open page not yet escalated: APScheduler drops a job from
+        the store when it hands it to a worker, so one picked up by a process that died before claiming
+        it would be lost. Arming one that is still there replaces it; escalating twice is refused by the
+        claim. Returns how many were armed."""
+        with self._sessions() as session:
+            pages = [page_view(p) for p in store.awaiting_escalation(session)]
+        armed = [page for page in pages if page.team in self._teams and self._teams[page.team].escalate_to]
+        for page in armed:
+            self._arm_escalation(page)
+        return len(armed)
 
     def record_message(self, page_id: int, ts: str) -> None:
         with transaction(self._sessions) as session:
