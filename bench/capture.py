@@ -2,7 +2,8 @@
 
 Prints events/s and p50/p99 acknowledgement latency for the bot and, measured the same way in the same
 run, for a bare Bolt app on the same server that only acknowledges (the floor), and checks that every
-sent event was stored exactly once.
+sent event was stored exactly once. A PostgreSQL URL names a server: the bench creates a database of its
+own there and drops it at the end.
 
     .venv/bin/python bench/capture.py [--events 3000] [--concurrency 16] [--database-url URL]
 """
@@ -12,25 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
+import common
 import httpx
 
-from bot.clock import SystemClock
-from bot.timeline import TimelineService
-from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
-from storage.database import make_engine, make_session_factory
-
-SECRET = "bench-signing-secret"
-HERE = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -46,55 +39,79 @@ class Figures:
         return self.ok / self.seconds
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+        return common.percentile(self.latencies, p) * 1000
+
+
+@dataclass
+class Result:
+    store: str
+    events: int
+    concurrency: int
+    floor: Figures
+    bot: Figures
+    stored: int
+    problems: list[str]
+
+    def figures(self) -> dict[str, Any]:
+        def one(f: Figures) -> dict[str, Any]:
+            return {"rate": f.rate, "p50_ms": f.percentile(50), "p99_ms": f.percentile(99), "errors": f.sent - f.ok}
+
+        return {"store": self.store, "events": self.events, "concurrency": self.concurrency,
+                "floor": one(self.floor), "bot": one(self.bot),
+                "ratio_p50": self.bot.percentile(50) / self.floor.percentile(50),
+                "ratio_p99": self.bot.percentile(99) / self.floor.percentile(99),
+                "ratio_rate": self.bot.rate / self.floor.rate, "stored": self.stored, "problems": self.problems}
+
+
+def run(events: int = 3000, concurrency: int = 16, database_url: str | None = None) -> Result:
+    workdir = common.workdir()
+    with common.store(database_url) as url, common.simulator() as slack:
+        env = common.bot_env(slack, url, workdir)
+        floor_port, bot_port = common.free_port(), common.free_port()
+        with common.Running(common.floor_command(floor_port), env, floor_port, workdir):
+            floor = _load("bare Bolt (floor)", floor_port, "C0FLOOR", events, concurrency)
+        with common.Running(common.bot_command(bot_port), env, bot_port, workdir):
+            channel = common.declare(slack, f"http://127.0.0.1:{bot_port}", "Benchmark")
+            bot = _load("incident-bot capture", bot_port, channel, events, concurrency)
+        counted = Counter(item.text for item in common.items_of_channel(url, channel) if item.slack_ts)
+    stored = sum(1 for n in counted.values() if n == 1)
+    problems = []
+    if stored != events or len(counted) != events:
+        problems.append(f"{stored} of {events} sent events stored exactly once "
+                        f"({events - len(counted)} missing, {sum(1 for n in counted.values() if n > 1)} duplicated)")
+    if bot.ok != bot.sent:
+        problems.append(f"{bot.sent - bot.ok} of {bot.sent} events not acknowledged with 200")
+    return Result(common.store_name(database_url), events, concurrency, floor, bot, stored, problems)
+
+
+def report(result: Result) -> None:
+    floor, bot = result.floor, result.bot
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"store: {result.store}; {result.events} events at concurrency {result.concurrency}")
+    print(f"{'':24} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for f in (floor, bot):
+        print(f"{f.name:24} {f.rate:9.0f} {f.percentile(50):8.2f} {f.percentile(99):8.2f} {f.sent - f.ok:7d}")
+    print(f"ratio bot/floor: p50 {bot.percentile(50) / floor.percentile(50):.2f}x, "
+          f"p99 {bot.percentile(99) / floor.percentile(99):.2f}x, throughput {bot.rate / floor.rate:.2f}x")
+    print(f"stored exactly once: {result.stored} of {result.events} sent events")
+    for problem in result.problems:
+        print(f"PROBLEM: {problem}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--database-url", help="the bot's store (default: a SQLite file in a temporary folder)")
+    parser.add_argument("--database-url", help="the bot's store (default: a SQLite file in a temporary folder); "
+                        "for PostgreSQL, a database of its own is created on that server and dropped at the end")
     args = parser.parse_args()
-
-    workdir = Path(tempfile.mkdtemp(prefix="incident-bot-bench-"))
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    with SlackSimulator() as slack:
-        slack.add_user("U0ALICE", "alice")
-        slack.add_channel("incidents", channel_id="C0INCIDENTS", members=["U0ALICE"])
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.base_url,
-            "DATABASE_URL": database_url,
-            "INCIDENT_BOT_CONFIG": str(_config(workdir)),
-        }
-        env.pop("SLACK_APP_TOKEN", None)
-
-        floor_port, bot_port = _free_port(), _free_port()
-        with _running([sys.executable, str(HERE / "bare_bolt.py"), str(floor_port)], env, floor_port, workdir):
-            floor = _load("bare Bolt (floor)", floor_port, "C0FLOOR", args.events, args.concurrency)
-        bot_command = [str(Path(sys.executable).with_name("incident-bot")), "serve", "--host", "127.0.0.1", "--port", str(bot_port)]
-        with _running(bot_command, env, bot_port, workdir):
-            channel = _declare(slack, bot_port)
-            bot = _load("incident-bot capture", bot_port, channel, args.events, args.concurrency)
-        stored = _stored(database_url, channel)
-
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"store: {database_url.split(':')[0]}; {args.events} events at concurrency {args.concurrency}")
-    print(f"{'':24} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for f in (floor, bot):
-        print(f"{f.name:24} {f.rate:9.0f} {f.percentile(50):8.2f} {f.percentile(99):8.2f} {f.sent - f.ok:7d}")
-    print(f"ratio bot/floor: p50 {bot.percentile(50) / floor.percentile(50):.2f}x, "
-          f"p99 {bot.percentile(99) / floor.percentile(99):.2f}x, throughput {bot.rate / floor.rate:.2f}x")
-    lost = args.events - stored
-    print(f"stored {stored} of {args.events} sent events: {'no loss, no duplicate' if lost == 0 else f'{lost} missing or extra'}")
-    return 0 if lost == 0 and bot.ok == bot.sent else 1
+    result = run(args.events, args.concurrency, args.database_url)
+    report(result)
+    return 1 if result.problems else 0
 
 
 def _load(name: str, port: int, channel: str, events: int, concurrency: int) -> Figures:
-    requests = SlackRequests(f"http://127.0.0.1:{port}", SECRET)
+    requests = SlackRequests(f"http://127.0.0.1:{port}", common.SECRET)
     base = int(time.time()) - 3600
     bodies = []
     for i in range(events):  # built and signed before the clock starts: only the server is measured
@@ -126,61 +143,6 @@ def _load(name: str, port: int, channel: str, events: int, concurrency: int) -> 
     for t in threads:
         t.join()
     return Figures(name, events, ok, time.perf_counter() - started, latencies)
-
-
-def _declare(slack: SlackSimulator, port: int) -> str:
-    requests = SlackRequests(f"http://127.0.0.1:{port}", SECRET, response_url=slack.response_url())
-    requests.command("declare sev2 Benchmark", user_id="U0ALICE", channel_id="C0INCIDENTS")
-    slack.wait_for(lambda s: s.calls_to("pins.add"), timeout=20)
-    return str(slack.calls_to("conversations.create")[-1].response["channel"]["id"])
-
-
-def _stored(database_url: str, channel: str) -> int:
-    engine = make_engine(database_url)
-    from bot.incidents.service import IncidentService
-
-    sessions = make_session_factory(engine)
-    incident = IncidentService(sessions, SystemClock()).find_by_channel(channel)
-    assert incident is not None
-    count = sum(1 for item in TimelineService(sessions, SystemClock()).items(incident.id) if item.slack_ts)
-    engine.dispose()
-    return count
-
-
-class _running:
-    """A server process, up (its port answering) for the length of a `with`."""
-
-    def __init__(self, command: list[str], env: dict[str, str], port: int, cwd: Path) -> None:
-        self._process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError as error:
-                if self._process.poll() is not None:
-                    raise SystemExit(f"{command[0]} exited: {self._process.stderr.read() if self._process.stderr else ''}") from error
-                time.sleep(0.1)
-        raise SystemExit(f"{command} did not start")
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=20)
-
-
-def _config(workdir: Path) -> Path:
-    path = workdir / "incident-bot.toml"
-    path.write_text('[slack]\nannounce_channel = "C0INCIDENTS"\n')
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -20,34 +22,52 @@ from bot.diagnostics.drivers import CHECKS
 from bot.diagnostics.service import DiagnosticsService
 
 APPLICATION = "incident-bot-diagnostics"
+ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--admin", default="host=127.0.0.1 port=5432 user=postgres dbname=test")
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+@dataclass
+class Result:
+    max_connections: int
+    usable: int
+    leaked: int
+    in_use: int
+    runs: int
+    timings: dict[str, list[float]]  # check -> ms of each run
+    headlines: dict[str, str]
+    peak: int  # connections the bot held at the peak
 
-    with psycopg.connect(args.admin, autocommit=True) as admin:
-        max_connections = int(admin.execute("SHOW max_connections").fetchone()[0])
-        reserved = int(admin.execute("SHOW superuser_reserved_connections").fetchone()[0])
-        in_use = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[0]
+    @property
+    def problems(self) -> list[str]:
+        return [] if self.peak == 1 else [f"the bot held {self.peak} connections at the peak (must be 1)"]
+
+    def figures(self) -> dict[str, Any]:
+        return {"max_connections": self.max_connections, "usable": self.usable, "leaked": self.leaked,
+                "in_use": self.in_use, "runs": self.runs, "peak": self.peak, "problems": self.problems,
+                "checks": [{"check": check, "median_ms": statistics.median(ms), "max_ms": max(ms),
+                            "result": self.headlines[check]} for check, ms in self.timings.items()]}
+
+
+def run(admin: str = ADMIN, runs: int = 5) -> Result:
+    with psycopg.connect(admin, autocommit=True) as connection:
+        max_connections = int(connection.execute("SHOW max_connections").fetchone()[0])
+        reserved = int(connection.execute("SHOW superuser_reserved_connections").fetchone()[0])
+        in_use = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[0]
     usable = max_connections - reserved
     to_open = max(0, int(usable * 0.9) - in_use)
-    leak = [psycopg.connect(args.admin, application_name="bench-leak") for _ in range(to_open)]
+    leak = [psycopg.connect(admin, application_name="bench-leak") for _ in range(to_open)]
     for connection in leak:
         connection.execute("SELECT 1")  # idle in transaction, as a leak leaves them
 
-    params = dict(part.split("=", 1) for part in args.admin.split())
+    params = dict(part.split("=", 1) for part in admin.split())
     url = f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:{params.get('port', '5432')}/{params.get('dbname', 'postgres')}"
     service = DiagnosticsService(_no_sessions(), SystemClock(),
                                  DiagnosticsSection(targets={"bench": TargetSection(url=url, statement_timeout_ms=3000)}))
-    peak = _PeakCounter(args.admin)
+    peak = _PeakCounter(admin)
     timings: dict[str, list[float]] = {check: [] for check in CHECKS}
     headlines: dict[str, str] = {}
     try:
         peak.start()
-        for _ in range(args.runs):
+        for _ in range(runs):
             for check in CHECKS:
                 started = time.perf_counter()
                 outcome = service.measure(check, "bench")
@@ -57,14 +77,27 @@ def main() -> int:
         peak.stop()
         for connection in leak:
             connection.close()
+    return Result(max_connections, usable, to_open, in_use, runs, timings, headlines, peak.peak)
 
-    print(f"PostgreSQL max_connections {max_connections} (usable {usable}); held open by a leak: {to_open} "
-          f"+ {in_use} already in use = {100 * (to_open + in_use) / usable:.0f}% of usable; {args.runs} runs per check")
+
+def report(result: Result) -> None:
+    print(f"PostgreSQL max_connections {result.max_connections} (usable {result.usable}); held open by a leak: "
+          f"{result.leaked} + {result.in_use} already in use = {100 * (result.leaked + result.in_use) / result.usable:.0f}% "
+          f"of usable; {result.runs} runs per check")
     print(f"{'check':14} {'median ms':>10} {'max ms':>8}  result")
-    for check in CHECKS:
-        print(f"{check:14} {statistics.median(timings[check]):10.1f} {max(timings[check]):8.1f}  {headlines[check][:80]}")
-    print(f"connections the bot held at the peak: {peak.peak} (sampled every 2 ms)")
-    return 0 if peak.peak == 1 else 1
+    for check, ms in result.timings.items():
+        print(f"{check:14} {statistics.median(ms):10.1f} {max(ms):8.1f}  {result.headlines[check][:80]}")
+    print(f"connections the bot held at the peak: {result.peak} (sampled every 2 ms)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--admin", default=ADMIN)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    result = run(args.admin, args.runs)
+    report(result)
+    return 1 if result.problems else 0
 
 
 class _PeakCounter(threading.Thread):

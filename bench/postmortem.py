@@ -25,23 +25,19 @@ import platform
 import pstats
 import random
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
+import common
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
@@ -115,15 +111,20 @@ def main() -> int:
     if args.entries < 200:
         parser.error("--entries must be at least 200")
 
-    with _store(args.database_url) as database_url:
-        engine = make_engine(database_url)
+    return 1 if run(args.entries, args.runs, args.database_url, args.profile)["problems"] else 0
+
+
+def run(entries: int = 10000, runs: int = 5, database_url: str | None = None, profile: bool = False) -> dict[str, Any]:
+    """Build the incident, measure, print, and return the figures (with `problems`: what the check found)."""
+    with common.store(database_url) as url:
+        engine = make_engine(url)
         try:
-            return _bench(engine, database_url, args)
+            return _bench(engine, url, argparse.Namespace(entries=entries, runs=runs, profile=profile))
         finally:
             engine.dispose()
 
 
-def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> int:
+def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> dict[str, Any]:
     migrate(engine)
     sessions = make_session_factory(engine)
     started = time.perf_counter()
@@ -187,7 +188,8 @@ def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> int:
     gc.callbacks.remove(collector)
     last = service.draft(draft_id := _request(service, incident_id))
     markdown = last.markdown or ""
-    problems = _check(markdown, timeline.items(incident_id))
+    timeline_items = timeline.items(incident_id)
+    problems = _check(markdown, timeline_items)
     if args.profile:
         _profile(lambda: service.draft(_request(service, incident_id)))
     alone, beside = _capture_beside(sessions, lambda: service.draft(_request(service, incident_id)))
@@ -211,7 +213,15 @@ def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"PROBLEM: {problem}")
     print("every entry not deleted is in the draft's timeline, no deleted one is" if not problems else "")
-    return 1 if problems else 0
+    return {
+        "store": make_url(database_url).get_backend_name(), "entries": args.entries, "runs": args.runs,
+        "steps": [{"name": f.name.strip(), "median_ms": statistics.median(f.seconds) * 1000, "max_ms": max(f.seconds) * 1000,
+                   "gc_ms": statistics.median(f.collecting) * 1000, "peak_mib": max(f.peaks) / 2**20,
+                   "ratio": statistics.median(f.seconds) / statistics.median(floor_figures.seconds)}
+                  for f in figures.values()],
+        "bytes": len(markdown.encode()), "lines": lines, "kept": sum(1 for i in timeline_items if not i.deleted),
+        "capture_alone_ms": alone * 1000, "capture_beside_ms": beside * 1000, "problems": problems,
+    }
 
 
 # --- The incident.
@@ -460,33 +470,6 @@ def _check(markdown: str, items: list[Any]) -> list[str]:
     if times != sorted(times):  # one local day here: clock times must not go back
         problems.append("timeline lines out of order")
     return problems
-
-
-@contextmanager
-def _store(database_url: str | None) -> Iterator[str]:
-    """The store to use: a temporary SQLite file, the given SQLite file, or a fresh database on the
-    given PostgreSQL server, dropped (and the temporary folder removed) at the end."""
-    if database_url is None:
-        workdir = Path(tempfile.mkdtemp(prefix="incident-bot-bench-"))
-        try:
-            yield f"sqlite:///{workdir / 'bench.db'}"
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        return
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        yield database_url
-        return
-    name = f"incident_bot_bench_{uuid.uuid4().hex[:8]}"
-    admin = {"host": url.host or "127.0.0.1", "port": url.port or 5432, "user": url.username, "password": url.password,
-             "dbname": "postgres"}
-    with psycopg.connect(**{k: v for k, v in admin.items() if v is not None}, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(**{k: v for k, v in admin.items() if v is not None}, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

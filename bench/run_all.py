@@ -1,0 +1,289 @@
+"""Runs every benchmark, prints their figures as they come, and writes them to bench/RESULTS.md with the
+machine, the date and the store.
+
+    .venv/bin/python bench/run_all.py [--quick] [--database-url URL] [--admin CONNINFO] [--output PATH]
+
+Figures are never pass/fail: the exit status is non-zero only when a benchmark's correctness check
+fails (an event or a note lost or stored twice, a postmortem line missing, the diagnostics holding more
+than one connection, an incident missing) or a benchmark could not run; never because a figure is slow.
+`--quick` runs everything at reduced sizes, to check that it all works (its figures mean little).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ack_latency
+import capture
+import common
+import diagnostics
+import memory
+import postmortem
+import psycopg
+
+FULL = {
+    "ack": {"command_rate": 20, "event_rate": 100, "seconds": 20},
+    "capture": {"events": 3000, "concurrency": 16},
+    "postmortem": {"entries": 10000, "runs": 5},
+    "diagnostics": {"runs": 5},
+    "memory": {"incidents": 100, "messages": 50},
+}
+QUICK = {
+    "ack": {"command_rate": 20, "event_rate": 100, "seconds": 3},
+    "capture": {"events": 300, "concurrency": 16},
+    "postmortem": {"entries": 1000, "runs": 2},
+    "diagnostics": {"runs": 2},
+    "memory": {"incidents": 10, "messages": 10},
+}
+
+
+@dataclass
+class Outcome:
+    name: str
+    figures: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+    skipped: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems or self.error)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes: a smoke run, its figures mean little")
+    parser.add_argument("--database-url", help="the bot's store (default: a SQLite file in a temporary folder); for "
+                        "PostgreSQL, each benchmark creates a database of its own on that server and drops it at the end")
+    parser.add_argument("--admin", default=diagnostics.ADMIN,
+                        help="libpq connection string of the PostgreSQL the diagnostics benchmark fills (always PostgreSQL)")
+    parser.add_argument("--output", type=Path, default=common.HERE / "RESULTS.md")
+    parser.add_argument("--only", nargs="+", choices=list(FULL), help="run only these benchmarks")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    chosen = args.only or list(FULL)
+    started_at = datetime.now(UTC)
+    load_before = os.getloadavg()
+
+    def ack() -> tuple[dict[str, Any], list[str]]:
+        result = ack_latency.run(database_url=args.database_url, **sizes["ack"])
+        ack_latency.report(result)
+        return result.figures(), result.problems
+
+    def capture_run() -> tuple[dict[str, Any], list[str]]:
+        result = capture.run(database_url=args.database_url, **sizes["capture"])
+        capture.report(result)
+        return result.figures(), result.problems
+
+    def postmortem_run() -> tuple[dict[str, Any], list[str]]:
+        figures = postmortem.run(database_url=args.database_url, **sizes["postmortem"])
+        return figures, figures["problems"]
+
+    def diagnostics_run() -> tuple[dict[str, Any], list[str]]:
+        result = diagnostics.run(args.admin, **sizes["diagnostics"])
+        diagnostics.report(result)
+        return result.figures(), result.problems
+
+    def memory_run() -> tuple[dict[str, Any], list[str]]:
+        result = memory.run(database_url=args.database_url, **sizes["memory"])
+        memory.report(result)
+        return result.figures(), result.problems
+
+    benchmarks: dict[str, Callable[[], tuple[dict[str, Any], list[str]]]] = {
+        "ack": ack, "capture": capture_run, "postmortem": postmortem_run, "diagnostics": diagnostics_run,
+        "memory": memory_run,
+    }
+    outcomes: dict[str, Outcome] = {}
+    for name in chosen:
+        print(f"\n=== {name} ===", flush=True)
+        outcome = outcomes[name] = Outcome(name)
+        if name == "diagnostics" and (why := _no_postgres(args.admin)):
+            outcome.skipped = f"no PostgreSQL to measure ({why})"
+            print(f"skipped: {outcome.skipped}")
+            continue
+        clock = time.perf_counter()
+        try:
+            outcome.figures, outcome.problems = benchmarks[name]()
+        except (Exception, SystemExit) as error:  # one benchmark failing to run must not lose the others' figures
+            traceback.print_exc()
+            outcome.error = f"{type(error).__name__}: {error}"
+        outcome.seconds = time.perf_counter() - clock
+        sys.stdout.flush()
+
+    text = _markdown(outcomes, args, started_at, load_before, os.getloadavg())
+    args.output.write_text(text)
+    failed = [o for o in outcomes.values() if o.failed]
+    print(f"\nwrote {args.output}")
+    for outcome in failed:
+        print(f"FAILED {outcome.name}: {outcome.error or '; '.join(outcome.problems)}")
+    return 1 if failed else 0
+
+
+def _no_postgres(admin: str) -> str | None:
+    try:
+        psycopg.connect(admin, connect_timeout=3).close()
+    except psycopg.Error as error:
+        return str(error).strip().splitlines()[0]
+    return None
+
+
+# --- RESULTS.md
+
+
+def _machine() -> list[str]:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), platform.processor())
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    total = next((int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")), 0)
+    os_release = Path("/etc/os-release")
+    pretty = next((line.split("=", 1)[1].strip('"') for line in os_release.read_text().splitlines()
+                   if line.startswith("PRETTY_NAME=")), "") if os_release.exists() else ""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=common.HERE, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=common.HERE,
+                               check=True).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return [
+        f"- CPU: {os.cpu_count()} × {model}",
+        f"- memory: {total / 2**20:.1f} GiB",
+        f"- OS: {pretty or platform.system()} ({platform.system()} {platform.release()}, {platform.machine()})",
+        f"- Python: {platform.python_implementation()} {platform.python_version()}",
+        f"- commit: {commit}",
+    ]
+
+
+def _markdown(outcomes: dict[str, Outcome], args: argparse.Namespace, started_at: datetime,
+              load_before: tuple[float, float, float], load_after: tuple[float, float, float]) -> str:
+    store = common.store_name(args.database_url)
+    if args.database_url:
+        store += f" (a database of its own per benchmark on {common.safe_server(args.database_url)})"
+    else:
+        store += " (a file in a temporary folder, `synchronous=FULL`)"
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `{' '.join(['.venv/bin/python bench/run_all.py', *sys.argv[1:]])}`"
+        + (" — **quick run: reduced sizes, the figures mean little**." if args.quick else "."),
+        "Figures, not pass/fail; the floor, where there is one, is measured the same way in the same run.",
+        "",
+        f"- date: {started_at:%Y-%m-%d %H:%M} UTC",
+        *_machine(),
+        f"- load average (1/5/15 min) at start: {' / '.join(f'{x:.2f}' for x in load_before)}; "
+        f"at the end: {' / '.join(f'{x:.2f}' for x in load_after)} (the load generator, the servers and the store share this machine)",
+        f"- store: {store}",
+        "",
+    ]
+    lines += ["## Correctness checks", "", "| benchmark | check | took s |", "|---|---|---|"]
+    for o in outcomes.values():
+        verdict = (f"skipped: {o.skipped}" if o.skipped else f"**could not run**: {o.error}" if o.error
+                   else "**FAILED**: " + "; ".join(o.problems) if o.problems else "passed")
+        lines.append(f"| {TITLES[o.name]} | {verdict} | {o.seconds:.0f} |")
+    lines.append("")
+    for name, outcome in outcomes.items():
+        if outcome.figures is not None:
+            lines += [f"## {TITLES[name]}", "", *SECTIONS[name](outcome.figures), ""]
+    return "\n".join(lines)
+
+
+def _ack(f: dict[str, Any]) -> list[str]:
+    out = [f"Open loop: requests sent on a fixed schedule for {f['seconds']:g} s each, whether or not earlier ones "
+           "were answered; latency from when each was meant to be sent to its answer. Floor: `bare_bolt.py`, a Bolt "
+           "app that only acknowledges, on the same waitress server. Slash command: `/incident note action <text>` in "
+           "the incident's channel (stored, then acknowledged; published to Slack after the ack). Events: channel "
+           "messages captured into the incident's timeline (acknowledged once stored).", "",
+           "| request | rate/s | floor p50 / p99 ms | bot p50 / p99 ms | bot / floor p50 | bot / floor p99 | bot max ms "
+           "| stored exactly once |",
+           "|---|---|---|---|---|---|---|---|"]
+    for row in f["rows"]:
+        floor, bot = row["floor"], row["bot"]
+        once, sent = row["stored"]
+        what = "slash command (`note action`)" if row["kind"] == "commands" else "message event"
+        out.append(f"| {what} | {row['rate']:g} | {floor['p50_ms']:.1f} / {floor['p99_ms']:.1f} | "
+                   f"{bot['p50_ms']:.1f} / {bot['p99_ms']:.1f} | {row['ratio_p50']:.2f}× | {row['ratio_p99']:.2f}× | "
+                   f"{bot['max_ms']:.0f} | {once} of {sent} |")
+    lags = [row[side]["send_lag_p99_ms"] for row in f["rows"] for side in ("floor", "bot")]
+    out += ["", f"The load generator sent within {max(lags):.1f} ms of schedule (p99 of its lag, worst phase)."]
+    return out
+
+
+def _capture(f: dict[str, Any]) -> list[str]:
+    floor, bot = f["floor"], f["bot"]
+    return [f"Closed loop: {f['events']} signed message events at concurrency {f['concurrency']}, as fast as answered; "
+            "floor: `bare_bolt.py`.", "",
+            "| | events/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|",
+            f"| floor (bare Bolt) | {floor['rate']:.0f} | {floor['p50_ms']:.1f} | {floor['p99_ms']:.1f} | {floor['errors']} |",
+            f"| incident-bot | {bot['rate']:.0f} | {bot['p50_ms']:.1f} | {bot['p99_ms']:.1f} | {bot['errors']} |",
+            f"| bot / floor | {f['ratio_rate']:.2f}× | {f['ratio_p50']:.2f}× | {f['ratio_p99']:.2f}× | |", "",
+            f"Stored exactly once: {f['stored']} of {f['events']} sent events."]
+
+
+def _postmortem(f: dict[str, Any]) -> list[str]:
+    out = [f"One closed incident of {f['entries']:,} timeline entries; {f['runs']} runs after a warm-up. Floor: reading "
+           "the same timeline (`TimelineService.items()`).", "",
+           "| step | median ms | max ms | GC ms | peak MiB | / floor |", "|---|---|---|---|---|---|"]
+    for step in f["steps"]:
+        ratio = "" if step["name"].startswith("floor") else f"{step['ratio']:.2f}×"
+        name = step["name"] if step["name"].startswith(("floor", "draft")) else f"part of a draft: {step['name']}"
+        out.append(f"| {name} | {step['median_ms']:.0f} | {step['max_ms']:.0f} | {step['gc_ms']:.0f} | "
+                   f"{step['peak_mib']:.1f} | {ratio} |")
+    out += ["", f"The draft: {f['bytes']:,} bytes, {f['lines']:,} timeline lines for {f['kept']:,} entries not deleted. "
+            f"Slowest capture into another incident, every 10 ms: {f['capture_alone_ms']:.1f} ms alone, "
+            f"{f['capture_beside_ms']:.1f} ms while a draft runs."]
+    return out
+
+
+def _diagnostics(f: dict[str, Any]) -> list[str]:
+    out = [f"PostgreSQL with max_connections {f['max_connections']} ({f['usable']} usable), "
+           f"{f['leaked']} + {f['in_use']} connections held open "
+           f"({100 * (f['leaked'] + f['in_use']) / f['usable']:.0f}% of usable); {f['runs']} runs per check.", "",
+           "| check | median ms | max ms | result |", "|---|---|---|---|"]
+    for check in f["checks"]:
+        result = check["result"].replace("|", "\\|")
+        out.append(f"| {check['check']} | {check['median_ms']:.1f} | {check['max_ms']:.1f} | {result[:90]} |")
+    out += ["", f"Connections the bot held at the peak (sampled every 2 ms): {f['peak']}."]
+    return out
+
+
+def _memory(f: dict[str, Any]) -> list[str]:
+    return [f"`incident-bot serve` in a process of its own; {f['incidents']} incidents declared through signed slash "
+            f"commands (each provisioned), {f['messages_each']} message events into each one's channel "
+            f"({f['seconds']:.0f} s), then a few seconds of quiet. Resident set size from `/proc/PID/status`.", "",
+            "| bot process | RSS MiB |", "|---|---|",
+            f"| idle (started, one command answered) | {f['idle_mib']:.1f} |",
+            f"| with {f['incidents']} open incidents | {f['after_mib']:.1f} |",
+            f"| after `/incident list` of them all | {f['after_list_mib']:.1f} |",
+            f"| peak (VmHWM) | {f['peak_mib']:.1f} |", "",
+            f"Growth: {f['growth_mib']:.1f} MiB, {f['per_incident_kib']:.0f} KiB per open incident "
+            f"(with its {f['messages_each']} messages). Stored exactly once: {f['stored']} of "
+            f"{f['incidents'] * f['messages_each']} messages; `/incident list` shows {f['open_incidents']} open."]
+
+
+TITLES = {
+    "ack": "Acknowledgement latency at a fixed rate",
+    "capture": "Timeline capture throughput",
+    "postmortem": "Drafting a big postmortem",
+    "diagnostics": "Diagnostic checks on a nearly full PostgreSQL",
+    "memory": "Resident memory with open incidents",
+}
+SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "ack": _ack, "capture": _capture, "postmortem": _postmortem, "diagnostics": _diagnostics, "memory": _memory,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
