@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
 from bot.incidents.values import EntryKind, Status
-from storage import timeline as store
 from bot.spool import Spool
+from storage import timeline as store
 from storage.database import STORE_UNAVAILABLE, read_only, transaction
 from storage.models import TimelineEntry
 

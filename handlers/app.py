@@ -17,27 +17,35 @@ from sqlalchemy import Engine
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.diagnostics.service import DiagnosticsService
-from bot.housekeeping import tidy
 from bot.diagnostics.watchdog import Watchdog
 from bot.followups import FollowupService
-from bot.postmortem.service import PostmortemService
-from bot.reminders import StatusReminders
+from bot.housekeeping import tidy
 from bot.incidents.service import IncidentService
 from bot.incidents.values import Incident
 from bot.paging.opsgenie import Opsgenie
 from bot.paging.pagerduty import PagerDuty
 from bot.paging.providers import Provider, Transport
 from bot.paging.service import PagingService, Requested
+from bot.people import People
+from bot.postmortem.service import PostmortemService
+from bot.reminders import StatusReminders
 from bot.scheduling import Scheduler
 from bot.spool import Spool
-from bot.people import People
 from bot.timeline import TimelineService
-from handlers import capture, commands, declare_form, followups, paging, postmortems, reminders
+from handlers import (
+    capture,
+    commands,
+    declare_form,
+    followups,
+    paging,
+    postmortems,
+    reminders,
+)
 from handlers import diagnostics as diagnostics_handlers
 from handlers.background import Background
-from handlers.reporting import direct_message, report_provisioning
 from handlers.metrics import Metrics
 from handlers.publisher import IncidentPublisher
+from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
 from handlers.slack_client import make_instant_client, make_web_client
 from handlers.users import UserDirectory

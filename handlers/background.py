@@ -9,8 +9,8 @@ otherwise invisible.
 
 from __future__ import annotations
 
-import logging
 import contextvars
+import logging
 import threading
 import zlib
 from collections.abc import Callable

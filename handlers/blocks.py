@@ -12,7 +12,15 @@ from typing import Any
 
 from bot.incidents.commands import help_text
 from bot.incidents.service import Changed
-from bot.incidents.values import MAX_TITLE_LENGTH, NOTE_KINDS, EntryKind, Incident, Role, Severity, Status
+from bot.incidents.values import (
+    MAX_TITLE_LENGTH,
+    NOTE_KINDS,
+    EntryKind,
+    Incident,
+    Role,
+    Severity,
+    Status,
+)
 
 Block = dict[str, Any]
 NameOf = Callable[[str], str]  # user id -> a display name, for places where mentions do not render

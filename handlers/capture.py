@@ -17,7 +17,6 @@ from bot.incidents.commands import without_nul
 from bot.timeline import Captured, ChannelMessage, ts_to_datetime
 from handlers.services import Services
 
-
 CAPTURED_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
 KEY_EVENT_REACTIONS = {"pushpin"}
 

@@ -77,7 +77,8 @@ def demo(args: argparse.Namespace) -> int:
 
 def migrate(args: argparse.Namespace) -> int:
     settings = _settings_or_exit(None)
-    from storage.database import current_revision, make_engine, migrate as run_migrations, safe_url
+    from storage.database import current_revision, make_engine, safe_url
+    from storage.database import migrate as run_migrations
 
     engine = make_engine(settings.env.database_url)
     try:

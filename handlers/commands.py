@@ -17,10 +17,10 @@ from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind, Status
 from handlers import blocks, diagnostics, followups, paging, postmortems, timeline_view
 from handlers.logs import about
-from storage.database import STORE_UNAVAILABLE
 from handlers.reporting import report_provisioning, report_publishing
 from handlers.services import Services
 from handlers.slack_client import slack_error
+from storage.database import STORE_UNAVAILABLE
 
 
 def register(app: App, services: Services) -> None:

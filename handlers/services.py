@@ -8,13 +8,13 @@ from slack_sdk import WebClient
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.incidents.service import IncidentService
 from bot.diagnostics.service import DiagnosticsService
 from bot.diagnostics.watchdog import Watchdog
 from bot.followups import FollowupService
+from bot.incidents.service import IncidentService
+from bot.paging.service import PagingService
 from bot.postmortem.service import PostmortemService
 from bot.reminders import StatusReminders
-from bot.paging.service import PagingService
 from bot.scheduling import Scheduler
 from bot.timeline import TimelineService
 from handlers.background import Background

@@ -12,7 +12,6 @@ from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-
 # What the store raises when it is down or unreachable (not when a statement is wrong): callers that can
 # carry on without it (capture spools, commands say what is degraded) catch these and only these.
 STORE_UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)

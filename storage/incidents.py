@@ -13,7 +13,13 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.incidents import values
-from storage.models import Counter, Incident, RoleAssignment, SlackRequest, TimelineEntry
+from storage.models import (
+    Counter,
+    Incident,
+    RoleAssignment,
+    SlackRequest,
+    TimelineEntry,
+)
 
 OPEN = [s.value for s in values.Status if s.is_open]
 

@@ -33,7 +33,15 @@ from simulators.paging import OpsgenieReceiver, PagerDutyReceiver
 from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
 from storage.database import make_engine, make_session_factory
-from tests.conftest import ALICE, ANNOUNCE, BOB, GENERAL, SIGNING_SECRET, RunningBot, start_bot
+from tests.conftest import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    GENERAL,
+    SIGNING_SECRET,
+    RunningBot,
+    start_bot,
+)
 
 INCIDENT_BOT = str(Path(sys.executable).with_name("incident-bot"))
 ROUTING_KEY = "R0123456789ABCDEF0123456789ABCDE"

@@ -22,10 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.config import Settings
 from bot.followups import followup_view
+from bot.incidents.values import Role
 from bot.paging.service import page_view
 from bot.postmortem.draft import AlertRecord, IncidentRecord, RoleSpell, build
-from bot.postmortem.templates import PostmortemTemplate, TemplateProblem, default_template
-from bot.incidents.values import Role
+from bot.postmortem.templates import (
+    PostmortemTemplate,
+    TemplateProblem,
+    default_template,
+)
 from bot.timeline import item_of
 from storage import followups as followup_store
 from storage import incidents as incident_store

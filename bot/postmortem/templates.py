@@ -14,13 +14,26 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2 import (
+    Environment,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.followups import FollowupView
 from bot.incidents.values import EntryKind, Incident, Role, Severity, Status
 from bot.paging.service import PageView
-from bot.postmortem.draft import TO_BE_WRITTEN, AlertRecord, Draft, IncidentRecord, RoleSpell, build
+from bot.postmortem.draft import (
+    TO_BE_WRITTEN,
+    AlertRecord,
+    Draft,
+    IncidentRecord,
+    RoleSpell,
+    build,
+)
 from bot.timeline import TimelineItem
 
 DEFAULT_TEMPLATE = "postmortem.md.j2"
