@@ -83,6 +83,11 @@ class Runtime:
             log.info("postmortem %s of incident id %s: resuming its draft", version.version, version.incident_id)
             self.services.background.submit(version.incident_id, partial(postmortems.draft_and_post, self.services, version.id),
                                             on_error=postmortems.report_failure(self.services, version, None))
+        # Changes acknowledged but not shown in Slack before the last run stopped (a day back at most:
+        # older news would only confuse), in the order they were made.
+        for change in self.services.incidents.unpublished(since=self.started_at - timedelta(days=1), before=self.started_at):
+            log.info("incident %s: showing a change the last run did not get to", change.incident.number)
+            self.services.background.submit(change.incident.id, partial(self.services.publisher.publish, change))
         self.services.paging.rearm_escalations()
         for page in self.services.paging.undelivered(before=self.started_at):
             log.info("page %s: resuming its delivery", page.id)

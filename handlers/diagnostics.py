@@ -111,7 +111,7 @@ def declare_from_alert(services: Services, alert_id: int, user_id: str) -> None:
         services.metrics.incidents_declared.inc()
         detection = "Watchdog: " + "; ".join(reasons)
         services.incidents.apply(incident.id, c.AddNote(detection[:2900], EntryKind.DETECTION), services.bot_user_id,
-                                 f"watchdog-detection:{alert_id}")
+                                 f"watchdog-detection:{alert_id}", publish=False)  # the alert was shown already
         services.watchdog.link_incident(alert_id, incident.id)
         try:
             incident = services.publisher.provision(incident.id)

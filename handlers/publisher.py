@@ -102,6 +102,8 @@ class IncidentPublisher:
         announcement = blocks.change_announcement(change)
         if announcement and self._slack.announce_channel:
             self._announce(announcement)
+        if change.entry_id is not None:
+            self._incidents.mark_published(change.entry_id)
 
     def refresh(self, incident_id: int, *, topic: bool) -> None:
         """Bring the pinned summary (and the topic) in line with what is stored now."""

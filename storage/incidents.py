@@ -99,10 +99,27 @@ def add_entry(
     actor_id: str | None,
     text: str = "",
     data: dict[str, Any] | None = None,
+    *,
+    to_publish: bool = False,
 ) -> TimelineEntry:
-    entry = TimelineEntry(incident_id=incident.id, kind=kind, occurred_at=at, actor_id=actor_id, text=text, data=data)
+    entry = TimelineEntry(incident_id=incident.id, kind=kind, occurred_at=at, actor_id=actor_id, text=text, data=data,
+                          published_at=None if to_publish else at)
     session.add(entry)
     return entry
+
+
+def mark_published(session: Session, entry_id: int, at: datetime) -> None:
+    entry = session.get(TimelineEntry, entry_id)
+    if entry is not None and entry.published_at is None:
+        entry.published_at = at
+
+
+def unpublished(session: Session, since: datetime, before: datetime) -> list[TimelineEntry]:
+    """Changes recorded in [since, before) and never shown in Slack, oldest first."""
+    query = (select(TimelineEntry)
+             .where(TimelineEntry.published_at.is_(None), TimelineEntry.occurred_at >= since, TimelineEntry.occurred_at < before)
+             .order_by(TimelineEntry.occurred_at, TimelineEntry.id))
+    return list(session.execute(query).scalars())
 
 
 def _with_roles() -> Select[Incident]:

@@ -145,6 +145,9 @@ class TimelineEntry(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Who marked it a key event, and how ("pin", "reaction:U0ALICE"); a key event while any mark stays.
     key_marks: Mapped[list[str] | None] = mapped_column(JSON)
+    # A change to be shown in Slack: NULL until it has been, so a start after a crash shows it then.
+    # Entries nobody needs to see posted are written with it set.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Postmortem(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,6 +44,7 @@ class Changed:
     after: str | None = None
     text: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    entry_id: int | None = None  # its timeline entry, marked once the change is shown in Slack
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,9 @@ class IncidentService:
 
     # --- changing
 
-    def apply(self, incident_id: int, command: c.IncidentCommand, actor_id: str, request_key: str) -> Outcome:
+    def apply(self, incident_id: int, command: c.IncidentCommand, actor_id: str, request_key: str, *,
+              publish: bool = True) -> Outcome:
+        """`publish`: the change is to be shown in Slack (its entry stays pending until it has been)."""
         now = self._clock.now()
         with transaction(self._sessions) as session:
             row = store.by_id(session, incident_id, for_update=True)
@@ -151,10 +154,10 @@ class IncidentService:
             if kind is EntryKind.CLOSED:  # the draft is owed from this commit on: a crash cannot lose it
                 data["postmortem_id"] = postmortem_store.add_version(session, row.id, actor_id, now).id
             recorded = {**data, **({"from": before, "to": after} if after is not None else {})}
-            store.add_entry(session, row, kind, now, actor_id, text or "", recorded or None)
+            entry = store.add_entry(session, row, kind, now, actor_id, text or "", recorded or None, to_publish=publish)
             store.record_request(session, request_key, row.id, now)
             session.flush()
-            changed = Changed(store.snapshot(row), kind, actor_id, before, after, text, data)
+            changed = Changed(store.snapshot(row), kind, actor_id, before, after, text, data, entry.id)
         self._changed(changed.incident, kind)
         return changed
 
@@ -171,6 +174,27 @@ class IncidentService:
 
     def mark_provisioned(self, incident_id: int) -> Incident:
         return self._update(incident_id, provisioned_at=self._clock.now())
+
+    # --- shown in Slack
+
+    def mark_published(self, entry_id: int) -> None:
+        with transaction(self._sessions) as session:
+            store.mark_published(session, entry_id, self._clock.now())
+
+    def unpublished(self, since: datetime, before: datetime) -> list[Changed]:
+        """Changes acknowledged in [since, before) but never shown in Slack (the process stopped first),
+        as the changes they were; the incident as it is now."""
+        with self._sessions() as session:
+            changes = []
+            for entry in store.unpublished(session, since, before):
+                row = store.by_id(session, entry.incident_id)
+                if row is None:
+                    continue
+                data = dict(entry.data or {})
+                before_value, after_value = data.pop("from", None), data.pop("to", None)
+                changes.append(Changed(store.snapshot(row), EntryKind(entry.kind), entry.actor_id or "", before_value,
+                                       after_value, entry.text or None, data, entry.id))
+            return changes
 
     # --- reading
 
