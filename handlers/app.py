@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -49,7 +50,12 @@ from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
 from handlers.slack_client import make_instant_client, make_web_client
 from handlers.users import UserDirectory
-from storage.database import make_engine, make_session_factory, migrate
+from storage.database import (
+    STORE_UNAVAILABLE,
+    make_engine,
+    make_session_factory,
+    migrate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +71,28 @@ class Runtime:
     transport: Transport
     spool: Spool
     started_at: datetime  # before the scheduler started: what was recorded earlier is an earlier run's
+    migrations_pending: bool = False  # the store did not answer at start
+    _closing: threading.Event = field(default_factory=threading.Event)
 
-    def resume(self) -> int:
-        """Finish setting up in Slack the incidents whose set-up was interrupted; returns how many."""
+    def resume(self, retry_every: float = 5.0) -> int:
+        """Finish what an earlier run left undone; returns how many set-ups were resumed. While the
+        store does not answer, the bot serves degraded (see docs/design.md) and this is tried again,
+        migrations first if they could not run at start, until it does."""
+        try:
+            if self.migrations_pending:
+                migrate(self.engine)
+                self.migrations_pending = False
+            return self._resume()
+        except STORE_UNAVAILABLE as error:
+            if self._closing.is_set():
+                return 0
+            log.warning("the store does not answer (%s): resuming earlier work in %g s", type(error).__name__, retry_every)
+            retry = threading.Timer(retry_every, self.resume, kwargs={"retry_every": retry_every})
+            retry.daemon = True
+            retry.start()
+            return 0
+
+    def _resume(self) -> int:
         pending = self.services.incidents.unprovisioned()
         for incident in pending:
             log.info("incident %s: resuming its Slack set-up", incident.number)
@@ -96,6 +121,7 @@ class Runtime:
         return len(pending)
 
     def close(self) -> None:
+        self._closing.set()
         self.services.scheduler.stop()
         self.services.background.shutdown()
         self.services.timeline.close()
@@ -115,8 +141,13 @@ def build_runtime(
     env = settings.env
     assert env.slack_bot_token, "load_settings(mode=…) guarantees a token"
     engine = make_engine(env.database_url)
+    migrations_pending = False
     if run_migrations:
-        migrate(engine)
+        try:
+            migrate(engine)
+        except STORE_UNAVAILABLE as error:  # serve anyway, degraded: an outage is when the bot is needed most
+            log.warning("the store does not answer (%s): starting without it; migrations wait for it", type(error).__name__)
+            migrations_pending = True
     clock = clock or SystemClock()
     sessions = make_session_factory(engine)
     scheduler = Scheduler(engine)
@@ -189,7 +220,7 @@ def build_runtime(
     started_at = clock.now()
     scheduler.start()
     return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport, spool=spool,
-                   started_at=started_at)
+                   started_at=started_at, migrations_pending=migrations_pending)
 
 
 def _timed(services: Services) -> Callable[..., None]:

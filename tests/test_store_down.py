@@ -164,3 +164,36 @@ def test_a_pager_failing_while_the_store_is_down_is_told_plainly(
     assert f"<@{BOB}>" in told[0]  # the team's Slack members are still called in
     assert any("no pager answered: call them" in r.get("text", "") for r in slack.responses("down"))
     assert pagerduty.events() == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_bot_started_while_its_store_is_down_serves_and_catches_up(
+        tmp_path: Path, slack: SlackSimulator, database_url: str) -> None:
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    first = start_bot(tmp_path, slack, proxied_url)
+    channel = first.declare()
+    first.stop()
+    proxy.cut()  # the store goes away, and the bot is restarted meanwhile (a deploy, a crash)
+    bot = start_bot(tmp_path, slack, proxied_url)
+    try:
+        assert bot.runtime.migrations_pending
+        assert bot.runtime.resume(retry_every=0.2) == 0  # tried again in the background
+        assert bot.requests.event(message(channel["id"], "said while the store was away")).response.status_code == 200
+        sent = bot.requests.command("update Still down", user_id=ALICE, channel_id=channel["id"],
+                                    response_url=slack.response_url("down"))
+        assert "database is not answering" in sent.response.json()["text"]
+        assert httpx.get(f"{bot.url}/healthz", timeout=10).status_code == 503
+
+        proxy.restore()
+        wait(lambda: bot.runtime.services.timeline.spooled == 0 and not bot.runtime.migrations_pending)
+        incident = bot.runtime.services.incidents.find_by_channel(channel["id"])
+        assert incident is not None
+        assert [i.text for i in bot.runtime.services.timeline.items(incident.id) if i.kind is EntryKind.MESSAGE] == [
+            "said while the store was away"]
+        assert httpx.get(f"{bot.url}/healthz", timeout=10).status_code == 200
+    finally:
+        proxy.restore()
+        bot.stop()
+        proxy.close()
