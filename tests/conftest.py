@@ -8,9 +8,8 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 
 import apscheduler.schedulers.base
 import psycopg
@@ -22,6 +21,7 @@ from bot.config import Settings, load_settings
 from bot.paging.providers import Transport
 from handlers.app import Runtime, build_runtime
 from handlers.http import BotWsgiApp, HttpServer
+from simulators.paging import OpsgenieReceiver, PagerDutyReceiver
 from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
 from storage.database import make_engine, migrate
@@ -31,6 +31,10 @@ SIGNING_SECRET = "test-signing-secret-not-real"
 ANNOUNCE = "C0INCIDENTS"
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 GENERAL = "C0GENERAL"
+# The teams' paging keys and on-call people, as the paging tests configure them.
+ROUTING_KEY = "R0123456789ABCDEF0123456789ABCDE"  # PagerDuty routing keys are 32 characters
+GENIE_KEY = "00000000-0000-0000-0000-000000000000"
+DBA, SRE = "U0DBA1", "U0SRE1"
 
 CONFIG = f"""
 [slack]
@@ -67,6 +71,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         connection.execute(text("UPDATE counters SET value = 0"))
     engine.dispose()
     return url
+
+
+@pytest.fixture
+def pagerduty() -> Iterator[PagerDutyReceiver]:
+    with PagerDutyReceiver(routing_keys=[ROUTING_KEY]) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def opsgenie() -> Iterator[OpsgenieReceiver]:
+    with OpsgenieReceiver(api_keys=[GENIE_KEY]) as receiver:
+        yield receiver
 
 
 @pytest.fixture

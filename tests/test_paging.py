@@ -21,12 +21,19 @@ from bot.paging.providers import RetryPolicy, Transport
 from handlers import paging_blocks
 from simulators.paging import OpsgenieReceiver, PagerDutyReceiver
 from simulators.slack import SlackSimulator
-from tests.conftest import ALICE, ANNOUNCE, BOB, RunningBot, start_bot
+from tests.conftest import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    DBA,
+    GENIE_KEY,
+    ROUTING_KEY,
+    SRE,
+    RunningBot,
+    start_bot,
+)
 
-ROUTING_KEY = "R0123456789ABCDEF0123456789ABCDE"
-GENIE_KEY = "00000000-0000-0000-0000-000000000000"
 WEBHOOK_SECRET = "pagerduty-webhook-secret-for-tests"
-DBA, SRE = "U0DBA1", "U0SRE1"
 
 CONFIG = f"""
 [slack]
@@ -49,16 +56,6 @@ pagerduty_webhook_secret = "{WEBHOOK_SECRET}"
 """
 
 
-@pytest.fixture
-def pagerduty() -> Iterator[PagerDutyReceiver]:
-    with PagerDutyReceiver(routing_keys=[ROUTING_KEY]) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def opsgenie() -> Iterator[OpsgenieReceiver]:
-    with OpsgenieReceiver(api_keys=[GENIE_KEY]) as receiver:
-        yield receiver
 
 
 @pytest.fixture

@@ -18,10 +18,18 @@ from bot.paging.providers import RetryPolicy, Transport
 from handlers import paging_blocks
 from simulators.paging import PagerDutyReceiver
 from simulators.slack import SlackSimulator
-from tests.conftest import ALICE, ANNOUNCE, BOB, CAROL, SIGNING_SECRET, RunningBot, start_bot
+from tests.conftest import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    CAROL,
+    DBA,
+    ROUTING_KEY,
+    SIGNING_SECRET,
+    RunningBot,
+    start_bot,
+)
 
-ROUTING_KEY = "R0123456789ABCDEF0123456789ABCDE"
-DBA = "U0DBA1"
 PARIS_OFFSET = timedelta(hours=1)  # November: Central European Time
 
 CONFIG = f"""
@@ -55,11 +63,6 @@ def paris(hour: int, minute: int, day: int = 12) -> datetime:
     """A wall-clock time in Paris on the example's day, as the aware UTC time the bot records."""
     return datetime(2023, 11, day, hour, minute, tzinfo=UTC) - PARIS_OFFSET
 
-
-@pytest.fixture
-def pagerduty() -> Iterator[PagerDutyReceiver]:
-    with PagerDutyReceiver(routing_keys=[ROUTING_KEY]) as receiver:
-        yield receiver
 
 
 class Replay:

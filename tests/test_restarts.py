@@ -37,16 +37,17 @@ from tests.conftest import (
     ALICE,
     ANNOUNCE,
     BOB,
+    DBA,
     GENERAL,
+    GENIE_KEY,
+    ROUTING_KEY,
     SIGNING_SECRET,
+    SRE,
     RunningBot,
     start_bot,
 )
 
 INCIDENT_BOT = str(Path(sys.executable).with_name("incident-bot"))
-ROUTING_KEY = "R0123456789ABCDEF0123456789ABCDE"
-GENIE_KEY = "00000000-0000-0000-0000-000000000000"
-DBA, SRE = "U0DBA1", "U0SRE1"
 
 
 def config(escalate_after: int, sev1_minutes: int) -> str:
@@ -71,16 +72,6 @@ status_update_minutes = {{ sev1 = {sev1_minutes}, sev2 = 30, sev3 = 60, sev4 = 2
 """
 
 
-@pytest.fixture
-def pagerduty() -> Iterator[PagerDutyReceiver]:
-    with PagerDutyReceiver(routing_keys=[ROUTING_KEY]) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def opsgenie() -> Iterator[OpsgenieReceiver]:
-    with OpsgenieReceiver(api_keys=[GENIE_KEY]) as receiver:
-        yield receiver
 
 
 @pytest.fixture

@@ -16,11 +16,10 @@ from bot.incidents.values import EntryKind
 from bot.paging.providers import RetryPolicy, Transport
 from simulators.paging import PagerDutyReceiver
 from simulators.slack import SlackSimulator
-from tests.conftest import ALICE, ANNOUNCE, BOB, RunningBot, start_bot
+from tests.conftest import ALICE, ANNOUNCE, BOB, ROUTING_KEY, RunningBot, start_bot
 from tests.tcp_proxy import TcpProxy
 from tests.test_timeline import message
 
-ROUTING_KEY = "R0123456789ABCDEF0123456789ABCDE"
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"

@@ -8,7 +8,6 @@ import threading
 import time
 from typing import Any
 
-
 from bot.incidents.values import EntryKind
 from handlers import timeline_view
 from tests.conftest import ALICE, BOB, CAROL, GENERAL, RunningBot
