@@ -218,7 +218,7 @@ def test_a_nul_character_in_a_message_is_recorded_without_it(bot: RunningBot) ->
 # --- Secrets: a whole incident, then every log line and everything sent anywhere is searched.
 
 BOT_TOKEN = "xoxb-4242-secret-bot-token-for-grep"
-APP_TOKEN = "xapp-1-A0GREP-secret-app-token-for-grep"
+APP_TOKEN = "xapp-1-fake-secret-app-token-for-grep"
 ROUTING_KEY = "RKgrepSecret0123456789abcdef0123"  # PagerDuty routing keys are 32 characters
 GENIE_KEY = "og-grep-secret-genie-key-5f1c2d3e"
 WEBHOOK_SECRET = "pd-webhook-secret-for-grep-7781"
