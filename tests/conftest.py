@@ -36,6 +36,17 @@ ROUTING_KEY = "R0123456789ABCDEF0123456789ABCDE"  # PagerDuty routing keys are 3
 GENIE_KEY = "00000000-0000-0000-0000-000000000000"
 DBA, SRE = "U0DBA1", "U0SRE1"
 
+
+def database_team(*members: str) -> str:
+    """The `[teams.database]` table the paging tests share: PagerDuty, and its Slack members (DBA)."""
+    listed = ", ".join(f'"{m}"' for m in members or (DBA,))
+    return f"""
+[teams.database]
+display_name = "Database team"
+pagerduty_routing_key = "{ROUTING_KEY}"
+slack_members = [{listed}]
+"""
+
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"

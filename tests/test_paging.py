@@ -30,6 +30,7 @@ from tests.conftest import (
     ROUTING_KEY,
     SRE,
     RunningBot,
+    database_team,
     start_bot,
 )
 
@@ -38,12 +39,7 @@ WEBHOOK_SECRET = "pagerduty-webhook-secret-for-tests"
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"
-
-[teams.database]
-display_name = "Database team"
-pagerduty_routing_key = "{ROUTING_KEY}"
-slack_members = ["{DBA}"]
-escalate_after_minutes = 10
+{database_team()}escalate_after_minutes = 10
 escalate_to = "sre"
 
 [teams.sre]

@@ -27,6 +27,7 @@ from tests.conftest import (
     ROUTING_KEY,
     SIGNING_SECRET,
     RunningBot,
+    database_team,
     start_bot,
 )
 
@@ -35,12 +36,7 @@ PARIS_OFFSET = timedelta(hours=1)  # November: Central European Time
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"
-
-[teams.database]
-display_name = "Database team"
-pagerduty_routing_key = "{ROUTING_KEY}"
-slack_members = ["{DBA}"]
-
+{database_team()}
 [postmortem]
 timezone = "Europe/Paris"
 """

@@ -40,10 +40,10 @@ from tests.conftest import (
     DBA,
     GENERAL,
     GENIE_KEY,
-    ROUTING_KEY,
     SIGNING_SECRET,
     SRE,
     RunningBot,
+    database_team,
     start_bot,
 )
 
@@ -54,12 +54,7 @@ def config(escalate_after: int, sev1_minutes: int) -> str:
     return f"""
 [slack]
 announce_channel = "{ANNOUNCE}"
-
-[teams.database]
-display_name = "Database team"
-pagerduty_routing_key = "{ROUTING_KEY}"
-slack_members = ["{DBA}"]
-escalate_after_minutes = {escalate_after}
+{database_team()}escalate_after_minutes = {escalate_after}
 escalate_to = "sre"
 
 [teams.sre]

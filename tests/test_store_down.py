@@ -16,35 +16,38 @@ from bot.incidents.values import EntryKind
 from bot.paging.providers import RetryPolicy, Transport
 from simulators.paging import PagerDutyReceiver
 from simulators.slack import SlackSimulator
-from tests.conftest import ALICE, ANNOUNCE, BOB, ROUTING_KEY, RunningBot, start_bot
+from tests.conftest import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    ROUTING_KEY,
+    RunningBot,
+    database_team,
+    start_bot,
+)
 from tests.tcp_proxy import TcpProxy
 from tests.test_timeline import message
 
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"
-
-[teams.database]
-display_name = "Database team"
-pagerduty_routing_key = "{ROUTING_KEY}"
-slack_members = ["{BOB}"]
-"""
+{database_team(BOB)}"""
 
 
 @pytest.fixture
-def proxied(tmp_path: Path, slack: SlackSimulator, database_url: str) -> Iterator[tuple[RunningBot, TcpProxy, PagerDutyReceiver]]:
+def proxied(tmp_path: Path, slack: SlackSimulator, database_url: str,
+            pagerduty: PagerDutyReceiver) -> Iterator[tuple[RunningBot, TcpProxy, PagerDutyReceiver]]:
     url = make_url(database_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    with PagerDutyReceiver(routing_keys=[ROUTING_KEY]) as pagerduty:
-        bot = start_bot(tmp_path, slack, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-                        CONFIG, env={"PAGERDUTY_EVENTS_URL": pagerduty.events_url},
-                        paging_transport=Transport(RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1), timeout=2))
-        try:
-            yield bot, proxy, pagerduty
-        finally:
-            proxy.restore()
-            bot.stop()
-            proxy.close()
+    bot = start_bot(tmp_path, slack, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+                    CONFIG, env={"PAGERDUTY_EVENTS_URL": pagerduty.events_url},
+                    paging_transport=Transport(RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1), timeout=2))
+    try:
+        yield bot, proxy, pagerduty
+    finally:
+        proxy.restore()
+        bot.stop()
+        proxy.close()
 
 
 def wait(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
