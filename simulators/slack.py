@@ -145,6 +145,10 @@ class SlackSimulator:
         self._users[bot_user_id] = self._user_object(
             bot_user_id, "incident-bot", "Incident Bot", "", is_bot=True, deleted=False, tz="UTC"
         )
+        # Every workspace has Slackbot; users.info answers `is_bot: false` for it, as Slack does.
+        self._users[SLACKBOT_ID] = self._user_object(
+            SLACKBOT_ID, "slackbot", "Slackbot", "Slackbot", is_bot=False, deleted=False, tz="America/Los_Angeles"
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -581,23 +585,42 @@ class SlackSimulator:
         return {"channel": self._conversation(ch), **result}
 
     def _conversations_invite(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Slack: conversations.invite, "Partially failed calls" and the `force` argument. Each user who
+        cannot be invited (the bot itself, an unknown id, a deactivated account, someone already in the
+        channel) is named in `errors` ({"user", "ok": false, "error"}), the first one's code is `error`.
+        Without `force`, one such user means nobody is invited, except that a deactivated ("removed")
+        user fails on their own and the others are still invited. With `force=true` the valid users are
+        invited and the invalid ones disregarded; the answer still names them (an assumption: Slack does
+        not document that answer's shape, so it is modelled on the removed-user case)."""
         ch = self._writable_channel(p)
         if ch.im_user:
             raise _SlackError("method_not_supported_for_channel_type")
         raw = p.get("users") or ""
         users = [u.strip() for u in (raw if isinstance(raw, list) else str(raw).split(",")) if u.strip()]
+        users = list(dict.fromkeys(users))
         if not users:
             raise _SlackError("no_user")
-        for user in users:
-            if user == self.bot_user_id:
-                raise _SlackError("cant_invite_self")
-            if user not in self._users:
-                raise _SlackError("user_not_found")
-        if all(u in ch.members for u in users):
-            errors = [{"user": u, "ok": False, "error": "already_in_channel"} for u in users]
-            raise _SlackError("already_in_channel", errors=errors)
-        ch.members.update(users)
+        errors = [{"user": u, "ok": False, "error": code} for u in users if (code := self._invite_error(ch, u))]
+        failing = {e["user"] for e in errors}
+        blocking = [e for e in errors if e["error"] != "cant_invite" or not self._is_deactivated(e["user"])]
+        if not blocking or _truthy(p.get("force")):
+            ch.members.update(u for u in users if u not in failing)
+        if errors:
+            raise _SlackError(errors[0]["error"], errors=errors)
         return {"channel": self._conversation(ch)}
+
+    def _invite_error(self, ch: _Channel, user: str) -> str | None:
+        """Why `user` cannot be invited to `ch` (Slack's per-user error code), or None."""
+        if user == self.bot_user_id:
+            return "cant_invite_self"
+        if user not in self._users:
+            return "user_not_found"
+        if self._users[user]["deleted"]:
+            return "cant_invite"
+        return "already_in_channel" if user in ch.members else None
+
+    def _is_deactivated(self, user: str) -> bool:
+        return bool(self._users.get(user, {}).get("deleted"))
 
     def _conversations_set_topic(self, p: dict[str, Any]) -> dict[str, Any]:
         ch = self._writable_channel(p)
@@ -1019,6 +1042,7 @@ class SlackSimulator:
 
 
 _WORKSPACE_URL = "https://simulated.slack.com/"
+SLACKBOT_ID = "USLACKBOT"  # Slackbot's fixed user id in every workspace
 _APP_ID = "A0INCBOT"
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 _CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")

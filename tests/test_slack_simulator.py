@@ -116,6 +116,37 @@ def test_invite_errors_and_success(sim: SlackSimulator, client: WebClient) -> No
     assert err.response["errors"] == [{"user": ALICE, "ok": False, "error": "already_in_channel"}]
 
 
+def test_invite_of_several_invites_nobody_when_one_fails_unless_forced(sim: SlackSimulator, client: WebClient) -> None:
+    """Slack: conversations.invite, "Partially failed calls": one bad id and nobody is invited; each
+    failing user is named in `errors`, the first one's code is `error`; `force=true` invites the rest."""
+    channel_id = client.conversations_create(name="inc-8")["channel"]["id"]
+    client.conversations_invite(channel=channel_id, users=ALICE)
+
+    err = slack_error(client.conversations_invite, channel=channel_id, users=[BOB, ALICE, "U0GHOST"])
+    assert err.response["error"] == "already_in_channel"
+    assert err.response["errors"] == [{"user": ALICE, "ok": False, "error": "already_in_channel"},
+                                      {"user": "U0GHOST", "ok": False, "error": "user_not_found"}]
+    assert sim.members(channel_id) == {"U0INCBOT", ALICE}  # Bob was valid, yet not invited
+
+    err = slack_error(client.conversations_invite, channel=channel_id, users=[BOB, ALICE, "U0INCBOT"], force=True)
+    assert [e["user"] for e in err.response["errors"]] == [ALICE, "U0INCBOT"]
+    assert sim.calls_to("conversations.invite")[-1].params["force"] in ("1", "true", True)
+    assert sim.members(channel_id) == {"U0INCBOT", ALICE, BOB}
+
+    assert client.conversations_invite(channel=channel_id, users=CAROL, force=True)["channel"]["num_members"] == 4
+
+
+def test_a_deactivated_user_fails_alone_and_the_others_are_invited(sim: SlackSimulator, client: WebClient) -> None:
+    """Slack: conversations.invite: users in a "removed" state fail, but all other users are invited."""
+    sim.add_user("U0GONE", "gone", deleted=True)
+    channel_id = client.conversations_create(name="inc-10")["channel"]["id"]
+
+    err = slack_error(client.conversations_invite, channel=channel_id, users=["U0GONE", ALICE])
+    assert err.response["error"] == "cant_invite"
+    assert err.response["errors"] == [{"user": "U0GONE", "ok": False, "error": "cant_invite"}]
+    assert sim.members(channel_id) == {"U0INCBOT", ALICE}
+
+
 def test_set_topic(sim: SlackSimulator, client: WebClient) -> None:
     channel_id = client.conversations_create(name="inc-9")["channel"]["id"]
     assert error_code(client.conversations_setTopic, channel=channel_id, topic="x" * 251) == "too_long"
@@ -241,6 +272,10 @@ def test_users_info(sim: SlackSimulator, client: WebClient) -> None:
     assert alice["tz"] == "Europe/Paris" and alice["tz_offset"] in (3600, 7200) and alice["is_bot"] is False
     assert client.users_info(user="U0INCBOT")["user"]["is_bot"] is True
     assert error_code(client.users_info, user="U0GHOST") == "user_not_found"
+    slackbot = client.users_info(user="USLACKBOT")["user"]  # every workspace has it, and Slack says it is no bot
+    assert (slackbot["name"], slackbot["is_bot"], slackbot["deleted"]) == ("slackbot", False, False)
+    sim.add_user("U0GONE", "gone", deleted=True)
+    assert client.users_info(user="U0GONE")["user"]["deleted"] is True
 
 
 def test_wrong_token_is_invalid_auth(sim: SlackSimulator) -> None:
