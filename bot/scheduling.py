@@ -74,9 +74,11 @@ class Scheduler:
         self._stopped = threading.Event()
         self._retry: threading.Timer | None = None
         self._changing = threading.Lock()  # held while adding or removing a job; see stop()
+        self._started = False  # start() was called (it may still be retrying)
+        self._store = SharedJobStore(engine=engine, tablename="apscheduler_jobs")
         workers = ThreadPoolExecutor(4, pool_kwargs={"initializer": _serve, "initargs": (self._handlers,)})
         self._scheduler = _BackgroundScheduler(
-            jobstores={"default": SharedJobStore(engine=engine, tablename="apscheduler_jobs")},
+            jobstores={"default": self._store},
             executors={"default": workers},
             # A job whose time passed while no process was running still runs, once, at start.
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -89,6 +91,7 @@ class Scheduler:
     def start(self, retry_every: float = 10.0) -> None:
         """Start now if the store answers; otherwise keep trying in the background, so the bot still
         serves (and says it is degraded) while its database is away."""
+        self._started = True
         try:
             self._scheduler.start()
         except Exception as error:
@@ -129,8 +132,14 @@ class Scheduler:
                 )
 
     def cancel(self, job_id: str) -> None:
+        """Remove a job. A Scheduler never started (the `resolve`/`close` CLI, beside a running `serve`
+        on the same database) removes it from the shared store directly, so no process runs it."""
         with self._changing, suppress(JobLookupError):
-            if not self._stopped.is_set():
+            if self._stopped.is_set():
+                return
+            if not self._started:
+                self._store.remove_job(job_id)
+            else:
                 self._scheduler.remove_job(job_id)
 
     def pending(self) -> list[str]:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.incidents.values import EntryKind, Role, Severity, Status
+from bot.incidents.values import OPERATOR, OPERATOR_NAME, EntryKind, Role, Severity, Status
 from bot.timeline import TimelineItem
 
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -28,6 +28,8 @@ class Wording:
     bot: str = "incident-bot"  # who the bot is, when it acted
 
     def who(self, actor_id: str | None) -> str:
+        if actor_id == OPERATOR:
+            return OPERATOR_NAME
         return self.person(actor_id) if actor_id else self.bot
 
 
@@ -74,6 +76,13 @@ def describe(item: TimelineItem, wording: Wording) -> str:
         case EntryKind.FOLLOWUP:
             owner = f" (owner: {wording.person(str(data['owner']))})" if data.get("owner") else ""
             return said(f"{who} added a follow-up{owner}")
+        case EntryKind.CHANNEL_ARCHIVED:
+            gone = "deleted" if data.get("deleted") else "archived"
+            if item.actor_id:
+                return f"{who} {gone} the incident channel"
+            return f"The incident channel was found {gone} (Slack answered `{data.get('seen')}`)"
+        case EntryKind.CHANNEL_UNARCHIVED:
+            return f"{who} unarchived the incident channel"
     return said(who)  # typed notes, whose kind is shown as their label
 
 

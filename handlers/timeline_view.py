@@ -85,6 +85,8 @@ ICONS = {
     EntryKind.DIAGNOSTIC: ":bar_chart:",
     EntryKind.DIAGNOSTIC_DENIED: ":no_entry_sign:",
     EntryKind.FOLLOWUP: ":ballot_box_with_check:",
+    EntryKind.CHANNEL_ARCHIVED: ":file_cabinet:",
+    EntryKind.CHANNEL_UNARCHIVED: ":open_file_folder:",
     **NOTE_ICONS,
 }
 

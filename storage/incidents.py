@@ -147,6 +147,7 @@ def snapshot(row: Incident) -> values.Incident:
         announcement_ts=row.announcement_ts,
         provisioned_at=row.provisioned_at,
         roles={values.Role(a.role): a.user_id for a in row.roles if a.ended_at is None},
+        channel_archived_at=row.channel_archived_at,
     )
 
 

@@ -94,6 +94,8 @@ class Incident(Base):
     provisioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last "post a status update" reminder: claimed before posting, so two processes remind once.
     status_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Since when Slack refuses posts in the channel (someone archived or deleted it); NULL once unarchived.
+    channel_archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="incident", order_by="RoleAssignment.id", cascade="all, delete-orphan"

@@ -175,6 +175,43 @@ class IncidentService:
     def mark_provisioned(self, incident_id: int) -> Incident:
         return self._update(incident_id, provisioned_at=self._clock.now())
 
+    # --- the channel archived (or deleted) in Slack, and back
+
+    def record_channel_archived(self, incident_id: int, *, by: str | None, seen: str, deleted: bool = False) -> Incident | None:
+        """Note that Slack no longer takes posts in the incident's channel, with a timeline entry.
+
+        `by`: who archived it (a Slack user id from the channel_archive event), None when the bot only
+        found out from Slack's answer; `seen`: how it was learnt ("event", or Slack's error code such as
+        "is_archived"). Returns the incident when this is news, None when it was already recorded (a
+        second event, an event retried, a later post refused the same way), so the news is told once.
+        """
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            row = store.by_id(session, incident_id, for_update=True)
+            if row is None:
+                raise IncidentNotFound(incident_id)
+            if row.channel_archived_at is not None:
+                return None
+            row.channel_archived_at = now
+            store.add_entry(session, row, EntryKind.CHANNEL_ARCHIVED, now, by, "",
+                            {"channel": row.channel_id, "seen": seen, "deleted": deleted})
+            session.flush()
+            return store.snapshot(row)
+
+    def record_channel_unarchived(self, incident_id: int, *, by: str | None) -> Incident | None:
+        """The channel takes posts again (someone unarchived it). None when it was not marked archived."""
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            row = store.by_id(session, incident_id, for_update=True)
+            if row is None:
+                raise IncidentNotFound(incident_id)
+            if row.channel_archived_at is None:
+                return None
+            row.channel_archived_at = None
+            store.add_entry(session, row, EntryKind.CHANNEL_UNARCHIVED, now, by, "", {"channel": row.channel_id})
+            session.flush()
+            return store.snapshot(row)
+
     # --- shown in Slack
 
     def mark_published(self, entry_id: int) -> None:

@@ -65,6 +65,9 @@ class EntryKind(StrEnum):
     DIAGNOSTIC = "diagnostic"
     DIAGNOSTIC_DENIED = "diagnostic_denied"
     FOLLOWUP = "followup"
+    # Someone archived (or deleted) the incident channel, or unarchived it: Slack refuses posts there meanwhile.
+    CHANNEL_ARCHIVED = "channel_archived"
+    CHANNEL_UNARCHIVED = "channel_unarchived"
     # `/incident note [kind] <text>`: the postmortem groups its timeline by these.
     NOTE = "note"
     DETECTION = "detection"
@@ -84,6 +87,11 @@ NOTE_KINDS = (
     EntryKind.RESOLUTION,
 )
 
+
+# Who acted when an operator ran `incident-bot resolve|close` from a shell: not a Slack user, so it is
+# never looked up in Slack, and reads as OPERATOR_NAME in the timeline, the channel and the postmortem.
+OPERATOR = "operator:cli"
+OPERATOR_NAME = "the operator (incident-bot CLI)"
 
 DEFAULT_SEVERITY = Severity.SEV3
 MAX_TITLE_LENGTH = 150
@@ -112,6 +120,7 @@ class Incident:
     announcement_ts: str | None = None
     provisioned_at: datetime | None = None
     roles: dict[Role, str] = field(default_factory=dict)  # current holder of each role
+    channel_archived_at: datetime | None = None  # archived or deleted in Slack, and not unarchived since
 
     @property
     def commander(self) -> str | None:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.followups import FollowupView
-from bot.incidents.values import EntryKind, Incident, Role, Status
+from bot.incidents.values import OPERATOR, OPERATOR_NAME, EntryKind, Incident, Role, Status
 from bot.paging.service import PageView
 from bot.timeline import TimelineItem, visible
 from bot.timeline_words import USER_ID, Wording, describe, severity_label
@@ -251,6 +251,8 @@ LABELS: dict[str, str] = {
     EntryKind.DIAGNOSTIC: "Diagnostic",
     EntryKind.DIAGNOSTIC_DENIED: "Diagnostic refused",
     EntryKind.FOLLOWUP: "Follow-up",
+    EntryKind.CHANNEL_ARCHIVED: "Channel archived",
+    EntryKind.CHANNEL_UNARCHIVED: "Channel unarchived",
     "watchdog_alert": "Detection (watchdog)",
     "watchdog_clear": "Watchdog all-clear",
 }
@@ -510,6 +512,8 @@ class _Names:
             return "someone"
         if user_id == self.bot_user_id:
             return "incident-bot"
+        if user_id == OPERATOR:
+            return OPERATOR_NAME
         return self._names.get(str(user_id), f"@{user_id}")
 
     def person(self, who: str) -> str:

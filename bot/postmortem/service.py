@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.config import Settings
 from bot.followups import followup_view
-from bot.incidents.values import Role
+from bot.incidents.values import OPERATOR, Role
 from bot.paging.service import page_view
 from bot.postmortem.draft import AlertRecord, IncidentRecord, RoleSpell, build
 from bot.postmortem.templates import (
@@ -205,7 +205,7 @@ class PostmortemService:
         """Names the store lacks, asked for once each (outside any transaction: it may call Slack)."""
         if self._lookup_name is None:
             return record
-        missing = set(record.people) - set(record.names) - {record.bot_user_id}
+        missing = set(record.people) - set(record.names) - {record.bot_user_id, OPERATOR}  # the operator is no Slack user
         found = {user_id: name for user_id in sorted(missing)[:MAX_NAME_LOOKUPS] if (name := self._lookup_name(user_id))}
         return replace(record, names={**record.names, **found}) if found else record
 
