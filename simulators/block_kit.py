@@ -58,6 +58,7 @@ TRUNCATION_MESSAGE = "[WARN] Your message was truncated but still posted. The `t
 
 def _all_subclasses(cls: type) -> list[type]:
     found: list[type] = []
+    sub: type
     for sub in cls.__subclasses__():
         found += [sub, *_all_subclasses(sub)]
     return found

@@ -15,6 +15,11 @@ can be exercised with an unmodified ``slack_sdk.WebClient``::
 
 It also stands in for a slash command's ``response_url``: see `response_url()`.
 
+Every message, response_url body and view is checked with simulators.block_kit (Slack's documented
+Block Kit limits plus block_id / action_id uniqueness) and refused as Slack refuses it:
+``invalid_blocks`` from chat.*, ``invalid_arguments`` from views.*, HTTP 400 ``invalid_blocks`` from a
+response_url; a text over 40,000 characters is posted cut, with Slack's ``message_truncated`` warning.
+
 File uploads work the way ``WebClient.files_upload_v2`` drives them: files.getUploadURLExternal hands
 out an upload URL on this server, the raw bytes are POSTed there (answered ``OK - <bytes>`` like
 files.slack.com), and files.completeUploadExternal turns them into a file shared in channels; see
@@ -28,9 +33,9 @@ with Slack's ``hello`` and carries envelopes both ways (`socket_send()`)::
     ack = sim.socket_send("slash_commands", {"command": "/incident", ...})
 
 Supported methods: apps.connections.open, auth.test,
-conversations.{create,info,join,invite,setTopic,archive},
+conversations.{create,info,join,invite,setTopic,archive,unarchive},
 chat.{postMessage,update,postEphemeral,getPermalink},
-files.{getUploadURLExternal,completeUploadExternal,info}, pins.{add,remove}, users.info,
+files.{getUploadURLExternal,completeUploadExternal,info}, pins.{add,remove}, users.info, usergroups.list,
 views.{open,update}.  Anything else answers HTTP 404 ``unknown_method``.
 """
 
@@ -59,6 +64,8 @@ from io import BufferedIOBase
 from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from simulators.block_kit import TEXT_MAX, TRUNCATION_MESSAGE, message_refusal, message_warnings, view_problems
 
 __all__ = ["ApiCall", "SlackSimulator"]
 
@@ -107,6 +114,7 @@ class SlackSimulator:
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, _Channel] = {}  # public/private channels and IMs
         self._ims: dict[str, str] = {}  # user id -> IM channel id
+        self._usergroups: dict[str, dict[str, Any]] = {}  # user group id -> usergroup object
         self._ephemerals: list[dict[str, Any]] = []
         self._views: dict[str, dict[str, Any]] = {}  # view id -> current view object
         self._uploads: dict[str, _Upload] = {}  # file id -> upload begun by files.getUploadURLExternal
@@ -129,6 +137,7 @@ class SlackSimulator:
             "conversations.invite": self._conversations_invite,
             "conversations.setTopic": self._conversations_set_topic,
             "conversations.archive": self._conversations_archive,
+            "conversations.unarchive": self._conversations_unarchive,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -139,6 +148,7 @@ class SlackSimulator:
             "pins.add": self._pins_add,
             "pins.remove": self._pins_remove,
             "users.info": self._users_info,
+            "usergroups.list": self._usergroups_list,
             "views.open": self._views_open,
             "views.update": self._views_update,
         }
@@ -293,6 +303,65 @@ class SlackSimulator:
             message = {"type": "message", "user": user, "text": text, "ts": self._next_ts(), "team": self.team_id}
             self._append_message(ch, message, thread_ts)
             return message["ts"]
+
+    def add_usergroup(
+        self, usergroup_id: str, handle: str, *, name: str | None = None, users: Iterable[str] = (),
+        disabled: bool = False, created_by: str = "USLACKBOT",
+    ) -> None:
+        """Add (or replace) a user group, mentioned in text as <!subteam^ID>; `disabled` ones have a
+        date_delete and are listed only with include_disabled (Slack: usergroups.list)."""
+        now = int(time.time())
+        group = {
+            "id": usergroup_id, "team_id": self.team_id, "is_usergroup": True, "is_subteam": True,
+            "name": name or handle, "description": "", "handle": handle, "is_external": False,
+            "date_create": now, "date_update": now, "date_delete": now if disabled else 0, "auto_type": None,
+            "auto_provision": False, "enterprise_subteam_id": "", "created_by": created_by, "updated_by": created_by,
+            "deleted_by": created_by if disabled else None, "prefs": {"channels": [], "groups": []},
+            "users": sorted(users),
+        }
+        with self._lock:
+            self._usergroups[usergroup_id] = group
+            self._used_ids.add(usergroup_id)
+
+    def archive_channel(self, channel_id: str, *, by: str) -> dict[str, Any]:
+        """A person archives a channel from the client. Slack then answers `is_archived` to every write
+        there, and takes the app's bot user out of it (so a bot token cannot unarchive it: see
+        conversations.unarchive). Returns the event Slack sends: `channel_archive` (public) or
+        `group_archive` (private), {"type", "channel", "user", "event_ts"}, for the test to deliver."""
+        with self._lock:
+            ch = self._channels[channel_id]
+            if ch.is_archived:
+                raise ValueError(f"{channel_id} is already archived")
+            ts = self._next_ts()
+            # What the client shows in the history: a message of subtype channel_archive.
+            ch.messages[ts] = {"type": "message", "subtype": "channel_archive", "user": by, "ts": ts,
+                               "text": f"<@{by}> archived the channel", "team": self.team_id}
+            self._archive(ch)
+            kind = "group_archive" if ch.is_private else "channel_archive"
+            return {"type": kind, "channel": ch.id, "user": by, "event_ts": ts}
+
+    def unarchive_channel(self, channel_id: str, *, by: str) -> dict[str, Any]:
+        """A person unarchives a channel: writes work again and that person is in it, the bot is not
+        (it has to join again). Returns `channel_unarchive` {"type", "channel", "user", "event_ts"}, or
+        `group_unarchive` for a private channel (which names the person as "actor_id")."""
+        with self._lock:
+            ch = self._channels[channel_id]
+            if not ch.is_archived:
+                raise ValueError(f"{channel_id} is not archived")
+            ch.is_archived = False
+            ch.members.add(by)
+            ts = self._next_ts()
+            if ch.is_private:
+                return {"type": "group_unarchive", "channel": ch.id, "actor_id": by, "event_ts": ts}
+            return {"type": "channel_unarchive", "channel": ch.id, "user": by, "event_ts": ts}
+
+    def delete_channel(self, channel_id: str, *, by: str) -> dict[str, Any]:
+        """A workspace admin deletes a channel: from then on every method answers `channel_not_found`.
+        Returns `channel_deleted` (or `group_deleted`) {"type", "channel", "actor_id", "event_ts"}."""
+        with self._lock:
+            ch = self._channels.pop(channel_id)
+            kind = "group_deleted" if ch.is_private else "channel_deleted"
+            return {"type": kind, "channel": ch.id, "actor_id": by, "event_ts": self._next_ts()}
 
     # -- scripting and inspection ------------------------------------------------------
 
@@ -449,6 +518,14 @@ class SlackSimulator:
             payload = None
         if not isinstance(payload, dict):
             return _Reply(400, b"invalid_payload", "text/plain; charset=utf-8", {})
+        # A response_url answers like an incoming webhook: the bare error code in a 400, no details
+        # (slackapi/java-slack-sdk#1017: "a 400 `invalid_blocks` ... There is no error message").
+        # Deleting the original needs no content.
+        refusal = None if _truthy(payload.get("delete_original")) else message_refusal(payload)
+        if refusal is not None:
+            return _Reply(400, refusal.error.encode(), "text/plain; charset=utf-8", {})
+        if message_warnings(payload):  # posted cut to 40,000 characters, like every way of posting
+            payload = {**payload, "text": str(payload["text"])[:TEXT_MAX]}
         with self._lock:
             self._responses.append((name, payload))
         return _Reply(200, b"ok", "text/plain; charset=utf-8", {})
@@ -638,8 +715,21 @@ class SlackSimulator:
             raise _SlackError("already_archived")
         if self.bot_user_id not in ch.members:
             raise _SlackError("not_in_channel")
-        ch.is_archived = True
+        self._archive(ch)
         return {}
+
+    def _conversations_unarchive(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Slack: conversations.unarchive. Its page warns "Bot tokens (xoxb-...) cannot currently be used
+        to unarchive conversations"; what they get is `not_in_channel` (undocumented, see
+        slack-go/slack#1066): archiving took the bot out. The bot token is the only one this simulator
+        serves Web API methods to, so an archived channel is never unarchived here (a person can:
+        `unarchive_channel`)."""
+        ch = self._channel_arg(p)
+        if ch.im_user:
+            raise _SlackError("method_not_supported_for_channel_type")
+        if not ch.is_archived:
+            raise _SlackError("not_archived")
+        raise _SlackError("not_in_channel")
 
     def _chat_post_message(self, p: dict[str, Any]) -> dict[str, Any]:
         ch = self._writable_channel(p, for_post=True)
@@ -653,7 +743,7 @@ class SlackSimulator:
         if attachments:
             message["attachments"] = attachments
         self._append_message(ch, message, str(p.get("thread_ts") or "") or None)
-        return {"channel": ch.id, "ts": message["ts"], "message": message}
+        return {"channel": ch.id, "ts": message["ts"], "message": message, **_truncation_notice(p)}
 
     def _chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel_arg(p)
@@ -675,7 +765,8 @@ class SlackSimulator:
                 else:
                     message.pop(key, None)
         message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
-        return {"channel": ch.id, "ts": message["ts"], "text": message["text"], "message": message}
+        return {"channel": ch.id, "ts": message["ts"], "text": message["text"], "message": message,
+                **_truncation_notice(p)}
 
     def _chat_post_ephemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         ch = self._writable_channel(p)
@@ -689,7 +780,7 @@ class SlackSimulator:
         self._ephemerals.append(
             {"channel": ch.id, "user": user, "text": text, "blocks": blocks or [], "message_ts": ts}
         )
-        return {"message_ts": ts}
+        return {"message_ts": ts, **_truncation_notice(p)}
 
     def _chat_get_permalink(self, p: dict[str, Any]) -> dict[str, Any]:
         ch = self._channel_arg(p)
@@ -795,6 +886,22 @@ class SlackSimulator:
             raise _SlackError("user_not_found")
         return {"user": user}
 
+    def _usergroups_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Every user group of the workspace, in no particular order; disabled ones only with
+        include_disabled, members only with include_users, user_count (a string, as in Slack's
+        example) only with include_count (Slack: usergroups.list)."""
+        groups = []
+        for group in self._usergroups.values():
+            if group["date_delete"] and not _truthy(p.get("include_disabled")):
+                continue
+            shown = {k: v for k, v in group.items() if k != "users"}
+            if _truthy(p.get("include_users")):
+                shown["users"] = list(group["users"])
+            if _truthy(p.get("include_count")):
+                shown["user_count"] = str(len(group["users"]))
+            groups.append(copy.deepcopy(shown))
+        return {"usergroups": groups}
+
     def _views_open(self, p: dict[str, Any]) -> dict[str, Any]:
         if p.get("view") in (None, ""):
             raise _invalid_arguments("missing required field: view")
@@ -860,21 +967,21 @@ class SlackSimulator:
         return ch, message
 
     def _message_content(self, p: dict[str, Any]) -> tuple[str, list[Any] | None, Any]:
-        """Validate text/blocks/attachments the way chat.* methods do."""
-        text = str(p.get("text") or "")
-        blocks = p.get("blocks")
-        attachments = p.get("attachments") or None
-        if blocks in ("", None):
-            blocks = None
-        elif not isinstance(blocks, list):
-            raise _SlackError("invalid_blocks_format")
-        elif problems := _block_problems(blocks, 50, "/blocks"):
-            raise _SlackError("invalid_blocks", response_metadata={"messages": problems})
-        if not (text or blocks or attachments):
-            raise _SlackError("no_text")
-        if len(text) > 40_000:
-            raise _SlackError("msg_too_long")
-        return text, blocks, attachments
+        """Validate text/blocks/attachments the way chat.* methods do (simulators.block_kit's rules).
+
+        Slack answers Block Kit problems with ``invalid_blocks``, the problems both bare in
+        ``errors`` and as ``response_metadata.messages`` (as seen from chat.postMessage); a text
+        over 40,000 characters is posted cut to 40,000 (see `_truncation_notice`).
+        """
+        refusal = message_refusal(p)
+        if refusal is not None:
+            extra: dict[str, Any] = {}
+            if refusal.messages:
+                extra = {"errors": [m.removeprefix("[ERROR] ") for m in refusal.messages],
+                         "response_metadata": {"messages": refusal.messages}}
+            raise _SlackError(refusal.error, **extra)
+        blocks = p.get("blocks") or None
+        return str(p.get("text") or "")[:TEXT_MAX], blocks, p.get("attachments") or None
 
     def _share_targets(self, p: dict[str, Any]) -> list[_Channel | str]:
         """Channels from `channel_id` and `channels` (user ids there mean a DM, opened only on success)."""
@@ -946,18 +1053,9 @@ class SlackSimulator:
     def _view_object(self, raw: Any, *, view_id: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
         if not isinstance(raw, dict):
             raise _invalid_arguments("must be an object [json-pointer:/view]")
-        problems = []
-        if raw.get("type") not in ("modal", "home"):
-            problems.append("[ERROR] must be one of: modal, home [json-pointer:/view/type]")
-        if raw.get("type") == "modal" and not raw.get("title"):
-            problems.append("[ERROR] missing required field: title [json-pointer:/view/title]")
-        blocks = raw.get("blocks", [])
-        if not isinstance(blocks, list):
-            problems.append("[ERROR] must be an array [json-pointer:/view/blocks]")
-        else:
-            problems += _block_problems(blocks, 100, "/view/blocks")
-        if problems:
+        if problems := view_problems(raw):  # views.* answer Block Kit problems as invalid_arguments
             raise _SlackError("invalid_arguments", response_metadata={"messages": problems})
+        blocks = raw["blocks"]
         return {
             "id": view_id, "team_id": self.team_id, "type": raw["type"], "title": raw.get("title"),
             "blocks": blocks, "close": raw.get("close"), "submit": raw.get("submit"),
@@ -978,6 +1076,10 @@ class SlackSimulator:
         ch = _Channel(channel_id, name, is_private, int(time.time()), creator, set(members))
         self._channels[channel_id] = ch
         return ch
+
+    def _archive(self, ch: _Channel) -> None:
+        ch.is_archived = True
+        ch.members.discard(self.bot_user_id)  # apps are taken out of an archived channel
 
     def _open_im(self, user_id: str) -> _Channel:
         if user_id not in self._ims:
@@ -1060,7 +1162,6 @@ _FILE_TYPES = {  # extension -> (filetype, pretty_type, mimetype) for UTF-8 cont
 }
 _BINARY_TYPE = ("binary", "Binary", "application/octet-stream")
 _SHARE_FIELDS = frozenset({"shares", "channels", "groups", "ims"})
-_BLOCK_TEXT_LIMITS = {"section": 3000, "header": 150}
 _HELLO = {
     "type": "hello", "num_connections": 1,
     "debug_info": {"host": "simulated", "build_number": 1, "approximate_connection_time": 18060},
@@ -1196,19 +1297,15 @@ def _invalid_arguments(problem: str) -> _SlackError:
     return _SlackError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {problem}"]})
 
 
-def _block_problems(blocks: list[Any], limit: int, pointer: str) -> list[str]:
-    """Block Kit validation messages in Slack's "[ERROR] … [json-pointer:…]" style."""
-    problems = []
-    if len(blocks) > limit:
-        problems.append(f"[ERROR] no more than {limit} items allowed [json-pointer:{pointer}]")
-    for i, block in enumerate(blocks):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            problems.append(f"[ERROR] missing required field: type [json-pointer:{pointer}/{i}]")
-            continue
-        cap, text = _BLOCK_TEXT_LIMITS.get(block["type"]), block.get("text")
-        if cap and isinstance(text, dict) and len(str(text.get("text", ""))) > cap:
-            problems.append(f"[ERROR] must be less than {cap + 1} characters [json-pointer:{pointer}/{i}/text/text]")
-    return problems
+def _truncation_notice(p: dict[str, Any]) -> dict[str, Any]:
+    """What chat.* adds to an ok answer when it cut the text (changelog 2018-04 "Truncating really long
+    messages"): ``response_metadata`` {"messages": [the [WARN] line], "warnings": ["message_truncated"]},
+    and the top-level ``warning`` every Web API warning comes with."""
+    warnings = message_warnings(p)
+    if not warnings:
+        return {}
+    return {"warning": ",".join(warnings),
+            "response_metadata": {"messages": [TRUNCATION_MESSAGE], "warnings": warnings}}
 
 
 def _upload_entries(raw: Any) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
@@ -212,15 +213,59 @@ def test_update_rejects_messages_from_humans(sim: SlackSimulator, client: WebCli
 def test_message_validation(sim: SlackSimulator, client: WebClient) -> None:
     channel_id = client.conversations_create(name="inc-5")["channel"]["id"]
     assert error_code(client.chat_postMessage, channel=channel_id) == "no_text"
-    assert error_code(client.chat_postMessage, channel=channel_id, text="x" * 40_001) == "msg_too_long"
     long_section = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
     err = slack_error(client.chat_postMessage, channel=channel_id, text="t", blocks=long_section)
     assert err.response["error"] == "invalid_blocks"
-    assert "/blocks/0/text/text" in err.response["response_metadata"]["messages"][0]
+    # As Slack answers: the problems bare in `errors`, and prefixed in response_metadata.messages.
+    assert err.response["errors"] == ["failed to match all allowed schemas [json-pointer:/blocks/0/text]",
+                                      "must be less than 3001 characters [json-pointer:/blocks/0/text/text]"]
+    assert err.response["response_metadata"]["messages"] == [f"[ERROR] {e}" for e in err.response["errors"]]
     too_many = [{"type": "divider"}] * 51
     assert error_code(client.chat_postMessage, channel=channel_id, text="t", blocks=too_many) == "invalid_blocks"
     assert error_code(client.chat_postMessage, channel="C0NOPE", text="t") == "channel_not_found"
     assert sim.messages(channel_id) == []
+
+
+def test_block_kit_refusals_post_nothing(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = sim.add_channel("inc-bk", members=[ALICE])
+    # /incident timeline page 2 as it once was: two buttons sharing an action_id in one block.
+    pages = [{"type": "actions", "block_id": "timeline_pages", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "◀ Earlier"}, "action_id": "page", "value": "1"},
+        {"type": "button", "text": {"type": "plain_text", "text": "Later ▶"}, "action_id": "page", "value": "3"}]}]
+    duplicate = '[ERROR] `action_id` "page" already exists [json-pointer:/blocks/0/elements/1/action_id]'
+    err = slack_error(client.chat_postMessage, channel=channel_id, text="Timeline", blocks=pages)
+    assert (err.response["error"], err.response["response_metadata"]["messages"]) == ("invalid_blocks", [duplicate])
+    err = slack_error(client.chat_postEphemeral, channel=channel_id, user=ALICE, text="Timeline", blocks=pages)
+    assert (err.response["error"], err.response["response_metadata"]["messages"]) == ("invalid_blocks", [duplicate])
+    assert sim.messages(channel_id) == [] and sim.ephemerals() == []
+
+    ts = client.chat_postMessage(channel=channel_id, text="Timeline")["ts"]
+    twice = [{"type": "divider", "block_id": "d"}, {"type": "divider", "block_id": "d"}]
+    err = slack_error(client.chat_update, channel=channel_id, ts=ts, text="Timeline", blocks=twice)
+    assert err.response["response_metadata"]["messages"] == [
+        '[ERROR] `block_id` "d" already exists [json-pointer:/blocks/1/block_id]']
+    assert "blocks" not in sim.messages(channel_id)[0] and "edited" not in sim.messages(channel_id)[0]
+    attachments = [{"text": "a"}] * 101
+    assert error_code(client.chat_postMessage, channel=channel_id, text="t", attachments=attachments) == \
+        "too_many_attachments"
+
+
+def test_text_over_40000_characters_is_posted_cut_with_a_warning(sim: SlackSimulator, client: WebClient) -> None:
+    channel_id = sim.add_channel("inc-long", members=[ALICE])
+    long_text = "x" * 40_000 + "tail"
+    resp = client.chat_postMessage(channel=channel_id, text=long_text)
+    assert resp["warning"] == "message_truncated"
+    assert resp["response_metadata"] == {
+        "messages": ["[WARN] Your message was truncated but still posted. "
+                     "The `text` field accepts up to 40,000 characters."],
+        "warnings": ["message_truncated"]}
+    assert sim.messages(channel_id)[0]["text"] == "x" * 40_000
+    updated = client.chat_update(channel=channel_id, ts=resp["ts"], text=long_text)
+    assert updated["warning"] == "message_truncated" and updated["text"] == "x" * 40_000
+    ephemeral = client.chat_postEphemeral(channel=channel_id, user=ALICE, text=long_text)
+    assert ephemeral["response_metadata"]["warnings"] == ["message_truncated"]
+    assert sim.ephemerals()[0]["text"] == "x" * 40_000
+    assert "warning" not in client.chat_postMessage(channel=channel_id, text="x" * 40_000)
 
 
 def test_not_in_channel_until_joined(sim: SlackSimulator, client: WebClient) -> None:
@@ -367,6 +412,40 @@ def test_views_open_and_update(sim: SlackSimulator, client: WebClient) -> None:
     assert updated["id"] == view["id"] and updated["callback_id"] == "declare2"
     assert [v["callback_id"] for v in sim.views()] == ["declare2"]
     assert error_code(client.views_update, view_id="V0NOPE", view=modal) == "not_found"
+
+
+def test_views_refuse_what_slack_refuses(sim: SlackSimulator, client: WebClient) -> None:
+    field = {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"},
+             "element": {"type": "plain_text_input", "action_id": "v"}}
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Declare an incident"},
+             "submit": {"type": "plain_text", "text": "Declare"}, "blocks": [field]}
+    view = client.views_open(trigger_id="1.2.3", view=modal)["view"]
+
+    long_title = {**modal, "title": {"type": "plain_text", "text": "Declare a new incident now"}}  # 26
+    err = slack_error(client.views_open, trigger_id="1.2.3", view=long_title)
+    assert (err.response["error"], err.response["response_metadata"]["messages"]) == (
+        "invalid_arguments", ["[ERROR] must be less than 25 characters [json-pointer:/view/title/text]"])
+    no_submit = {k: v for k, v in modal.items() if k != "submit"}
+    assert slack_error(client.views_open, trigger_id="1.2.3", view=no_submit).response["response_metadata"] == {
+        "messages": ["[ERROR] missing required field: submit [json-pointer:/view]"]}
+    twice = {**modal, "blocks": [field, field]}
+    err = slack_error(client.views_update, view_id=view["id"], view=twice)
+    assert err.response["response_metadata"]["messages"] == [
+        '[ERROR] `block_id` "title" already exists [json-pointer:/view/blocks/1/block_id]']
+    assert sim.views() == [view]  # nothing opened or changed by the refusals
+
+
+def test_response_url_refuses_invalid_blocks_like_a_webhook(sim: SlackSimulator) -> None:
+    webhook = WebhookClient(sim.response_url("declare"))  # what the bot answers slash commands with
+    too_long = [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}]
+    resp = webhook.send(text="SEV1", blocks=too_long)
+    assert (resp.status_code, resp.body) == (400, "invalid_blocks")
+    assert (webhook.send(text="").status_code, webhook.send(text="").body) == (400, "no_text")
+    assert sim.responses() == []
+    assert webhook.send_dict({"delete_original": True}).status_code == 200
+    long_text = webhook.send(text="y" * 40_001)
+    assert (long_text.status_code, long_text.body) == (200, "ok")
+    assert sim.responses("declare")[-1]["text"] == "y" * 40_000
 
 
 def begin_upload(client: WebClient, content: bytes, filename: str = "notes.txt", **kwargs) -> tuple[str, str]:
