@@ -1,0 +1,158 @@
+"""Slack's message markup read outside Slack (bot/slack_markup.py): every form Slack documents for
+message text ("Formatting text for app surfaces"), as Markdown and as plain text, and text that only
+looks like markup."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.slack_markup import (
+    ChannelLink,
+    DateToken,
+    Link,
+    Names,
+    Renderer,
+    SpecialMention,
+    Text,
+    UsergroupMention,
+    UserMention,
+    parse,
+    references,
+    to_markdown,
+    to_plain,
+)
+
+NAMES = Names(users={"U0DBA1": "Dana Bauer", "U0STAR": "*star*_dev"}, channels={"C0GENERAL": "general"},
+              usergroups={"S0SRE": "sre"})
+PARIS = ZoneInfo("Europe/Paris")
+FEB_18_2014 = 1392734382  # 2014-02-18 14:39:42 UTC, Slack's own example
+
+
+@pytest.mark.parametrize("text, markdown, plain", [
+    # People: the name known wins over the (legacy) label; the label when no name is known.
+    ("ask <@U0DBA1>", "ask Dana Bauer", "ask Dana Bauer"),
+    ("ask <@U0DBA1|dana>", "ask Dana Bauer", "ask Dana Bauer"),
+    ("ask <@U0BOB|bob>", "ask bob", "ask bob"),
+    ("ask <@W0NOBODY>", "ask a person (W0NOBODY)", "ask a person (W0NOBODY)"),
+    # Channels: the label wins; without one, the name known; else what it is, never a bare id.
+    ("see <#C0GENERAL>", "see #general", "see #general"),
+    ("see <#C0OPS|ops>", "see #ops", "see #ops"),
+    ("see <#C0SECRET|>", "see a channel (C0SECRET)", "see a channel (C0SECRET)"),
+    ("see <#C0UNKNOWN>", "see a channel (C0UNKNOWN)", "see a channel (C0UNKNOWN)"),
+    # User groups: the issue's `@@dba`, and handles looked up.
+    ("paging <!subteam^S1|@dba>", "paging @dba", "paging @dba"),
+    ("paging <!subteam^S1|dba>", "paging @dba", "paging @dba"),
+    ("paging <!subteam^S0SRE>", "paging @sre", "paging @sre"),
+    ("paging <!subteam^S0GONE>", "paging a user group (S0GONE)", "paging a user group (S0GONE)"),
+    # Special mentions, with and without a label.
+    ("<!here> look", "@here look", "@here look"),
+    ("<!here|here> <!channel> <!everyone|@everyone> <!group>", "@here @channel @everyone @channel",
+     "@here @channel @everyone @channel"),
+    # Links.
+    ("<https://status.example.com/x?a=1&amp;b=2>", "<https://status.example.com/x?a=1&b=2>", "https://status.example.com/x?a=1&b=2"),
+    ("<https://grafana.example.com/d/1|the dashboard>", "[the dashboard](https://grafana.example.com/d/1)",
+     "the dashboard (https://grafana.example.com/d/1)"),
+    ("<http://example.com|example.com>", "[example.com](http://example.com)", "example.com"),
+    ("<mailto:oncall@example.com|Mail on-call>", "[Mail on-call](mailto:oncall@example.com)", "Mail on-call (oncall@example.com)"),
+    ("<mailto:oncall@example.com>", "[oncall@example.com](mailto:oncall@example.com)", "oncall@example.com"),
+    # Entities: decoded once, so what people typed as text stays text.
+    ("R&amp;D &lt;3 a &gt; b", "R&D <3 a > b", "R&D <3 a > b"),
+    ("use &lt;b&gt; for bold", "use \\<b> for bold", "use <b> for bold"),
+    ("&amp;lt;@U0DBA1&amp;gt; is how Slack writes it", "\\&lt;@U0DBA1\\&gt; is how Slack writes it",
+     "&lt;@U0DBA1&gt; is how Slack writes it"),
+    ("&lt;@U0DBA1&gt; typed, not a mention", "<@U0DBA1> typed, not a mention", "<@U0DBA1> typed, not a mention"),
+])
+def test_every_form_reads_naturally(text: str, markdown: str, plain: str) -> None:
+    assert to_markdown(text, NAMES) == markdown
+    assert to_plain(text, NAMES) == plain
+
+
+@pytest.mark.parametrize("text, markdown, plain", [
+    ("a < b and c > d", "a < b and c > d", "a < b and c > d"),  # unbalanced, not markup
+    ("if x <5 then", "if x <5 then", "if x <5 then"),
+    ("trailing <@U0DBA1", "trailing <@U0DBA1", "trailing <@U0DBA1"),  # no closing bracket: not a mention
+    ("<<@U0DBA1>>", "\\<Dana Bauer>", "<Dana Bauer>"),  # nested-looking: the inner one is the mention
+    ("<>", "<>", "<>"),
+    ("<b>bold?</b>", "\\<b>bold?\\</b>", "<b>bold?</b>"),  # typed in a modal, which Slack does not escape
+    ("<javascript:alert(1)|click>", "\\<javascript:alert(1)|click>", "<javascript:alert(1)|click>"),
+    ("<@lowercase>", "<@lowercase>", "<@lowercase>"),  # not an id (nor HTML to a Markdown reader)
+    ("<!subteam^>", "\\<!subteam^>", "<!subteam^>"),
+])
+def test_text_that_only_looks_like_markup_stays_text(text: str, markdown: str, plain: str) -> None:
+    assert to_markdown(text, NAMES) == markdown
+    assert to_plain(text, NAMES) == plain
+
+
+def test_entities_inside_labels_and_urls_are_decoded() -> None:
+    text = "<https://x.example/?q=a&amp;b|R&amp;D &lt;team&gt;> <#C0OPS|ops&amp;dev> <!subteam^S1|@r&amp;d>"
+    assert to_plain(text) == "R&D <team> (https://x.example/?q=a&b) #ops&dev @r&d"
+    assert to_markdown(text) == "[R&D \\<team\\>](https://x.example/?q=a&b) #ops&dev @r&d"
+
+
+def test_markdown_significant_characters_in_names_and_labels_stay_text() -> None:
+    assert to_markdown("<@U0STAR>", NAMES) == "\\*star\\*\\_dev"
+    assert to_plain("<@U0STAR>", NAMES) == "*star*_dev"
+    assert to_markdown("<https://x.example|see [this] *now*>") == "[see \\[this\\] \\*now\\*](https://x.example)"
+    assert to_markdown("<#C0X|snake_case_name>") == "#snake_case_name"  # inside a word, `_` formats nothing
+    # A destination Markdown would cut short is percent-encoded.
+    assert to_markdown("<https://wiki.example/Page_(db)|runbook>") == "[runbook](https://wiki.example/Page_%28db%29)"
+
+
+def test_text_people_formatted_is_left_to_markdown() -> None:
+    """Slack's *bold* and `code` in what people typed are theirs: only the markup is translated."""
+    assert to_markdown("*restart* `pg` now, <@U0DBA1>", NAMES) == "*restart* `pg` now, Dana Bauer"
+
+
+@pytest.mark.parametrize("form, in_paris", [
+    ("{date_num} {time_secs}", "2014-02-18 15:39:42 UTC+01:00"),
+    ("{date}", "February 18, 2014"),
+    ("{date_short}", "Feb 18, 2014"),
+    ("{date_long}", "Tuesday, February 18, 2014"),
+    ("{date_pretty} at {time}", "February 18, 2014 at 15:39 UTC+01:00"),  # "today" would be wrong when read later
+    ("Posted {date_long_pretty}", "Posted Tuesday, February 18, 2014"),
+    ("{date_slash}", "18/02/2014"),
+    ("{ago}", "February 18, 2014 15:39 UTC+01:00"),
+])
+def test_a_date_is_written_in_the_drafts_zone_from_its_timestamp(form: str, in_paris: str) -> None:
+    text = f"<!date^{FEB_18_2014}^{form}|Feb 18th, 2014 6:39 AM PST>"
+    assert Renderer(NAMES, markdown=True, zone=PARIS).text(text) == in_paris
+    # Without a zone (pages, logs) the author's fallback text is what is shown.
+    assert to_plain(text) == "Feb 18th, 2014 6:39 AM PST"
+
+
+def test_a_date_with_a_link_an_unknown_token_or_no_usable_timestamp() -> None:
+    linked = f"<!date^{FEB_18_2014}^{{date_num}}^https://status.example.com/1|18 Feb>"
+    assert Renderer(markdown=True, zone=PARIS).text(linked) == "[2014-02-18](https://status.example.com/1)"
+    assert to_plain(linked) == "18 Feb"
+    assert Renderer(zone=PARIS).text(f"<!date^{FEB_18_2014}^{{fortnight}}|in a while>") == "in a while"
+    assert Renderer(zone=PARIS).text("<!date^soon^{date}|some day>") == "some day"
+    assert to_plain(f"<!date^{FEB_18_2014}^{{date_num}} {{time}}>") == "2014-02-18 14:39 UTC"  # no fallback: UTC
+    assert to_plain("<!date^soon^{date}>") == "<!date^soon^{date}>"  # nothing usable: shown as written
+
+
+def test_parse_gives_tokens_in_order() -> None:
+    tokens = parse("hi <@U1|a>, <#C1>, <!subteam^S1>, <!here>, <https://x|y>, <!date^5^{date}|then> &amp; bye")
+    assert tokens == [
+        Text("hi "), UserMention("U1", "a"), Text(", "), ChannelLink("C1"), Text(", "), UsergroupMention("S1"),
+        Text(", "), SpecialMention("here"), Text(", "), Link("https://x", "y"), Text(", "),
+        DateToken(5, "{date}", None, "then", "<!date^5^{date}|then>"), Text(" & bye"),
+    ]
+
+
+def test_references_name_what_needs_a_lookup() -> None:
+    found = references("<@U1> <@U2|bob> <#C1> <#C2|ops> <#C3|> <!subteam^S1> <!subteam^S2|@dba>", None, "<@U3>")
+    assert found.users == {"U1", "U2", "U3"}  # people always: the name known beats a legacy label
+    assert found.channels == {"C1", "C3"}
+    assert found.usergroups == {"S1"}
+
+
+def test_a_direct_message_is_said_so() -> None:
+    assert to_plain("<#D0DM|Direct Message>") == "a direct message"
+
+
+def test_plain_text_without_markup_is_returned_as_is() -> None:
+    text = "pool at 100% * _ [x](y) #hash"
+    assert to_markdown(text) is text and to_plain(text) is text
+    assert to_markdown(None) == "" and to_plain("") == ""
