@@ -15,8 +15,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.incidents.values import Incident
+from bot.invitations import Invitation
 from bot.paging.service import PageView, Requested, UnknownTeam
 from handlers import paging_blocks
+from handlers.invites import describe, invite
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -88,13 +90,18 @@ def page_unrecorded(services: Services, team: str, message: str | None, command:
         reached = [provider for provider, error in outcome.items() if error is None]
         failed = {provider: error for provider, error in outcome.items() if error is not None}
         members = services.paging.team(team).slack_members
-        mentions = " ".join(f"<@{m}>" for m in members)
+        invitations: list[Invitation] = []
+        slack_failed: list[str] = []
+        if members:
+            _best_effort(slack_failed, "inviting the team",
+                         lambda: invitations.append(invite(services.client, channel_id, members)))
         lines = [f":pager: <@{user_id}> paged *{name}*" + (f": {message}" if message else ""),
-                 f"Reached: {', '.join(reached) or 'no pager'}" + (f" · {mentions}" if mentions else "")]
+                 f"Reached: {', '.join(reached) or 'no pager'}"]
+        lines += [describe(invitation) for invitation in invitations]
+        lines += [f":warning: Slack failed at {step}: " + ", ".join(f"<@{m}>" for m in members) + " may not be in this channel."
+                  for step in slack_failed]
         lines += [f":x: {provider} failed: {error}" for provider, error in failed.items()]
         lines.append("_The bot's database is down: this page is not on the timeline. Acknowledge it in the pager._")
-        if members:
-            _invite(services, channel_id, members)
         _best_effort([], "telling the channel", lambda: services.client.chat_postMessage(channel=channel_id, text="\n".join(lines)))
         if response_url:
             verdict = f"reached {', '.join(reached)}" if reached else "no pager answered: call them"
@@ -126,8 +133,14 @@ def announce_and_deliver(services: Services, requested: Requested) -> None:
         if page.escalated_from_id is not None:
             _best_effort(failed, "announcing the escalation", lambda: services.client.chat_postMessage(
                 channel=channel, text=f":arrow_double_up: {page.message} Paging *{display}* now."))
+        invitations: list[Invitation] = []
         if team.slack_members:
-            _best_effort(failed, "inviting the team", lambda: _invite(services, channel, team.slack_members))
+            _best_effort(failed, "inviting the team",
+                         lambda: invitations.append(invite(services.client, channel, team.slack_members)))
+        if invitations:  # the page message says who is in the channel, and keeps saying it when refreshed
+            page = services.paging.record_invitation(page.id, invitations[0])
+            if invitations[0].failed:
+                log.warning("paging %s: could not invite %s", page.team, dict(invitations[0].failed))
         text, blocks = paging_blocks.page_message(page, display, team, incident.number)
         _best_effort(failed, "posting the page", lambda: services.paging.record_message(
             page.id, services.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"]))
@@ -226,14 +239,6 @@ def pagerduty_webhook(services: Services, body: bytes, signature: str | None) ->
     if result is not None:
         services.background.submit(result.page.incident_id, lambda: show_acknowledged(services, result.page, result.notify_errors))
     return 200, {"acknowledged": result is not None}
-
-
-def _invite(services: Services, channel: str, members: list[str]) -> None:
-    try:
-        services.client.conversations_invite(channel=channel, users=",".join(members))
-    except SlackApiError as error:
-        if error.response.get("error") != "already_in_channel":
-            log.warning("could not invite %s to %s: %s", members, channel, error.response.get("error"))
 
 
 def _best_effort(failed: list[str], step: str, action: Callable[[], object]) -> None:

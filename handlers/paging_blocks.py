@@ -7,6 +7,7 @@ from typing import Any
 from bot.config import TeamSection
 from bot.paging.service import PageView
 from handlers.blocks import slack_date
+from handlers.invites import describe
 
 ACKNOWLEDGE_ACTION = "page_acknowledge"
 RETRY_ACTION = "page_retry"
@@ -24,6 +25,8 @@ def page_message(page: PageView, display_name: str, team: TeamSection, incident_
     if page.message:
         lines.append(f">{page.message}")
     lines.append(f"Reaching: {reach(team)}")
+    if page.invitation is not None:
+        lines.append(describe(page.invitation))
     if page.deliveries:
         lines.append(" · ".join(
             f"{name}: :white_check_mark: sent" if d.get("ok") else f"{name}: :x: failed ({d.get('error')})"

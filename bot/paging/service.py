@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.config import TeamSection
 from bot.incidents.values import EntryKind, Incident, Severity
+from bot.invitations import Invitation
 from bot.paging.providers import Alert, Provider, ProviderError
 from bot.scheduling import Scheduler
 from storage import incidents as incident_store
@@ -29,6 +30,8 @@ from storage.models import Page
 log = logging.getLogger(__name__)
 
 ESCALATE = "escalate"
+# Kept in a page's `deliveries` beside the providers' outcomes: who its Slack invitation reached.
+INVITES = "slack_invites"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class PageView:
     escalated_at: datetime | None = None
     resolved_at: datetime | None = None
     slack_ts: str | None = None
+    invitation: Invitation | None = None  # who inviting the team's Slack members reached, once tried
 
     @property
     def is_open(self) -> bool:
@@ -280,6 +284,16 @@ class PagingService:
             self._arm_escalation(page)
         return len(armed)
 
+    def record_invitation(self, page_id: int, invitation: Invitation) -> PageView:
+        """Who inviting the team's Slack members to the channel reached (the latest attempt)."""
+        with transaction(self._sessions) as session:
+            page = store.by_id(session, page_id, for_update=True)
+            if page is None:
+                raise LookupError(page_id)
+            page.deliveries = {**(page.deliveries or {}), INVITES: invitation.as_json()}
+            session.flush()
+            return page_view(page)
+
     def record_message(self, page_id: int, ts: str) -> None:
         with transaction(self._sessions) as session:
             page = store.by_id(session, page_id, for_update=True)
@@ -356,6 +370,8 @@ def _job_id(page_id: int) -> str:
 
 
 def page_view(page: Page) -> PageView:
+    deliveries = dict(page.deliveries or {})
+    invited = deliveries.pop(INVITES, None)
     return PageView(
         id=page.id,
         incident_id=page.incident_id,
@@ -366,10 +382,11 @@ def page_view(page: Page) -> PageView:
         requested_by=page.requested_by,
         requested_at=page.requested_at,
         escalated_from_id=page.escalated_from_id,
-        deliveries=page.deliveries or {},
+        deliveries=deliveries,
         acknowledged_at=page.acknowledged_at,
         acknowledged_by=page.acknowledged_by,
         escalated_at=page.escalated_at,
         resolved_at=page.resolved_at,
         slack_ts=page.slack_ts,
+        invitation=Invitation.from_json(invited) if isinstance(invited, dict) else None,
     )
