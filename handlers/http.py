@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
@@ -60,6 +60,8 @@ class BotWsgiApp:
         except ValueError:
             return _refuse(start_response, "400 Bad Request", "bad Content-Length")
         body = environ["wsgi.input"].read(length) if length > 0 else b""
+        if _ssl_check(environ, body):  # unsigned by design, and nothing in it can be acted on
+            return _respond(start_response, "200 OK", "text/plain; charset=utf-8", b"")
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or ""
         signature = environ.get("HTTP_X_SLACK_SIGNATURE") or ""
         if not _signed(self._secret, body, timestamp, signature):
@@ -149,6 +151,28 @@ def _signed(secret: bytes, body: bytes, timestamp: str, signature: str) -> bool:
         return False
     expected = "v0=" + hmac.new(secret, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature)
+
+
+def _ssl_check(environ: dict[str, Any], body: bytes) -> bool:
+    """Slack's certificate check of a slash command's URL: `ssl_check=1` and, at most, the (deprecated)
+    verification `token`, form-encoded in a POST body (or, as Slack once sent it, a GET's query), sent
+    without a signature; Slack asks for a 200 and nothing else (Slack: "Implementing slash commands",
+    "SSL"; bolt-python answers it in slack_bolt/middleware/ssl_check/ssl_check.py, before verifying
+    signatures). Anything more, such as a command's fields beside `ssl_check=1`, is not one: it goes on
+    to the signature check like every other request."""
+    method, query = environ.get("REQUEST_METHOD", ""), environ.get("QUERY_STRING") or ""
+    if method == "POST" and not query and (environ.get("CONTENT_TYPE") or "").startswith("application/x-www-form-urlencoded"):
+        fields = body
+    elif method == "GET" and not body:
+        fields = query.encode("latin-1", "replace")
+    else:
+        return False
+    try:
+        pairs = parse_qsl(fields.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    names = [name for name, _ in pairs]
+    return len(names) == len(set(names)) and set(names) <= {"ssl_check", "token"} and ("ssl_check", "1") in pairs
 
 
 def _slack_shaped(body: bytes, content_type: str) -> bool:
