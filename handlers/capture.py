@@ -7,6 +7,7 @@ Events from channels that are no open incident's are acknowledged and dropped.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,8 @@ from slack_bolt import App, BoltContext
 from bot.incidents.commands import without_nul
 from bot.timeline import Captured, ChannelMessage, ts_to_datetime
 from handlers.services import Services
+
+log = logging.getLogger(__name__)
 
 CAPTURED_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
 KEY_EVENT_REACTIONS = {"pushpin"}
@@ -42,16 +45,31 @@ def register(app: App, services: Services) -> None:
     def on_message(event: dict[str, Any], key: str) -> None:
         subtype = event.get("subtype")
         if subtype == "message_changed":
-            message = _channel_message(event["message"], event["channel"], services.workspace_url)
-            if message is not None:
-                edited = (event["message"].get("edited") or {}).get("ts") or event.get("event_ts") or event["ts"]
-                stored(lambda: timeline.edit(message, ts_to_datetime(edited), key), "edit")
+            on_change(event, key)
         elif subtype == "message_deleted":
             if not _from_a_bot(event.get("previous_message") or {}):
                 deleted_at = ts_to_datetime(event.get("event_ts") or event["ts"])
                 stored(lambda: timeline.delete(event["channel"], event["deleted_ts"], deleted_at, key), "deletion")
         elif subtype in CAPTURED_SUBTYPES:
             capture(event, key)
+
+    def on_change(event: dict[str, Any], key: str) -> None:
+        """Slack: the `message_changed` event: `message` is the message as it reads now ("look for an
+        existing message with the same message.ts"), `previous_message` as it read before, with the same
+        ts. When `message` lacks its ts (or author), the previous message's are the same message's; an
+        event naming no message at all is logged and acknowledged (Slack would only send it again)."""
+        after, before = event.get("message") or {}, event.get("previous_message") or {}
+        if _from_a_bot(after) or _from_a_bot(before):
+            return
+        ts = after.get("ts") or before.get("ts")
+        changed = {**after, "ts": ts, "user": after.get("user") or before.get("user")}
+        message = _channel_message(changed, event.get("channel", ""), services.workspace_url) if ts else None
+        if message is None:
+            log.warning("message_changed in %s (event %s) not recorded: it names no %s", event.get("channel"), key,
+                        "message ts" if not ts else "author or channel")
+            return
+        edited = str((after.get("edited") or {}).get("ts") or event.get("event_ts") or event.get("ts") or ts)
+        stored(lambda: timeline.edit(message, ts_to_datetime(edited), key), "edit")
 
     def capture(event: dict[str, Any], key: str) -> None:
         message = _channel_message(event, event.get("channel", ""), services.workspace_url)
