@@ -16,6 +16,7 @@ from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind, Status
 from handlers import blocks, diagnostics, followups, paging, postmortems, timeline_view
+from handlers.assignees import Vetted, vet
 from handlers.logs import about
 from handlers.reporting import report_provisioning, report_publishing
 from handlers.services import Services
@@ -89,7 +90,12 @@ def register(app: App, services: Services) -> None:
                 if incident is None:
                     ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
                 elif isinstance(parsed, c.AddFollowup):
-                    answer(ack, followups.add_command(services, incident, parsed, user_id, request_key))
+                    vetted = vet(services, parsed.owner_id, "this follow-up's owner") if parsed.owner_id else Vetted()
+                    if vetted.refusal:
+                        ack(response_type="ephemeral", text=blocks.usage_error(vetted.refusal, c.USAGE["followup"]))
+                        return
+                    recorded = followups.add_command(services, incident, parsed, user_id, request_key)
+                    answer(ack, "\n".join(part for part in (recorded, vetted.caveat) if part) or None)
                 else:
                     answer(ack, postmortems.request_draft(services, incident, user_id, request_key, respond))
             case c.ListDiagnostics() | c.RunDiagnostic():
@@ -101,6 +107,13 @@ def register(app: App, services: Services) -> None:
                     return
                 text, page = timeline_view.render(incident, services.timeline.items(incident.id), 0, services.paging.display_name)
                 ack(response_type="ephemeral", text=text, blocks=page)
+            case c.AssignRole(role, person) if context.get("incident") is not None:
+                # Who Slack says this is, before the change's transaction opens.
+                vetted = vet(services, person, f"the {role.label.lower()}")
+                if vetted.refusal:
+                    ack(response_type="ephemeral", text=blocks.usage_error(vetted.refusal, c.USAGE["role"]))
+                    return
+                change(parsed, context.get("incident"), user_id, request_key, ack, respond, note=vetted.caveat)
             case _:
                 change(parsed, context.get("incident"), user_id, request_key, ack, respond)
 
@@ -129,8 +142,10 @@ def register(app: App, services: Services) -> None:
         services.background.submit(incident.id, provision, on_error=report_provisioning(services, incident.id, respond))
 
     def change(
-        command: c.IncidentCommand, incident: Any, user_id: str, request_key: str, ack: Ack, respond: Respond
+        command: c.IncidentCommand, incident: Any, user_id: str, request_key: str, ack: Ack, respond: Respond,
+        note: str | None = None,
     ) -> None:
+        """`note`: told to the person who asked once the change is stored."""
         if incident is None:
             ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
             return
@@ -144,7 +159,7 @@ def register(app: App, services: Services) -> None:
             case AlreadyDone():
                 ack()
             case Changed():
-                ack()
+                answer(ack, note)
                 services.background.submit(
                     incident.id,
                     lambda: services.publisher.publish(outcome),

@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.assignees import SlackUser
 from bot.people import People
 from handlers.background import Background
+from handlers.slack_client import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,21 @@ class UserDirectory:
         name = self.name_of(user_id)
         return None if name == f"<@{user_id}>" else name
 
+    def profile(self, user_id: str, client: WebClient | None = None) -> SlackUser | None:
+        """What Slack says about `user_id` now (users.info, never cached: a deactivation must count at
+        once); None when Slack answers `user_not_found`. Raises SlackApiError or OSError when Slack
+        cannot say. `client`: the instant one when an answer to Slack waits on this call."""
+        try:
+            user = (client or self._client).users_info(user=user_id)["user"]
+        except SlackApiError as error:
+            if slack_error(error) == "user_not_found":
+                return None
+            raise
+        name = _display_name(user, user_id)
+        with self._lock:
+            self._names[user_id] = (name, time.monotonic())
+        return SlackUser(user_id, name, deleted=bool(user.get("deleted")), is_bot=bool(user.get("is_bot")))
+
     def learn(self, user_id: str) -> None:
         """Make sure the store will know this person's name, without delaying the caller."""
         with self._lock:
@@ -59,9 +77,14 @@ class UserDirectory:
             with self._lock:
                 self._asked.discard(user_id)  # try again when this person next shows up
             return None
-        profile = user.get("profile") or {}
-        name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name") or user_id
+        name = _display_name(user, user_id)
         with self._lock:
             self._names[user_id] = (name, time.monotonic())
         self._people.remember(user_id, name)
         return name
+
+
+def _display_name(user: dict[str, Any], user_id: str) -> str:
+    """The name Slack shows (Slack: users.info, `profile.display_name`, else the real name, else the handle)."""
+    profile = user.get("profile") or {}
+    return str(profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name") or user_id)
