@@ -7,8 +7,15 @@ READ ONLY and every check runs in its own read-only transaction.
 What MySQL does not tell: there is no application name (connections are grouped by user and client host
 instead), an idle session's last statement is not kept, and a transaction that has not touched an
 InnoDB table yet is invisible to INNODB_TRX, so its session counts as plain idle. Other users' threads
-and InnoDB's tables need the PROCESS privilege. InnoDB refreshes INNODB_TRX only once it has gone unread
-for 0.1 s, so a server that something polls non-stop shows an older view.
+and InnoDB's tables need the PROCESS privilege.
+
+InnoDB's INNODB_TRX, INNODB_LOCKS and INNODB_LOCK_WAITS are one cached snapshot, refreshed only when
+nobody has read it for 0.1 s (MySQL manual, 'Persistence and Consistency of InnoDB Transaction and
+Locking Information'): read again within 0.1 s of any client's read, it still shows waits that have
+ended, and a server that something polls non-stop keeps showing them. PROCESSLIST is live. So the
+blocking check first makes sure the snapshot is newer than its own transaction (waiting out the 0.1 s
+once if not), keeps only waiters that are still running a statement, and says so when the snapshot
+stayed old.
 Needs MySQL 8 or MariaDB 10.2+ (window functions).
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, LiteralString
 
@@ -97,11 +105,13 @@ ORDER BY 5 DESC, p.ID
 LIMIT 10"""
 
 # Lock waits: MariaDB (and MySQL 5.7) in information_schema, MySQL 8 in performance_schema.
+# A row-lock wait happens inside a statement: a waiter that is gone or idle in the live PROCESSLIST is
+# a wait that has ended, however InnoDB's cached snapshot still shows it.
 _BLOCKING_COLUMNS: LiteralString = """
 SELECT DISTINCT r.trx_mysql_thread_id, pr.USER, TIMESTAMPDIFF(SECOND, r.trx_wait_started, NOW()),
        LEFT(r.trx_query, 2000), b.trx_mysql_thread_id, pb.USER, pb.COMMAND, LEFT(b.trx_query, 2000)"""
 _BLOCKING_SESSIONS: LiteralString = """
-LEFT JOIN information_schema.PROCESSLIST pr ON pr.ID = r.trx_mysql_thread_id
+JOIN information_schema.PROCESSLIST pr ON pr.ID = r.trx_mysql_thread_id AND pr.COMMAND IN ('Query', 'Execute')
 LEFT JOIN information_schema.PROCESSLIST pb ON pb.ID = b.trx_mysql_thread_id"""
 SQL_BLOCKING_INFORMATION_SCHEMA: LiteralString = f"""{_BLOCKING_COLUMNS}
 FROM information_schema.INNODB_LOCK_WAITS w
@@ -111,6 +121,16 @@ SQL_BLOCKING_PERFORMANCE_SCHEMA: LiteralString = f"""{_BLOCKING_COLUMNS}
 FROM performance_schema.data_lock_waits w
 JOIN information_schema.INNODB_TRX r ON r.trx_id = w.REQUESTING_ENGINE_TRANSACTION_ID
 JOIN information_schema.INNODB_TRX b ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID{_BLOCKING_SESSIONS}"""
+
+# A consistent snapshot makes InnoDB list this read-only transaction in INNODB_TRX (a plain one is
+# listed only once it reads an InnoDB table): seeing it there proves the cached snapshot is newer.
+SQL_BEGIN_LISTED: LiteralString = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+SQL_OWN_TRANSACTION_LISTED: LiteralString = """
+SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = CONNECTION_ID()"""
+TRX_CACHE_IDLE_SECONDS = 0.15  # InnoDB refreshes the snapshot once unread for 0.1 s; a margin on top
+STALE_LOCK_VIEW_NOTE = ("InnoDB's lock snapshot is older than this check: another client reads it more often "
+                        "than every 0.1 s, which stops InnoDB refreshing it. Waits that began since are missing "
+                        "and waits shown may have ended; run the check again in a moment")
 
 SQL_SETTINGS: LiteralString = "SHOW GLOBAL VARIABLES WHERE Variable_name IN %s"
 SETTINGS_COMMON = ("max_connections", "max_user_connections", "wait_timeout", "interactive_timeout",
@@ -329,6 +349,13 @@ def check_long_queries(connection: Connection) -> CheckResult:
 
 
 def check_blocking(connection: Connection) -> CheckResult:
+    """Row-lock waits, longest first, each with the session that blocks it.
+
+    Figures: blocked (sessions waiting), longest_wait_seconds (None when nobody waits). Only waiters
+    the live PROCESSLIST still shows running a statement are counted; a note says when InnoDB's
+    snapshot stayed older than the check (see the module docstring).
+    """
+    fresh = _lock_snapshot_is_fresh(connection)
     mysql8 = not is_mariadb(connection) and _mysql_major(connection) >= 8
     statement = SQL_BLOCKING_PERFORMANCE_SCHEMA if mysql8 else SQL_BLOCKING_INFORMATION_SCHEMA
     waits = _fetch(connection, "blocking", statement)
@@ -343,7 +370,24 @@ def check_blocking(connection: Connection) -> CheckResult:
                   ["blocked thread", "blocked user", "blocked for s", "blocked query", "blocking thread",
                    "blocking user", "blocking state", "blocking query"], rows)
     return CheckResult("blocking", _blocking_headline(rows, blocked, longest),
-                       {"blocked": blocked, "longest_wait_seconds": longest}, [table])
+                       {"blocked": blocked, "longest_wait_seconds": longest}, [table],
+                       [] if fresh else [STALE_LOCK_VIEW_NOTE])
+
+
+def _lock_snapshot_is_fresh(connection: Connection) -> bool:
+    """Whether InnoDB's cached transaction and lock snapshot was taken after this check began.
+
+    Starts the check's transaction so that InnoDB lists it, then looks for it. Missing means another
+    client read the snapshot within the last 0.1 s: wait that out once and look again. Still missing
+    means someone reads it non-stop and it will not be refreshed for us.
+    """
+    _fetch(connection, "blocking", SQL_BEGIN_LISTED)
+    for attempt in range(2):
+        if attempt:
+            time.sleep(TRX_CACHE_IDLE_SECONDS)
+        if _fetch(connection, "blocking", SQL_OWN_TRANSACTION_LISTED)[0][0]:
+            return True
+    return False
 
 
 def _blocking_headline(rows: list[list[Any]], blocked: int, longest: float | None) -> str:
