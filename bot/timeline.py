@@ -45,6 +45,15 @@ class ChannelMessage:
     thread_ts: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     permalink: str | None = None
+    # Messages it forwards (shares), as Slack attached them: [{author_id, author_name, channel_id,
+    # channel_name, ts, text (mrkdwn), from_url}], keys present only when Slack gave them. Stored in
+    # the entry's `data` as "shared".
+    shared: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing a reader could read: no text, no file, no forwarded message."""
+        return not self.text.strip() and not self.files and not self.shared
 
 
 class Captured(StrEnum):
@@ -344,6 +353,7 @@ def _content(message: ChannelMessage) -> dict[str, Any]:
         "thread_ts": message.thread_ts,
         "files": message.files or None,
         "permalink": message.permalink,
+        "data": {"shared": message.shared} if message.shared else None,
     }
 
 

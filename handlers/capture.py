@@ -73,6 +73,10 @@ def register(app: App, services: Services) -> None:
 
     def capture(event: dict[str, Any], key: str) -> None:
         message = _channel_message(event, event.get("channel", ""), services.workspace_url)
+        if message is not None and message.is_empty:  # an empty entry would only puzzle its readers
+            log.info("message %s in %s by %s not recorded: no text, file or forwarded message (event %s)",
+                     message.ts, message.channel_id, message.user_id, key)
+            return
         if message is not None and stored(lambda: timeline.capture(message, key), "message") is Captured.STORED:
             services.users.learn(message.user_id)
 
@@ -123,7 +127,29 @@ def _channel_message(message: dict[str, Any], channel_id: str, workspace_url: st
         thread_ts=thread_ts,
         files=files,
         permalink=permalink,
+        shared=_shared_messages(message.get("attachments")),
     )
+
+
+SHARED_FIELDS = ("author_id", "author_name", "channel_id", "channel_name", "ts", "from_url")
+
+
+def _shared_messages(attachments: object) -> list[dict[str, Any]]:
+    """The messages a message forwards. Slack puts a forwarded (shared) message in `attachments`, one
+    with `is_share: true`, its author (`author_id`, `author_name`), where it was (`channel_id`, and
+    `channel_name` when Slack names it), its `ts`, its mrkdwn `text` and `from_url`, its permalink;
+    the forwarding message's own `text` is often "". An attachment with `is_msg_unfurl` alone is the
+    preview of a message link already in the text, and other attachments are link previews: neither is
+    kept. (Undocumented by Slack; the shape as events carry it, e.g. slackapi/java-slack-sdk#1179.)"""
+    shared = []
+    for attachment in attachments if isinstance(attachments, list) else []:
+        if not isinstance(attachment, dict) or not attachment.get("is_share"):
+            continue
+        entry = {k: without_nul(str(attachment[k])) for k in SHARED_FIELDS if attachment.get(k)}
+        # `fallback` ("[August 29th, 2024 10:24 AM] lev: 123") only when there is no text.
+        entry["text"] = without_nul(str(attachment.get("text") or attachment.get("fallback") or ""))
+        shared.append(entry)
+    return shared
 
 
 def _from_a_bot(message: dict[str, Any]) -> bool:

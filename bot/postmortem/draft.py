@@ -9,15 +9,16 @@ obvious placeholder for the responders, never guessed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.followups import FollowupView
 from bot.incidents.values import OPERATOR, OPERATOR_NAME, EntryKind, Incident, Role, Status
 from bot.paging.service import PageView
+from bot.slack_markup import Names, Renderer
 from bot.timeline import TimelineItem, visible
 from bot.timeline_words import USER_ID, Wording, describe, severity_label
 
@@ -56,6 +57,10 @@ class IncidentRecord:
     followups: list[FollowupView] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # user id -> display name
     people: list[str] = field(default_factory=list)  # every user id the record mentions
+    channel_names: dict[str, str] = field(default_factory=dict)  # channel id -> name, for markup without a label
+    usergroup_handles: dict[str, str] = field(default_factory=dict)  # user group id -> handle, likewise
+    channels: list[str] = field(default_factory=list)  # channel ids named in markup without a label
+    usergroups: list[str] = field(default_factory=list)  # user group ids named in markup without a label
     team_names: dict[str, str] = field(default_factory=dict)  # team key -> display name
     bot_user_id: str | None = None
 
@@ -260,7 +265,9 @@ LABELS: dict[str, str] = {
 
 def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: datetime) -> Draft:
     incident = record.incident
-    names = _Names(record.names, record.bot_user_id)
+    names = _Names(record.names, record.bot_user_id, Renderer(Names(
+        users={**record.names, **({record.bot_user_id: "incident-bot"} if record.bot_user_id else {})},
+        channels=record.channel_names, usergroups=record.usergroup_handles), markdown=True, zone=zone))
 
     items = visible(record.items)
     recorded = [i.occurred_at for i in items] + [a.opened_at for a in record.alerts] + [incident.declared_at]
@@ -269,7 +276,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
     def at(moment: datetime) -> Moment:
         return Moment(moment, moment.astimezone(zone), marked)
 
-    wording = Wording(person=names.person, team=lambda key: record.team_names.get(key, key), text=lambda t: _plain(t, names))
+    wording = Wording(person=names.person, team=lambda key: record.team_names.get(key, key), text=names.text)
     entries = sorted(
         [*_alert_entries(record.alerts, at), *(_entry(item, at, names, wording) for item in items)],
         key=lambda e: e.moment.at,
@@ -279,21 +286,21 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
     end = at(end_at) if end_at else None
     return Draft(
         number=incident.number,
-        title=_plain(incident.title, names),
+        title=names.text(incident.title),
         version=version,
         drafted=at(drafted_at),
         zone=str(zone.key),
         status=incident.status.label,
         severity=incident.severity.label,
         severity_history=_severity_history(incident, items, at),
-        description=_plain(incident.description, names) if incident.description else None,
+        description=names.text(incident.description) if incident.description else None,
         start=at(start),
         start_reason=start_reason,
         end=end,
         end_reason=_end_reason(incident, items, names),
         duration=human_duration(end_at - start) if end_at else None,
         figures=_figures(incident, start, start_reason, items, record.pages, at, record.team_names),
-        resolution_summary=_plain(incident.resolution_summary, names) if incident.resolution_summary else None,
+        resolution_summary=names.text(incident.resolution_summary) if incident.resolution_summary else None,
         resolutions=[e for e in entries if e.kind == EntryKind.RESOLUTION],
         hypotheses=[e for e in entries if e.kind == EntryKind.HYPOTHESIS],
         misleading=[e for e in entries if e.kind == EntryKind.MISLEADING],
@@ -306,11 +313,11 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
         pages=_pages(record.pages, at, names, record.team_names),
         diagnostics=[
             DiagnosticLine(at(i.occurred_at), str(i.data.get("check", "")), str(i.data.get("target", "")),
-                           str(i.data.get("outcome", "")), _plain(i.text, names), names(i.actor_id))
+                           str(i.data.get("outcome", "")), names.text(i.text), names(i.actor_id))
             for i in items if i.kind is EntryKind.DIAGNOSTIC
         ],
         followups=[
-            FollowupLine(_plain(f.text, names), names(f.owner_id) if f.owner_id else None, at(f.created_at),
+            FollowupLine(names.text(f.text), names(f.owner_id) if f.owner_id else None, at(f.created_at),
                          names(f.created_by), at(f.done_at) if f.done_at else None, names(f.done_by) if f.done_by else None)
             for f in record.followups
         ],
@@ -448,10 +455,29 @@ def _entry(item: TimelineItem, at: ToMoment, names: _Names, wording: Wording) ->
         where = " (in a thread)" if item.is_reply else ""
         edited = " _(edited)_" if item.edited else ""
         files = "".join(f" 📎 {f.get('title') or f.get('name') or 'file'}" for f in item.files)
-        text = f"{who}{where}: {_plain(item.text, names)}{edited}{files}"
+        own = names.text(item.text)
+        shared = [s for s in item.data.get("shared") or [] if isinstance(s, dict)]
+        if own or files or not shared:
+            text = f"{who}{where}: {own}{edited}{files}" + "".join(f"\n> Forwarded {_forwarded(s, names)}" for s in shared)
+        else:  # only the forwarded message: say so first
+            text = f"{who}{where}{edited} forwarded {_forwarded(shared[0], names)}" + "".join(
+                f"\n> Forwarded {_forwarded(s, names)}" for s in shared[1:])
     else:
         text = describe(item, wording)
     return Entry(at(item.occurred_at), item.kind.value, label, text, who, item.key_event)
+
+
+def _forwarded(share: dict[str, Any], names: _Names) -> str:
+    """A forwarded (shared) message as captured (handlers/capture.py): "a message from Bob in #general
+    ([original](…)):" and its text quoted below, line by line, so it reads as quoted in Markdown."""
+    markup = names.markup
+    author = str(share.get("author_id") or "")
+    who = markup.user(author, share.get("author_name")) if author else markup.text(str(share.get("author_name") or "")) or "someone"
+    channel = str(share.get("channel_id") or "")
+    where = f" in {markup.channel(channel, share.get('channel_name'))}" if channel else ""
+    link = f" ([original]({share['from_url']}))" if share.get("from_url") else ""
+    quoted = "".join(f"\n> {line}" for line in markup.text(str(share.get("text") or "")).splitlines())
+    return f"a message from {who}{where}{link}:{quoted}"
 
 
 # --- People.
@@ -501,11 +527,14 @@ def _pages(pages: list[PageView], at: ToMoment, names: _Names, team_names: dict[
 
 
 class _Names:
-    """User ids to names; an unknown id shows as @id rather than being dropped."""
+    """User ids to names; an unknown id shows as @id rather than being dropped. `text` renders Slack
+    markup in recorded text as Markdown, with the names the draft knows (bot/slack_markup.py)."""
 
-    def __init__(self, names: dict[str, str], bot_user_id: str | None) -> None:
+    def __init__(self, names: dict[str, str], bot_user_id: str | None, markup: Renderer) -> None:
         self._names = names
         self.bot_user_id = bot_user_id
+        self.markup = markup
+        self.text = markup.text
 
     def __call__(self, user_id: object) -> str:
         if not user_id:
@@ -519,31 +548,3 @@ class _Names:
     def person(self, who: str) -> str:
         """A user id resolved to a name; anything else (a name PagerDuty sent) as it is."""
         return self(who) if USER_ID.fullmatch(who) else who
-
-
-# --- Slack mrkdwn to plain Markdown.
-
-_MARKUP = re.compile(r"<([@#!])?([^<>|]+)(?:\|([^<>]*))?>")
-_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
-
-
-def _plain(text: str | None, names: _Names) -> str:
-    """Slack's markup in words: <@U1> becomes the person's name, <#C1|x> becomes #x, links become
-    Markdown links; entities are unescaped last, so text people typed as `<b>` stays text."""
-    if not text or ("<" not in text and "&" not in text):
-        return text or ""
-
-    def replace(match: re.Match[str]) -> str:
-        sigil, target, label = match.groups()
-        if sigil == "@":
-            return label or names(target)
-        if sigil == "#":
-            return f"#{label or target}"
-        if sigil == "!":
-            return f"@{(label or target).split('^')[0]}"
-        return f"[{label}]({target})" if label else target
-
-    text = _MARKUP.sub(replace, text)
-    for entity, character in _ENTITIES:
-        text = text.replace(entity, character)
-    return text
