@@ -22,6 +22,7 @@ from bot.incidents.values import EntryKind, Incident, Severity
 from bot.invitations import Invitation
 from bot.paging.providers import Alert, Provider, ProviderError
 from bot.scheduling import Scheduler
+from bot.slack_markup import to_plain
 from storage import incidents as incident_store
 from storage import paging as store
 from storage.database import transaction
@@ -158,6 +159,7 @@ class PagingService:
         provider's error, or None where it went out."""
         if team not in self._teams:
             raise UnknownTeam(team, self.team_names())
+        message = to_plain(message)  # read in PagerDuty or Opsgenie: no Slack markup
         summary = f"[SEV1] #{channel_name}: " + (message or "paged from Slack") + " (incident-bot's database is down)"
         alert = Alert(
             key=f"incident-bot-{channel_id}-{team}", summary=summary, severity=Severity.SEV1, source="incident-bot",
@@ -301,9 +303,12 @@ class PagingService:
                 page.slack_ts = ts
 
     def alert(self, incident: Incident, page: PageView) -> Alert:
-        summary = f"[{incident.severity.label}] Incident {incident.number}: {incident.title}"
-        if page.message:
-            summary += f" — {page.message}"
+        """What PagerDuty and Opsgenie show, to people outside Slack: Slack markup in the title and
+        message as plain text (`<@U1|dana>` reads "dana", `&amp;` reads "&"; bot.slack_markup)."""
+        title, message = to_plain(incident.title), to_plain(page.message)
+        summary = f"[{incident.severity.label}] Incident {incident.number}: {title}"
+        if message:
+            summary += f" — {message}"
         link = self._link_for(incident)
         return Alert(
             key=page.dedup_key,
@@ -314,11 +319,11 @@ class PagingService:
             timestamp=page.requested_at,
             details={
                 "incident": str(incident.number),
-                "title": incident.title,
+                "title": title,
                 "severity": incident.severity.label,
                 "status": incident.status.label,
                 "team": page.team,
-                "message": page.message,
+                "message": message,
             },
             link=link,
             link_text=f"#{incident.channel_name}" if incident.channel_name else None,
