@@ -38,10 +38,18 @@ STORY_IN_THE_DRAFT = [
 NEEDS_THE_LEAK = ("Detection (watchdog)", "Diagnostic")
 
 
-def leaked_connections() -> int:
+def leaked_connections(settle: float = 3.0) -> int:
+    """The demo's leaked connections the server still lists, once it has had up to `settle` seconds to
+    drop closed ones: a backend leaves pg_stat_activity a moment after its client hangs up, not at once."""
+    deadline = time.monotonic() + settle
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (demo.LEAK_APP,)).fetchone()
-        return int(row[0]) if row else 0
+        while True:
+            row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                                (demo.LEAK_APP,)).fetchone()
+            count = int(row[0]) if row else 0
+            if count == 0 or time.monotonic() > deadline:
+                return count
+            time.sleep(0.05)
 
 
 def drafted(out: str) -> tuple[Path, str]:

@@ -68,11 +68,18 @@ def leak() -> Iterator[Leak]:
     opened.close()
 
 
-def diagnostics_sessions() -> int:
+def diagnostics_sessions(settle: float = 3.0) -> int:
+    """How many diagnostics sessions the server lists, once it has had up to `settle` seconds to drop
+    closed ones: a backend leaves pg_stat_activity a moment after its client hangs up, not at once."""
+    deadline = time.monotonic() + settle
     with psycopg.connect(PG, autocommit=True) as admin:
-        return admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'incident-bot-diagnostics'"
-        ).fetchone()[0]
+        while True:
+            count = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'incident-bot-diagnostics'"
+            ).fetchone()[0]
+            if count == 0 or time.monotonic() > deadline:
+                return count
+            time.sleep(0.05)
 
 
 @pytest.fixture
