@@ -21,9 +21,9 @@ Two layers:
 * slack_sdk's models (`Block.parse(...).to_dict()`, `View(**view).to_dict()`, which run every
   ``validate_json`` down the tree) as a safety net for what the walk does not spell out; their
   refusal is reported at the block (or view) pointer. They miss, among others: text-object
-  emptiness and the 3,000 cap, plain_text-only positions, section fields' 2,000 each, context
-  elements ≤10 (they count only in the block's own class), checkbox/radio options ≤10,
-  plain_text_input min/max_length ranges, duplicate block_id / action_id, ``submit`` with inputs.
+  emptiness and the 3,000 cap, plain_text-only positions, section fields' 2,000 each,
+  checkbox/radio options ≤10 (documented, not checked), plain_text_input min/max_length ranges,
+  duplicate block_id / action_id, ``submit`` with inputs.
 
 Lengths count Python characters (code points) of the text as sent, i.e. after the bot's own
 words and after escaping (``&`` travels as ``&amp;`` and counts 5).
