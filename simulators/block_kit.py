@@ -42,7 +42,7 @@ from slack_sdk.models.views import View
 
 __all__ = [
     "MESSAGE_BLOCKS_MAX", "TEXT_MAX", "TRUNCATION_MESSAGE", "VIEW_BLOCKS_MAX", "Refusal",
-    "message_problems", "message_refusal", "message_warnings", "view_problems",
+    "ack_problems", "message_problems", "message_refusal", "message_warnings", "view_problems",
 ]
 
 MESSAGE_BLOCKS_MAX = 50  # Block Kit reference "Blocks": "up to 50 blocks in each message"
@@ -132,6 +132,23 @@ def message_warnings(payload: Mapping[str, Any]) -> list[str]:
     and the answer carries ``response_metadata.warnings: ["message_truncated"]``.
     """
     return ["message_truncated"] if len(str(payload.get("text") or "")) > TEXT_MAX else []
+
+
+def ack_problems(answer: object) -> list[str]:
+    """What Slack would refuse in an acknowledgement's body ([] when it would show it, or when the
+    body carries nothing to show).
+
+    A slash command's or block action's ack (HTTP 200 JSON, or a Socket Mode envelope's `payload`)
+    is read as a message (`text`/`blocks`); a view submission's is a `response_action`, whose
+    "update"/"push" carry a view (Block Kit reference "Modals": "Responding to view submissions").
+    """
+    if not isinstance(answer, Mapping):
+        return []
+    if answer.get("response_action") in ("update", "push"):
+        return view_problems(answer.get("view") or {})
+    if "text" in answer or "blocks" in answer:
+        return message_problems(answer)
+    return []
 
 
 def view_problems(view: Mapping[str, Any]) -> list[str]:

@@ -65,7 +65,14 @@ from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from simulators.block_kit import TEXT_MAX, TRUNCATION_MESSAGE, message_refusal, message_warnings, view_problems
+from simulators.block_kit import (
+    TEXT_MAX,
+    TRUNCATION_MESSAGE,
+    ack_problems,
+    message_refusal,
+    message_warnings,
+    view_problems,
+)
 
 __all__ = ["ApiCall", "SlackSimulator"]
 
@@ -253,7 +260,10 @@ class SlackSimulator:
         with self._socket_changed:
             if not self._socket_changed.wait_for(lambda: envelope_id in self._acks, timeout):
                 raise AssertionError(f"no ack for {envelope_type} envelope {envelope_id} within {timeout:g}s")
-            return self._acks.pop(envelope_id)
+            ack = self._acks.pop(envelope_id)
+        if problems := ack_problems(ack.get("payload")):  # Slack would show the user nothing
+            raise AssertionError("Slack would refuse this acknowledgement: " + "; ".join(problems))
+        return ack
 
     # -- workspace set-up ----------------------------------------------------------
 

@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from simulators.block_kit import ack_problems
+
 _sequence = itertools.count(1)
 
 
@@ -135,7 +137,9 @@ class SlackRequests:
         if retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(retry_num)
             headers["X-Slack-Retry-Reason"] = "http_timeout"
-        return Sent(body, content_type, self._http.post(self.events_url, content=body, headers=headers))
+        response = self._http.post(self.events_url, content=body, headers=headers)
+        refuse_invalid_ack(response)
+        return Sent(body, content_type, response)
 
     def retry(self, sent: Sent, retry_num: int = 1) -> Sent:
         """Send the same body again, as Slack does when it heard no answer in time."""
@@ -144,3 +148,21 @@ class SlackRequests:
     def sign(self, body: bytes, timestamp: int) -> str:
         base = b"v0:" + str(timestamp).encode() + b":" + body
         return "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def refuse_invalid_ack(response: httpx.Response) -> None:
+    """Fail loudly when the app acknowledged with a body Slack would not show.
+
+    Slack reads a 200 answer's JSON as a message (a slash command's or a block action's ack:
+    `text`/`blocks`) or, for a view submission, as a `response_action` with a view; the user sees
+    nothing when it breaks Block Kit's rules, and the app never hears of it. Checking here puts that
+    whole kind of bug in front of the tests. Raises AssertionError with Slack's own wording.
+    """
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith("application/json"):
+        return
+    try:
+        answer = response.json()
+    except ValueError:
+        return
+    if problems := ack_problems(answer):
+        raise AssertionError("Slack would refuse this acknowledgement: " + "; ".join(problems))

@@ -10,6 +10,7 @@ import pytest
 from simulators.block_kit import (
     TEXT_MAX,
     Refusal,
+    ack_problems,
     message_problems,
     message_refusal,
     message_warnings,
@@ -284,3 +285,26 @@ def test_unknown_surface_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="surface"):
         message_problems({"text": "t"}, surface="canvas")
     assert message_problems(message(*[{"type": "divider"}] * 100), surface="modal") == []
+
+
+# --- acknowledgements: Slack shows an ack's body as a message (or a view), under the same rules
+
+
+def test_an_ack_with_nothing_to_show_is_fine() -> None:
+    assert ack_problems({}) == []
+    assert ack_problems(None) == []
+    assert ack_problems({"response_action": "errors", "errors": {"title": "Too long"}}) == []
+
+
+def test_an_ack_message_is_held_to_the_message_rules() -> None:
+    button = {"type": "button", "text": {"type": "plain_text", "text": "Go"}, "action_id": "same"}
+    refused = {"text": "page 2", "blocks": [{"type": "actions", "elements": [button, {**button}]}]}
+    assert any("already exists" in p for p in ack_problems(refused))
+    assert ack_problems({"response_type": "ephemeral", "text": "ok"}) == []
+
+
+def test_a_view_submission_ack_is_held_to_the_view_rules() -> None:
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "x" * 25}, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]}
+    assert ack_problems({"response_action": "update", "view": view})
+    assert ack_problems({"response_action": "push", "view": {**view, "title": {"type": "plain_text", "text": "ok"}}}) == []
