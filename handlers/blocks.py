@@ -2,6 +2,8 @@
 
 Titles and texts are kept as Slack sends slash-command text (mrkdwn with `&`, `<`, `>` escaped, mentions
 as markup), so they are shown as they are; the declare form escapes its plain-text input on the way in.
+Every message is built from handlers.mrkdwn's pieces, so none passes a Slack limit whatever was typed:
+long text is split over sections (the summary) or shortened visibly, never cut inside markup.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from typing import Any
 from bot.incidents.commands import help_text
 from bot.incidents.service import Changed
 from bot.incidents.values import (
+    MAX_TEXT_LENGTH,
     MAX_TITLE_LENGTH,
     NOTE_KINDS,
+    OPERATOR,
+    OPERATOR_NAME,
     EntryKind,
     Incident,
     Role,
     Severity,
     Status,
 )
-
-Block = dict[str, Any]
+from handlers import mrkdwn
+from handlers.mrkdwn import Block
 NameOf = Callable[[str], str]  # user id -> a display name, for places where mentions do not render
 
 SEVERITY_ICON = {
@@ -31,8 +36,10 @@ SEVERITY_ICON = {
     Severity.SEV3: ":large_yellow_circle:",
     Severity.SEV4: ":white_circle:",
 }
-MAX_TOPIC = 250  # Slack's limit for a channel topic
+MAX_TOPIC = mrkdwn.TOPIC
+MAX_DESCRIPTION = MAX_TEXT_LENGTH  # what the form takes, before escaping (up to 5 times as long after)
 DECLARE_CALLBACK = "incident_declare"
+ARCHIVED = " (:file_cabinet: archived: `incident-bot resolve|close` ends it)"  # after the channel in `/incident list`
 RETRY_PROVISION_ACTION = "incident_retry_provision"
 
 
@@ -55,21 +62,28 @@ def slack_date(moment: datetime) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
 
 
+def actor(actor_id: str) -> str:
+    """Who made a change: a mention, or the operator when it came from `incident-bot resolve|close`."""
+    return OPERATOR_NAME if actor_id == OPERATOR else f"<@{actor_id}>"
+
+
 def mention(user_id: str | None) -> str:
     return f"<@{user_id}>" if user_id else "_unassigned_"
 
 
 def topic(incident: Incident, name_of: NameOf) -> str:
-    commander = name_of(incident.commander) if incident.commander else "none yet"
+    commander = mrkdwn.escape(name_of(incident.commander)) if incident.commander else "none yet"  # a name, plain text
     text = (
         f"{incident.severity.label} · {incident.status.label} · Commander: {commander} · "
         f"Incident {incident.number}: {incident.title}"
     )
-    return text if len(text) <= MAX_TOPIC else text[: MAX_TOPIC - 1] + "…"
+    return mrkdwn.clip(text, MAX_TOPIC)
 
 
 def summary(incident: Incident) -> tuple[str, list[Block]]:
-    """The pinned summary message, kept current in place."""
+    """The pinned summary message, kept current in place. Nothing is left out: a description or
+    resolution longer than one section (the form's 2,900 characters can be 14,500 once escaped)
+    continues in the next sections."""
     headline = f"{icon(incident)} Incident {incident.number}: {incident.title}"
     fields = [
         ("Severity", incident.severity.label),
@@ -85,35 +99,33 @@ def summary(incident: Incident) -> tuple[str, list[Block]]:
     if incident.closed_at:
         fields.append(("Closed", slack_date(incident.closed_at)))
     blocks: list[Block] = [
-        _section(f"*{headline}*"),
-        {"type": "section", "fields": [_mrkdwn(f"*{name}*\n{value}") for name, value in fields]},
+        mrkdwn.section(f"*{headline}*"),
+        mrkdwn.fields([f"*{name}*\n{value}" for name, value in fields]),
     ]
     if incident.description:
-        blocks.append(_section(f"*Description*\n{incident.description}"))
+        blocks += mrkdwn.sections(f"*Description*\n{incident.description}")
     if incident.resolution_summary:
-        blocks.append(_section(f"*Resolution*\n{incident.resolution_summary}"))
-    blocks.append(
-        {"type": "context", "elements": [_mrkdwn(f"Last change {slack_date(incident.updated_at)} · `/incident help` lists the commands")]}
-    )
+        blocks += mrkdwn.sections(f"*Resolution*\n{incident.resolution_summary}")
+    blocks.append(mrkdwn.context(f"Last change {slack_date(incident.updated_at)} · `/incident help` lists the commands"))
     text = f"Incident {incident.number}: {incident.title} — {incident.severity.label}, {incident.status.label}"
-    return text, blocks
+    return mrkdwn.message(text, blocks)
 
 
 def declared_announcement(incident: Incident) -> str:
-    return (
+    return mrkdwn.fallback(
         f":rotating_light: {SEVERITY_ICON[incident.severity]} *{incident.severity.label}* incident {incident.number} "
         f"declared by <@{incident.reporter_id}>: *{incident.title}*\nJoin {channel_link(incident)} to help."
     )
 
 
 def postmortem_posted(incident: Incident, version: int, problem: str | None) -> str:
-    """The comment on the uploaded draft."""
+    """The comment on the uploaded draft; `problem` (a template's error, plain text) is escaped."""
     text = (f":memo: *Postmortem draft, version {version}*, for incident {incident.number}. The timeline, times and figures "
             "come from what was recorded; the parts marked *[To be written]* need you. "
             "`/incident postmortem` drafts a new version from the record as it is then.")
     if problem:
-        text += f"\n:warning: The team's template could not be used, so this draft uses the default one: {problem}"
-    return text
+        text += f"\n:warning: The team's template could not be used, so this draft uses the default one: {mrkdwn.escape(problem)}"
+    return mrkdwn.fallback(text)
 
 
 def postmortem_link(version: int, permalink: str | None) -> str:
@@ -122,8 +134,12 @@ def postmortem_link(version: int, permalink: str | None) -> str:
 
 
 def change_message(change: Changed) -> str:
-    """What the incident channel is told about a change."""
-    incident, who = change.incident, f"<@{change.actor_id}>"
+    """What the incident channel is told about a change (a text-only message, within 4,000)."""
+    return mrkdwn.fallback(_change_words(change))
+
+
+def _change_words(change: Changed) -> str:
+    incident, who = change.incident, actor(change.actor_id)
     match change.kind:
         case EntryKind.STATUS_CHANGED:
             return f":arrows_counterclockwise: {who} changed the status: {label_of(Status, change.before)} → *{incident.status.label}*"
@@ -148,6 +164,11 @@ def change_message(change: Changed) -> str:
 
 def change_announcement(change: Changed) -> str | None:
     """What the announcement channel is told about a change; None for changes only the channel needs."""
+    words = _announcement_words(change)
+    return None if words is None else mrkdwn.fallback(words)
+
+
+def _announcement_words(change: Changed) -> str | None:
     incident = change.incident
     where = f"Incident {incident.number} ({channel_link(incident)}, _{incident.title}_)"
     match change.kind:
@@ -156,7 +177,7 @@ def change_announcement(change: Changed) -> str | None:
         case EntryKind.SEVERITY_CHANGED:
             return f"{SEVERITY_ICON[incident.severity]} {where} is now *{incident.severity.label}* (was {label_of(Severity, change.before)})."
         case EntryKind.UPDATE:
-            return f":memo: Update on {where} from <@{change.actor_id}>:\n{change.text}"
+            return f":memo: Update on {where} from {actor(change.actor_id)}:\n{change.text}"
         case EntryKind.RESOLVED:
             summary_text = f"\n>{change.text}" if change.text else ""
             return f":white_check_mark: {where} is *resolved*.{summary_text}"
@@ -172,24 +193,33 @@ def changes_topic(change: Changed) -> bool:
 
 
 def open_incidents(incidents: list[Incident], now: datetime) -> tuple[str, list[Block]]:
+    """`/incident list`: one line per incident, packed into sections; past what one message holds, a
+    last line says how many more there are."""
     if not incidents:
-        return "No open incidents.", [_section(":sunny: No open incidents.")]
+        return mrkdwn.message("No open incidents.", [mrkdwn.section(":sunny: No open incidents.")])
     lines = [
         f"{icon(i)} *{i.number}* {i.title} · {i.severity.label} · {i.status.label} · "
-        f"{channel_link(i)} · commander {mention(i.commander)} · open for {_duration(now - i.declared_at)}"
+        f"{channel_link(i)}{ARCHIVED if i.channel_archived_at else ''} · commander {mention(i.commander)} · "
+        f"open for {_duration(now - i.declared_at)}"
         for i in incidents
     ]
-    blocks = [_section(f"*{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}*")]
-    blocks += [_section(chunk) for chunk in _chunks(lines, 2900)][:49]
-    return f"{len(incidents)} open incidents", blocks
+    chunks = mrkdwn.pack(lines, mrkdwn.SECTION_TEXT)
+    room = mrkdwn.MESSAGE_BLOCKS - 1
+    if len(chunks) > room:  # a line each, so the lines left out are the incidents left out
+        shown = chunks[: room - 1]
+        hidden = len(lines) - sum(chunk.count("\n") + 1 for chunk in shown)
+        chunks = [*shown, f"_…and {hidden:,} more open incidents, not shown: one message holds no more._"]
+    blocks = [mrkdwn.section(f"*{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}*")]
+    blocks += [mrkdwn.section(chunk) for chunk in chunks]
+    return mrkdwn.message(f"{len(incidents)} open incidents", blocks)
 
 
 def help_message() -> str:
-    return f"*`/incident` sub-commands*\n{help_text()}"
+    return mrkdwn.placeholders(f"*`/incident` sub-commands*\n{help_text()}")
 
 
 def usage_error(message: str, usage: str) -> str:
-    return f":warning: {message}\n{usage}"
+    return mrkdwn.fallback(mrkdwn.placeholders(f":warning: {message}\n{usage}"))
 
 
 def not_an_incident_channel() -> str:
@@ -200,16 +230,20 @@ def not_an_incident_channel() -> str:
 
 
 def declare_form(origin_channel: str | None) -> dict[str, Any]:
-    options = [
-        {"text": {"type": "plain_text", "text": f"{s.label}"}, "value": s.value} for s in Severity
-    ]
+    """The declare modal. Its inputs take plain text, escaped on submission: the description's 2,900
+    characters may grow to 14,500 then, which the summary splits over sections. The origin channel
+    rides in private_metadata (a channel id, far under its 3,000)."""
+    options = [{"text": mrkdwn.plain(s.label, mrkdwn.OPTION_TEXT), "value": s.value} for s in Severity]
+    metadata = origin_channel or ""
+    if mrkdwn.length(metadata) > mrkdwn.PRIVATE_METADATA:
+        raise ValueError("private_metadata holds a channel id, at most 3,000 characters")
     return {
         "type": "modal",
         "callback_id": DECLARE_CALLBACK,
-        "title": {"type": "plain_text", "text": "Declare an incident"},
-        "submit": {"type": "plain_text", "text": "Declare"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": origin_channel or "",
+        "title": mrkdwn.plain("Declare an incident", mrkdwn.MODAL_TITLE),
+        "submit": mrkdwn.plain("Declare", mrkdwn.MODAL_BUTTON),
+        "close": mrkdwn.plain("Cancel", mrkdwn.MODAL_BUTTON),
+        "private_metadata": metadata,
         "blocks": [
             {
                 "type": "input",
@@ -238,25 +272,21 @@ def declare_form(origin_channel: str | None) -> dict[str, Any]:
                 "block_id": "description",
                 "optional": True,
                 "label": {"type": "plain_text", "text": "What is happening?"},
-                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 2900},
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": MAX_DESCRIPTION},
             },
         ],
     }
 
 
 def provisioning_failed(incident: Incident, step: str, error: str) -> tuple[str, list[Block]]:
+    """`step` is the bot's own words (mrkdwn); `error`, Slack's code or an exception's name, is escaped."""
     text = (
-        f":warning: Incident {incident.number} is recorded, but {step} failed: Slack said `{error}`. "
+        f":warning: Incident {incident.number} is recorded, but {step} failed: Slack said `{mrkdwn.escape(error)}`. "
         "Fix the cause (the bot's scopes, or invite the bot to the channel) and press Retry; "
         "the bot also retries when it restarts."
     )
-    button = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": "Retry"},
-        "action_id": RETRY_PROVISION_ACTION,
-        "value": str(incident.id),
-    }
-    return text, [_section(text), {"type": "actions", "elements": [button]}]
+    button = mrkdwn.button("Retry", RETRY_PROVISION_ACTION, str(incident.id))
+    return mrkdwn.message(text, [mrkdwn.section(text), mrkdwn.actions([button])])
 
 
 def label_of(enum: type[Status] | type[Severity], value: Any) -> str:
@@ -274,20 +304,3 @@ def _duration(delta: Any) -> str:
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours // 24} days"
 
-
-def _chunks(lines: list[str], limit: int) -> list[str]:
-    chunks, current = [], ""
-    for line in lines:
-        if current and len(current) + 1 + len(line) > limit:
-            chunks.append(current)
-            current = ""
-        current = f"{current}\n{line}" if current else line[:limit]
-    return chunks + ([current] if current else [])
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": _mrkdwn(text)}
-
-
-def _mrkdwn(text: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": text}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk.errors import SlackApiError
@@ -15,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind, Status
-from handlers import blocks, diagnostics, followups, paging, postmortems, timeline_view
+from handlers import blocks, diagnostics, followups, mrkdwn, paging, postmortems, timeline_view
 from handlers.assignees import Vetted, vet
 from handlers.logs import about
 from handlers.reporting import report_provisioning, report_publishing
@@ -71,7 +72,7 @@ def register(app: App, services: Services) -> None:
                     ack(
                         response_type="ephemeral",
                         text=f":warning: The declare form could not open (Slack said `{slack_error(error)}`). "
-                        f"Declare with text instead: {c.USAGE['declare']}",
+                        f"Declare with text instead: {mrkdwn.placeholders(c.USAGE['declare'])}",
                     )
                     return
                 ack()
@@ -105,7 +106,8 @@ def register(app: App, services: Services) -> None:
                 if incident is None:
                     ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
                     return
-                text, page = timeline_view.render(incident, services.timeline.items(incident.id), 0, services.paging.display_name)
+                text, page = timeline_view.render(incident, services.timeline.items(incident.id), 0, services.paging.display_name,
+                                                  _zone(services))
                 ack(response_type="ephemeral", text=text, blocks=page)
             case c.AssignRole(role, person) if context.get("incident") is not None:
                 # Who Slack says this is, before the change's transaction opens.
@@ -172,12 +174,13 @@ def register(app: App, services: Services) -> None:
                     services.background.submit(incident.id, lambda: postmortems.draft_and_post(services, requested.id),
                                                on_error=postmortems.report_failure(services, requested, respond))
 
-    @app.action(timeline_view.PAGE_ACTION)
+    @app.action(timeline_view.PAGE_ACTIONS)
     def timeline_page(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
         ack()
         incident_id, page = (int(part) for part in action["value"].split(":"))
         incident = services.incidents.get(incident_id)
-        text, page_blocks = timeline_view.render(incident, services.timeline.items(incident_id), page, services.paging.display_name)
+        text, page_blocks = timeline_view.render(incident, services.timeline.items(incident_id), page, services.paging.display_name,
+                                                 _zone(services))
         services.background.submit(
             f"page:{incident_id}", lambda: respond(response_type="ephemeral", replace_original=True, text=text, blocks=page_blocks)
         )
@@ -194,6 +197,11 @@ def register(app: App, services: Services) -> None:
         services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, respond))
 
 
+def _zone(services: Services) -> ZoneInfo:
+    """Where the timeline's days begin: the zone the postmortem uses (`[postmortem] timezone`)."""
+    return ZoneInfo(services.settings.file.postmortem.timezone)
+
+
 def degraded(services: Services, parsed: c.Command, command: dict[str, Any]) -> str:
     """What to tell someone whose command needs the bot's database while it is down. A page still goes
     out, straight to the team's providers: during an outage that is the one thing that cannot wait."""
@@ -201,7 +209,7 @@ def degraded(services: Services, parsed: c.Command, command: dict[str, Any]) -> 
     if isinstance(parsed, c.PageTeam):
         return paging.page_unrecorded(services, parsed.team, parsed.message, command, down)
     return (down + "nothing was recorded or changed. Messages in incident channels are still being recorded "
-            "(kept on local disk until the database is back), and `/incident page <team>` still pages. "
+            "(kept on local disk until the database is back), and `/incident page &lt;team&gt;` still pages. "
             "Try this again in a minute.")
 
 

@@ -10,9 +10,10 @@ from slack_bolt import Ack, App, Respond
 from bot.diagnostics.service import UnknownTarget
 from bot.diagnostics.watchdog import WatchdogEvent
 from bot.incidents import commands as c
-from bot.incidents.values import EntryKind, Incident, Severity
-from handlers import diagnostics_blocks
+from bot.incidents.values import MAX_TEXT_LENGTH, MAX_TITLE_LENGTH, EntryKind, Incident, Severity
+from handlers import diagnostics_blocks, mrkdwn
 from handlers.blocks import channel_link
+from handlers.mrkdwn import escape
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
 
@@ -49,9 +50,10 @@ def diag_command(services: Services, command: c.RunDiagnostic | c.ListDiagnostic
     targets = diagnostics.targets()
     target = command.target or (targets[0] if len(targets) == 1 else None)
     if target is None:
-        return f":warning: Which target? {', '.join(f'`{t}`' for t in targets) or 'none are configured'}. {c.USAGE['diag']}"
-    if target not in targets:
-        return f":warning: There is no target `{target}`. Targets: {', '.join(f'`{t}`' for t in targets) or 'none'}."
+        return mrkdwn.fallback(f":warning: Which target? {', '.join(f'`{escape(t)}`' for t in targets) or 'none are configured'}. {mrkdwn.placeholders(c.USAGE['diag'])}")
+    if target not in targets:  # as typed, so already escaped by Slack
+        return mrkdwn.fallback(f":warning: There is no target `{target}`. Targets: {', '.join(f'`{escape(t)}`' for t in targets) or 'none'}.")
+    shown = escape(target)  # a configured name, plain text
     if not diagnostics.allowed(user_id):
         diagnostics.refuse(incident, user_id, command.check, target)
         return (":no_entry_sign: You are not among the people allowed to run diagnostics here "
@@ -70,11 +72,11 @@ def diag_command(services: Services, command: c.RunDiagnostic | c.ListDiagnostic
     def failed(error: BaseException) -> None:
         services.metrics.background_failures.inc()
         respond(response_type="ephemeral",
-                text=f":warning: `{command.check}` on *{target}* could not finish or be shown ({type(error).__name__}). "
+                text=f":warning: `{command.check}` on *{shown}* could not finish or be shown ({type(error).__name__}). "
                 "Run it again; if the bot's own store is the trouble, `/healthz` says so.")
 
     services.background.submit(f"diag:{target}", run, on_error=failed)
-    return f":hourglass_flowing_sand: Running `{command.check}` on *{target}* (read-only)…"
+    return f":hourglass_flowing_sand: Running `{command.check}` on *{shown}* (read-only)…"
 
 
 def show_watchdog_event(services: Services, event: WatchdogEvent) -> None:
@@ -102,15 +104,18 @@ def declare_from_alert(services: Services, alert_id: int, user_id: str) -> None:
     if alert is None:
         return
     reasons = list(alert.reasons or [])
+    # Stored text is mrkdwn: the target's name and the reasons (plain text) are escaped; the title
+    # keeps to the bot's own limit for titles, however long the configured name.
+    title = f"Connection trouble on {escape(alert.target)}"
     declared = services.incidents.declare(
-        c.Declare(title=f"Connection trouble on {alert.target}", severity=Severity.SEV2, description="\n".join(reasons)),
+        c.Declare(title=mrkdwn.clip(title, MAX_TITLE_LENGTH), severity=Severity.SEV2, description=escape("\n".join(reasons))),
         user_id, f"watchdog:{alert_id}",
     )
     incident = declared.incident
     if declared.created:
         services.metrics.incidents_declared.inc()
-        detection = "Watchdog: " + "; ".join(reasons)
-        services.incidents.apply(incident.id, c.AddNote(detection[:2900], EntryKind.DETECTION), services.bot_user_id,
+        detection = escape("Watchdog: " + "; ".join(reasons))
+        services.incidents.apply(incident.id, c.AddNote(mrkdwn.fit(detection, MAX_TEXT_LENGTH), EntryKind.DETECTION), services.bot_user_id,
                                  f"watchdog-detection:{alert_id}", publish=False)  # the alert was shown already
         services.watchdog.link_incident(alert_id, incident.id)
         try:

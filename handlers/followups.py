@@ -13,6 +13,7 @@ from slack_bolt import Ack, App, Respond
 from bot.followups import Due, FollowupView
 from bot.incidents import commands as c
 from bot.incidents.values import Incident
+from handlers import mrkdwn
 from handlers.logs import about
 from handlers.services import Services
 
@@ -53,7 +54,7 @@ def add_command(services: Services, incident: Incident, command: c.AddFollowup, 
         return None
     if incident.channel_id:
         owner = f" for <@{followup.owner_id}>" if followup.owner_id else ""
-        text = f":ballot_box_with_check: <@{user_id}> added a follow-up{owner}: {followup.text}"
+        text = mrkdwn.fallback(f":ballot_box_with_check: <@{user_id}> added a follow-up{owner}: {followup.text}")
         channel = incident.channel_id
         services.background.submit(incident.id, lambda: services.client.chat_postMessage(channel=channel, text=text))
     days = services.settings.file.reminders.followup_after_days
@@ -61,25 +62,28 @@ def add_command(services: Services, incident: Incident, command: c.AddFollowup, 
         return (f":ballot_box_with_check: Follow-up recorded for <@{followup.owner_id}>; they are reminded {days} days after "
                 "the incident closes, until it is marked done.")
     return (":ballot_box_with_check: Follow-up recorded without an owner; nobody will be reminded. "
-            f"Add one with an owner at the end: {c.USAGE['followup']}")
+            f"Add one with an owner at the end: {mrkdwn.placeholders(c.USAGE['followup'])}")
 
 
 def send_reminder(services: Services, due: Due) -> None:
-    followup, incident = due.followup, due.incident
-    assert followup.owner_id is not None, "only owned follow-ups are reminded"
+    assert due.followup.owner_id is not None, "only owned follow-ups are reminded"
+    text, reminder_blocks = reminder_message(due.followup, due.incident, services.settings.file.reminders.followup_after_days)
+    services.client.chat_postMessage(channel=due.followup.owner_id, text=text, blocks=reminder_blocks)
+
+
+def reminder_message(followup: FollowupView, incident: Incident, every_days: int) -> tuple[str, list[dict[str, Any]]]:
+    """The owner's reminder, by direct message: the follow-up whole (over several sections when it is
+    long, so Slack takes it) and its Done button."""
     where = f" (<#{incident.channel_id}>)" if incident.channel_id else ""
     text = f":alarm_clock: A follow-up from incident {incident.number}{where} is still open: {followup.text}"
     reminder_blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{text}\nPress *Done* once it is done; until then you are reminded "
-                                                                  f"every {services.settings.file.reminders.followup_after_days} days."}},
-        {"type": "actions", "block_id": f"followup_{followup.id}", "elements": [
-            {"type": "button", "style": "primary", "text": {"type": "plain_text", "text": "Done"},
-             "action_id": DONE_ACTION, "value": str(followup.id)},
-        ]},
+        *mrkdwn.sections(f"{text}\nPress *Done* once it is done; until then you are reminded every {every_days} days."),
+        mrkdwn.actions([mrkdwn.button("Done", DONE_ACTION, str(followup.id), style="primary")], block_id=f"followup_{followup.id}"),
     ]
-    services.client.chat_postMessage(channel=followup.owner_id, text=text, blocks=reminder_blocks)
+    return mrkdwn.message(text, reminder_blocks)
 
 
 def done_message(followup: FollowupView, by: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """What the reminder becomes once the follow-up is done (the follow-up whole, over sections)."""
     text = f":white_check_mark: Done: {followup.text}" + (f" (marked by <@{by}>)" if by else "")
-    return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    return mrkdwn.message(text, mrkdwn.sections(text))

@@ -17,7 +17,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.incidents.values import Incident
 from bot.invitations import Invitation
 from bot.paging.service import PageView, Requested, UnknownTeam
-from handlers import paging_blocks
+from handlers import mrkdwn, paging_blocks
 from handlers.invites import describe, invite
 from handlers.services import Services
 
@@ -63,14 +63,15 @@ def page_command(services: Services, incident: Incident, team: str, message: str
     try:
         requested = services.paging.request(incident, team, message, user_id, request_key)
     except UnknownTeam as unknown:
-        known = ", ".join(f"`{t}` ({services.paging.display_name(t)})" for t in unknown.known) or "none are configured"
-        return f":warning: There is no team `{unknown.team}`. Teams you can page: {known}."
+        known = ", ".join(f"`{mrkdwn.escape(t)}` ({paging_blocks.team_name(services.paging.display_name(t))})"
+                          for t in unknown.known) or "none are configured"
+        return mrkdwn.fallback(f":warning: There is no team `{unknown.team}`. Teams you can page: {known}.")
     if requested.retried:
         return None
     services.background.submit(incident.id, lambda: announce_and_deliver(services, requested),
                                on_error=report_paging(services, respond))
     if requested.repeated:
-        return (f":information_source: {services.paging.display_name(team)} already has an open page for this incident: "
+        return (f":information_source: {paging_blocks.team_name(services.paging.display_name(team))} already has an open page for this incident: "
                 "it was sent again with the same key, so they get a reminder, not a second alert.")
     return None
 
@@ -79,11 +80,11 @@ def page_unrecorded(services: Services, team: str, message: str | None, command:
     """`/incident page` while the bot's database is down: sent straight to the team's providers in the
     background, the channel told, the person told how it went; nothing can be recorded meanwhile."""
     if team not in services.paging.team_names():
-        known = ", ".join(f"`{t}`" for t in services.paging.team_names()) or "none are configured"
-        return f"{down}nothing was recorded. There is no team `{team}` to page; teams: {known}."
+        known = ", ".join(f"`{mrkdwn.escape(t)}`" for t in services.paging.team_names()) or "none are configured"
+        return mrkdwn.fallback(f"{down}nothing was recorded. There is no team `{team}` to page; teams: {known}.")
     channel_id, channel_name, user_id = command.get("channel_id", ""), command.get("channel_name", ""), command["user_id"]
     response_url = command.get("response_url")
-    name = services.paging.display_name(team)
+    name = paging_blocks.team_name(services.paging.display_name(team))
 
     def send() -> None:
         outcome = services.paging.page_unrecorded(team, message, channel_id, channel_name, user_id)
@@ -100,9 +101,9 @@ def page_unrecorded(services: Services, team: str, message: str | None, command:
         lines += [describe(invitation) for invitation in invitations]
         lines += [f":warning: Slack failed at {step}: " + ", ".join(f"<@{m}>" for m in members) + " may not be in this channel."
                   for step in slack_failed]
-        lines += [f":x: {provider} failed: {error}" for provider, error in failed.items()]
+        lines += [f":x: {provider} failed: {paging_blocks.provider_error(error)}" for provider, error in failed.items()]
         lines.append("_The bot's database is down: this page is not on the timeline. Acknowledge it in the pager._")
-        _best_effort([], "telling the channel", lambda: services.client.chat_postMessage(channel=channel_id, text="\n".join(lines)))
+        _best_effort([], "telling the channel", lambda: services.client.chat_postMessage(channel=channel_id, text=mrkdwn.fallback("\n".join(lines))))
         if response_url:
             verdict = f"reached {', '.join(reached)}" if reached else "no pager answered: call them"
             _best_effort([], "answering", lambda: WebhookClient(response_url).send(
@@ -132,7 +133,7 @@ def announce_and_deliver(services: Services, requested: Requested) -> None:
     if channel is not None:
         if page.escalated_from_id is not None:
             _best_effort(failed, "announcing the escalation", lambda: services.client.chat_postMessage(
-                channel=channel, text=f":arrow_double_up: {page.message} Paging *{display}* now."))
+                channel=channel, text=f":arrow_double_up: {mrkdwn.escape(page.message or '')} Paging *{paging_blocks.team_name(display)}* now."))
         invitations: list[Invitation] = []
         if team.slack_members:
             _best_effort(failed, "inviting the team",
@@ -184,13 +185,13 @@ def show_acknowledged(services: Services, page: PageView, notify_errors: dict[st
     refresh(services, page)
     if incident.channel_id is None:
         return
-    by = f"<@{page.acknowledged_by}>" if page.acknowledged_by and page.acknowledged_by.startswith(("U", "W")) else page.acknowledged_by
+    by = paging_blocks.acknowledger(page.acknowledged_by)
     minutes = int(((page.acknowledged_at or page.requested_at) - page.requested_at).total_seconds() // 60)
-    text = (f":white_check_mark: {by} acknowledged the page to *{services.paging.display_name(page.team)}* "
+    text = (f":white_check_mark: {by} acknowledged the page to *{paging_blocks.team_name(services.paging.display_name(page.team))}* "
             f"after {minutes} min; escalation stopped.")
     if notify_errors:
-        text += " Could not tell " + "; ".join(f"{name} ({error})" for name, error in notify_errors.items()) + ": acknowledge there too."
-    services.client.chat_postMessage(channel=incident.channel_id, text=text)
+        text += " Could not tell " + "; ".join(f"{name} ({paging_blocks.provider_error(error)})" for name, error in notify_errors.items()) + ": acknowledge there too."
+    services.client.chat_postMessage(channel=incident.channel_id, text=mrkdwn.fallback(text))
 
 
 def resolve_pages(services: Services, incident: Incident, by: str) -> None:
@@ -202,7 +203,7 @@ def resolve_pages(services: Services, incident: Incident, by: str) -> None:
         services.client.chat_postMessage(
             channel=incident.channel_id,
             text=":warning: The incident is resolved, but these could not be told to close their alerts: "
-            + "; ".join(f"{name}: {error}" for name, error in errors.items()) + ". Close them by hand.",
+            + "; ".join(f"{name}: {paging_blocks.provider_error(error)}" for name, error in errors.items()) + ". Close them by hand.",
         )
 
 

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from bot.incidents.values import Incident
 from bot.postmortem.service import PostmortemView
-from handlers import blocks
+from handlers import blocks, mrkdwn
 from handlers.services import Services
 from handlers.slack_client import slack_error
 
@@ -85,11 +85,12 @@ def report_failure(services: Services, requested: PostmortemView, respond: Calla
         elif isinstance(error, SlackRequestError | OSError):
             what = f"Slack could not be reached ({type(error).__name__})"
         else:
-            what = f"drafting failed ({type(error).__name__}: {error})"
+            what = f"drafting failed ({type(error).__name__}: {mrkdwn.escape(mrkdwn.clip(str(error), 500))})"
         saved = "is saved" if view.drafted else "was requested and is kept"
-        text = (f":warning: Version {view.version} of the postmortem of incident {incident.number} {saved}, but it could not be "
-                f"posted: {what}. `incident-bot postmortem {incident.number}` prints the latest draft; "
-                "`/incident postmortem` tries again.")
+        text = mrkdwn.fallback(
+            f":warning: Version {view.version} of the postmortem of incident {incident.number} {saved}, but it could not be "
+            f"posted: {what}. `incident-bot postmortem {incident.number}` prints the latest draft; "
+            "`/incident postmortem` tries again.")
         if respond is not None:
             respond(response_type="ephemeral", replace_original=False, text=text)
         elif incident.channel_id:

@@ -30,5 +30,5 @@ def post(services: Services, reminder: Reminder) -> None:
     services.client.chat_postMessage(
         channel=incident.channel_id,
         text=(f":alarm_clock: No status update for {minutes} minutes {since}; {incident.severity.label} incidents post one at "
-              f"least every {minutes} minutes. {who}, post one with `/incident update <text>`: it is shown here{where}."),
+              f"least every {minutes} minutes. {who}, post one with `/incident update &lt;text&gt;`: it is shown here{where}."),
     )

@@ -43,7 +43,7 @@ def report_publishing(services: Services, change: Changed, respond: Respond) -> 
         respond(
             response_type="ephemeral",
             text=f":warning: Your change to incident {change.incident.number} is saved, but {what}. "
-            "The summary and topic catch up with the next change; post `/incident update <text>` to tell the channel.",
+            "The summary and topic catch up with the next change; post `/incident update &lt;text&gt;` to tell the channel.",
         )
 
     return report

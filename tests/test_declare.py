@@ -259,5 +259,5 @@ def test_a_form_slack_refuses_to_open_says_how_to_declare_instead(bot: RunningBo
     sent = bot.command("declare")
 
     assert "expired_trigger_id" in sent.response.json()["text"]
-    assert "/incident declare [sev1|sev2|sev3|sev4] <title>" in sent.response.json()["text"]
+    assert "/incident declare [sev1|sev2|sev3|sev4] &lt;title&gt;" in sent.response.json()["text"]  # escaped: not markup
     assert bot.runtime.services.incidents.list_open() == []

@@ -142,7 +142,7 @@ BAD_INPUT = [
     ("declare sev1   ", "needs a title", "/incident declare"),
     ("declare sev9 Checkout down", "`sev9` is not a severity", "/incident declare"),
     ("declare " + "x" * 4000, "4,000 characters", "/incident declare"),
-    ("status fixed", "`fixed` is not a status", "/incident status <investigating|identified|monitoring|resolved>"),
+    ("status fixed", "`fixed` is not a status", "/incident status &lt;investigating|identified|monitoring|resolved&gt;"),
     ("status", "Which status?", "/incident status"),
     ("sev critical", "`critical` is not a severity", "/incident sev"),
     ("role commander", "Who should be commander?", "/incident role"),

@@ -68,7 +68,7 @@ def test_a_sev1_channel_is_reminded_every_15_minutes_without_an_update(bot: Runn
     tick(bot, clock, timedelta(minutes=1, seconds=1))
     (first,) = reminders(bot, channel, at_least=1)
     assert "No status update for 15 minutes since the incident was declared" in first and f"<@{ALICE}>" in first
-    assert f"<#{ANNOUNCE}>" in first and "`/incident update <text>`" in first
+    assert f"<#{ANNOUNCE}>" in first and "`/incident update &lt;text&gt;`" in first
 
     tick(bot, clock, timedelta(minutes=5))
     command(bot, channel, "update Rolling back deploy 4512")  # an update restarts the interval
@@ -154,7 +154,7 @@ def test_followups_are_recorded_with_their_owner_and_told_to_the_channel(bot: Ru
 
     for text, complaint in [("followup", "needs some text"), (f"followup <@{BOB}>", "needs some text")]:
         reply = command(bot, channel, text)
-        assert complaint in reply["text"] and "/incident followup <text> [@owner]" in reply["text"]
+        assert complaint in reply["text"] and "/incident followup &lt;text&gt; [@owner]" in reply["text"]
     outside = bot.requests.command("followup Something", user_id=ALICE, channel_id=GENERAL, response_url=bot.slack.response_url("o"))
     assert "not an incident's channel" in outside.response.json()["text"]
 

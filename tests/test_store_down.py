@@ -134,7 +134,7 @@ def test_commands_say_what_is_degraded_and_pages_still_go_out(
     note = command("note action Restarting the web tier")
     assert note["response_type"] == "ephemeral"
     assert "database is not answering" in note["text"] and "nothing was recorded" in note["text"]
-    assert "`/incident page <team>` still pages" in note["text"]
+    assert "`/incident page &lt;team&gt;` still pages" in note["text"]
     assert "/incident" in command("help")["text"]  # help needs no database
 
     page = command("page database Connections exhausted")

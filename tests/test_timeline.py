@@ -234,7 +234,8 @@ def test_long_timelines_page_within_slack_limits_and_nothing_is_cut(bot: Running
         buttons = [e for b in pages[-1]["blocks"] if b["type"] == "actions" for e in b["elements"] if "Later" in e["text"]["text"]]
         if not buttons:
             break
-        bot.requests.block_action(timeline_view.PAGE_ACTION, buttons[0]["value"], user_id=ALICE, channel_id=channel["id"],
+        assert buttons[0]["action_id"] == timeline_view.LATER_ACTION
+        bot.requests.block_action(buttons[0]["action_id"], buttons[0]["value"], user_id=ALICE, channel_id=channel["id"],
                                   response_url=bot.slack.response_url("pages"))
         bot.settle()
         pages.append(bot.slack.responses("pages")[-1])
