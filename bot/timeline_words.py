@@ -80,9 +80,11 @@ def describe(item: TimelineItem, wording: Wording) -> str:
             gone = "deleted" if data.get("deleted") else "archived"
             if item.actor_id:
                 return f"{who} {gone} the incident channel"
-            return f"The incident channel was found {gone} (Slack answered `{data.get('seen')}`)"
+            if data.get("seen") in ("is_archived", "channel_not_found"):  # learnt from Slack refusing a post
+                return f"The incident channel was found {gone} (Slack answered `{data.get('seen')}`)"
+            return f"The incident channel was {gone}"
         case EntryKind.CHANNEL_UNARCHIVED:
-            return f"{who} unarchived the incident channel"
+            return f"{who if item.actor_id else 'Someone'} unarchived the incident channel"
     return said(who)  # typed notes, whose kind is shown as their label
 
 

@@ -4,6 +4,11 @@
 again (after a crash, a Slack failure, or a Retry press) finishes the job without doing any step twice.
 `publish` shows a recorded change: a message in the channel, the summary and topic brought up to date,
 an announcement where the change matters beyond the channel.
+
+Someone may archive (or delete) the incident channel while the incident is open. Every call into it
+then meets `is_archived` (or `channel_not_found`); `post`, `update` and `upload` handle that for all of
+the bot: the channel is marked archived (once, with a timeline entry and a notice), and what was meant
+for it goes to the incident's announcement thread. Apps cannot unarchive channels, so none is tried.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -20,7 +26,7 @@ from bot.config import SlackSection
 from bot.incidents.channel_names import channel_name
 from bot.incidents.service import Changed, IncidentService
 from bot.incidents.values import EntryKind, Incident
-from handlers import blocks
+from handlers import archived_blocks, blocks
 from handlers.slack_client import slack_error
 from handlers.users import UserDirectory
 
@@ -28,6 +34,16 @@ log = logging.getLogger(__name__)
 
 MAX_NAME_ATTEMPTS = 50
 HARMLESS = {"already_in_channel", "already_pinned", "cant_invite_self"}
+# Slack's answers meaning the channel takes nothing any more (Slack: chat.postMessage, "Errors"):
+# `is_archived` "Channel has been archived", `channel_not_found` once it is deleted.
+GONE = frozenset({"is_archived", "channel_not_found"})
+DELETED = frozenset({"channel_not_found", "channel_deleted", "group_deleted"})  # answers and events meaning deleted
+
+
+def channel_gone(error: BaseException) -> str | None:
+    """`is_archived` or `channel_not_found` when that is what Slack answered; None for anything else."""
+    code = slack_error(error) if isinstance(error, SlackApiError) else getattr(error, "error", None)
+    return code if code in GONE else None
 
 
 class StepFailed(Exception):
@@ -61,11 +77,15 @@ class IncidentPublisher:
         assert channel is not None
         failures: list[StepFailed] = []
 
-        def attempt(step: str, action: Callable[[], object]) -> None:
+        def attempt(step: str, action: Callable[[], object], *, in_channel: bool = True) -> None:
             try:
                 with _step(step):
                     action()
             except StepFailed as failure:
+                seen = self._confirmed_gone(incident, failure.error) if in_channel else None
+                if seen is not None:  # archived or deleted already: nothing to finish there
+                    self.note_gone(incident, seen=seen)
+                    return
                 log.warning("incident %s: %s", incident.number, failure)
                 failures.append(failure)
 
@@ -84,7 +104,7 @@ class IncidentPublisher:
         if incident.announcement_ts is None and self._slack.announce_channel:
             announcement = blocks.declared_announcement(incident)
             attempt(f"announcing in <#{self._slack.announce_channel}>",
-                    lambda: self._incidents.record_announcement(incident.id, self._announce(announcement)))
+                    lambda: self._incidents.record_announcement(incident.id, self._announce(announcement)), in_channel=False)
         if failures:
             raise failures[0]
         return self._incidents.mark_provisioned(incident.id)
@@ -94,10 +114,10 @@ class IncidentPublisher:
         if incident.channel_id is None:  # provisioning will show the current state when it finishes
             return
         if change.kind is EntryKind.ROLE_ASSIGNED:
-            with _step(f"inviting <@{change.after}> to the channel"):
+            with _step(f"inviting <@{change.after}> to the channel"), self._unless_gone(incident):
                 self._ignore_harmless(self._client.conversations_invite, channel=incident.channel_id, users=change.after)
         with _step("posting the change in the channel"):
-            self._client.chat_postMessage(channel=incident.channel_id, text=blocks.change_message(change))
+            self.post(incident, blocks.change_message(change))
         self.refresh(incident.id, topic=blocks.changes_topic(change))
         announcement = blocks.change_announcement(change)
         if announcement and self._slack.announce_channel:
@@ -113,10 +133,140 @@ class IncidentPublisher:
         if incident.summary_ts:
             text, summary_blocks = blocks.summary(incident)
             with _step("updating the pinned summary"):
-                self._client.chat_update(channel=incident.channel_id, ts=incident.summary_ts, text=text, blocks=summary_blocks)
+                if not self.update(incident, incident.summary_ts, text, summary_blocks):
+                    return  # archived: the topic cannot change either
         if topic:
-            with _step("updating the channel topic"):
+            with _step("updating the channel topic"), self._unless_gone(incident):
                 self._client.conversations_setTopic(channel=incident.channel_id, topic=blocks.topic(incident, self._users.name_of))
+
+    # --- the incident channel, or the announcement thread when Slack no longer takes posts there
+
+    def post(self, incident: Incident, text: str, message_blocks: list[dict[str, Any]] | None = None) -> str | None:
+        """chat.postMessage into the incident channel. When Slack answers that it is archived or
+        deleted, the message goes to the incident's announcement thread instead, under a line saying
+        why (see `note_gone`). Returns the message's ts; None when there was nowhere to post (no
+        channel yet; or no announcement channel configured, which is logged). Other errors raise."""
+        if incident.channel_id is None:
+            return None
+        extra: dict[str, Any] = {"blocks": message_blocks} if message_blocks else {}
+        try:  # tried even when marked archived: a person may have unarchived it since
+            return str(self._client.chat_postMessage(channel=incident.channel_id, text=text, **extra)["ts"])
+        except SlackApiError as error:
+            seen = self._confirmed_gone(incident, channel_gone(error))
+            if seen is None:
+                raise
+        incident = self.note_gone(incident, seen=seen)
+        text, extra = _redirected(incident, text, message_blocks)
+        return self._in_thread(incident, text, **extra)
+
+    def update(self, incident: Incident, ts: str, text: str, message_blocks: list[dict[str, Any]] | None = None, *,
+               moved: bool = False) -> bool:
+        """chat.update of a message in the incident channel; False (nothing raised) when the channel is
+        archived or deleted, since the message can no longer change there. `moved`: the message may
+        have been posted in the announcement thread instead (`post`), so it is updated there."""
+        assert incident.channel_id is not None
+        extra: dict[str, Any] = {"blocks": message_blocks} if message_blocks is not None else {}
+        try:
+            self._client.chat_update(channel=incident.channel_id, ts=ts, text=text, **extra)
+            return True
+        except SlackApiError as error:
+            seen = self._confirmed_gone(incident, channel_gone(error))
+            if seen is None:
+                raise
+        incident = self.note_gone(incident, seen=seen)
+        if moved and self._slack.announce_channel:
+            try:
+                text, extra = _redirected(incident, text, message_blocks)
+                self._client.chat_update(channel=self._slack.announce_channel, ts=ts, text=text, **extra)
+            except SlackApiError as error:  # posted in the channel before it was archived: stays as it was
+                log.info("incident %s: message %s not updated in the thread either: %s", incident.number, ts, slack_error(error))
+        return False
+
+    def upload(self, incident: Incident, **upload: Any) -> Any:
+        """files_upload_v2 into the incident channel (`upload`: content, filename, title,
+        initial_comment); into the announcement thread when the channel is archived or deleted.
+        Returns Slack's answer; raises when neither place took the file."""
+        assert incident.channel_id is not None
+        try:
+            return self._client.files_upload_v2(channel=incident.channel_id, **upload)
+        except SlackApiError as error:
+            seen = self._confirmed_gone(incident, channel_gone(error))
+            if seen is None:
+                raise
+            refused = error
+        incident = self.note_gone(incident, seen=seen)
+        if not self._slack.announce_channel:
+            raise refused
+        comment = f"{archived_blocks.redirected(incident)}\n{upload.pop('initial_comment', '')}"
+        return self._client.files_upload_v2(channel=self._slack.announce_channel, initial_comment=comment,
+                                            thread_ts=incident.announcement_ts, **upload)
+
+    def note_gone(self, incident: Incident, *, seen: str, by: str | None = None) -> Incident:
+        """Record that the channel takes no posts (`seen`: Slack's answer, or the event's type; `by`: who
+        archived it) and, the first time, tell the announcement thread what still works. Returns the
+        incident as stored now."""
+        deleted = seen in DELETED
+        recorded = self._incidents.record_channel_archived(incident.id, by=by, seen=seen, deleted=deleted)
+        if recorded is None:
+            return self._incidents.get(incident.id)
+        self.tell_gone(recorded, by, deleted=deleted)
+        return recorded
+
+    def tell_gone(self, incident: Incident, by: str | None, *, deleted: bool) -> None:
+        """The notice, once the mark is stored: a courtesy, so a failure is only logged."""
+        log.warning("incident %s: its channel %s is %s", incident.number, incident.channel_id, "deleted" if deleted else "archived")
+        try:
+            self._in_thread(incident, archived_blocks.gone_notice(incident, by, deleted=deleted))
+        except StepFailed as failure:
+            log.warning("incident %s: %s", incident.number, failure)
+
+    def note_back(self, incident: Incident, by: str | None, *, tell: bool) -> None:
+        """The channel was unarchived: join it again (a public channel; a private one needs an invite,
+        Slack: conversations.join, `method_not_supported_for_channel_type`) and, if `tell`, say so in
+        the announcement thread."""
+        assert incident.channel_id is not None
+        try:
+            self._client.conversations_join(channel=incident.channel_id)
+            joined = True
+        except (SlackApiError, OSError) as error:
+            log.warning("incident %s: could not join its unarchived channel: %s", incident.number, slack_error(error))
+            joined = False
+        if tell or not joined:
+            self._in_thread(incident, archived_blocks.back_notice(incident, by, joined=joined))
+
+    def _confirmed_gone(self, incident: Incident, seen: str | None) -> str | None:
+        """`is_archived` is what it says. `channel_not_found` is also Slack's answer for a channel the
+        token cannot see for a moment, so conversations.info is asked once before believing it deleted
+        (None: the channel is there after all, and the original error stands)."""
+        if seen not in GONE:
+            return None
+        if seen == "is_archived" or incident.channel_id is None:
+            return seen
+        try:
+            found = self._client.conversations_info(channel=incident.channel_id)["channel"]
+        except SlackApiError as error:
+            return seen if slack_error(error) == "channel_not_found" else None
+        except OSError:
+            return None
+        return "is_archived" if found.get("is_archived") else None
+
+    def _in_thread(self, incident: Incident, text: str, **extra: Any) -> str | None:
+        if not self._slack.announce_channel:
+            log.warning("incident %s: its channel is archived and there is no announce_channel to post in instead; "
+                        "not shown: %s", incident.number, text[:200])
+            return None
+        return self._announce(text, thread_ts=incident.announcement_ts, **extra)
+
+    @contextmanager
+    def _unless_gone(self, incident: Incident) -> Iterator[None]:
+        """Skip a channel-only call (topic, invite) when the channel is archived or deleted, marking it so."""
+        try:
+            yield
+        except SlackApiError as error:
+            seen = self._confirmed_gone(incident, channel_gone(error))
+            if seen is None:
+                raise
+            self.note_gone(incident, seen=seen)
 
     def _create_channel(self, incident: Incident) -> Incident:
         day = incident.declared_at.date()
@@ -132,18 +282,21 @@ class IncidentPublisher:
             return self._incidents.record_channel(incident.id, channel["id"], channel["name"])
         raise StepFailed("creating the channel", f"name_taken for {MAX_NAME_ATTEMPTS} names in a row")
 
-    def _announce(self, text: str) -> str:
+    def _announce(self, text: str, *, thread_ts: str | None = None, **extra: Any) -> str:
+        """Post in the announcement channel (`thread_ts`: in the thread of that message)."""
         channel = self._slack.announce_channel
         assert channel is not None, "only called when an announcement channel is configured"
+        if thread_ts:
+            extra["thread_ts"] = thread_ts
         with _step(f"announcing in <#{channel}>"):
             try:
-                return self._client.chat_postMessage(channel=channel, text=text)["ts"]
+                return self._client.chat_postMessage(channel=channel, text=text, **extra)["ts"]
             except SlackApiError as error:
                 if slack_error(error) != "not_in_channel":
                     raise
             # A public announcement channel the bot was never added to: join it once and post again.
             self._client.conversations_join(channel=channel)
-            return self._client.chat_postMessage(channel=channel, text=text)["ts"]
+            return self._client.chat_postMessage(channel=channel, text=text, **extra)["ts"]
 
     @staticmethod
     def _ignore_harmless(call: object, **kwargs: object) -> None:
@@ -152,6 +305,16 @@ class IncidentPublisher:
         except SlackApiError as error:
             if slack_error(error) not in HARMLESS:
                 raise
+
+
+def _redirected(incident: Incident, text: str, message_blocks: list[dict[str, Any]] | None) -> tuple[str, dict[str, Any]]:
+    """A message meant for the channel as posted in the announcement thread: a line above it saying why."""
+    note = archived_blocks.redirected(incident)
+    if not message_blocks:
+        return f"{note}\n{text}", {}
+    if len(message_blocks) >= 50:  # Slack: a message carries at most 50 blocks; the fallback text says it
+        return f"{note}\n{text}", {"blocks": message_blocks}
+    return f"{note}\n{text}", {"blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}, *message_blocks]}
 
 
 @contextmanager
