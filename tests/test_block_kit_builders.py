@@ -47,8 +47,8 @@ MARKUP = [
 ENTITIES = ["&amp;", "&lt;", "&gt;"]
 SHAPES = [":fire:", "```", "\n", "\n\n", " ", "*", "_", "`", "~", ">", "•", "…"]
 MULTI_BYTE = ["😀", "👩\u200d💻", "🇫🇷", "👍🏽", "é", "e\u0301", "漢字", "ß", "\u200b", "🔥"]
-SAFE_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="<>&\x00")
-RAW_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+SAFE_CHARS = st.characters(blacklist_categories=["Cs"], blacklist_characters="<>&\x00")
+RAW_CHARS = st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")
 WHOLE = re.compile(r"<[^<>\n]*>")
 ENTITY = re.compile(r"&(?:amp|lt|gt);")
 
@@ -359,7 +359,8 @@ def timelines(draw: st.DrawFn) -> list[TimelineItem]:
 def test_every_timeline_page_posts_shows_everything_and_dates_each_day(incident: Incident, items: list[TimelineItem], zone: Any,
                                                                        team: str) -> None:
     first_text, first = timeline_view.render(incident, items, 0, lambda _: team, zone)
-    count = int(re.search(r"page 1 of (\d+)", first_text).group(1)) if "page 1 of" in first_text else 1
+    pages_said = re.search(r"page 1 of (\d+)", first_text)
+    count = int(pages_said.group(1)) if pages_said else 1
     shown: list[str] = []
     starts: list[tuple[int, bool, int]] = []  # (timestamp, dated, page) of each entry's first line
     for page in range(count):
@@ -389,7 +390,8 @@ def test_every_timeline_page_posts_shows_everything_and_dates_each_day(incident:
 @st.composite
 def tables(draw: st.DrawFn) -> Table:
     columns = draw(st.lists(raw_text(60), min_size=1, max_size=12))
-    rows = draw(st.lists(st.lists(st.none() | raw_text(2000) | st.integers(), min_size=len(columns), max_size=len(columns)), max_size=40))
+    cells: st.SearchStrategy[str | int | float | None] = st.none() | raw_text(2000) | st.integers() | st.floats()
+    rows = draw(st.lists(st.lists(cells, min_size=len(columns), max_size=len(columns)), max_size=40))
     return Table(title=draw(raw_text(300)), columns=columns, rows=rows)
 
 

@@ -99,6 +99,7 @@ def test_a_form_description_full_of_ampersands_is_posted_whole_and_pinned(bot: R
     assert sent.response.status_code == 200
     assert refused(bot.slack) == []
     [incident] = bot.runtime.services.incidents.list_open()
+    assert incident.channel_id is not None and incident.description is not None
     assert incident.description == mrkdwn.escape(description) and len(incident.description) > mrkdwn.SECTION_TEXT
     summary = bot.slack.messages(incident.channel_id)[0]
     assert bot.slack.pins(incident.channel_id) == [summary["ts"]]
@@ -168,7 +169,9 @@ def test_a_timeline_spanning_days_shows_the_date_whenever_it_changes(paris_bot: 
     bot = paris_bot
     paris = ZoneInfo("Europe/Paris")
     channel = bot.declare()
-    declared = bot.runtime.services.incidents.find_by_channel(channel["id"]).declared_at
+    incident = bot.runtime.services.incidents.find_by_channel(channel["id"])
+    assert incident is not None
+    declared = incident.declared_at
     base = declared.replace(hour=21, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 22:00 or 23:00 in Paris
     moments = {
         "evening": base,                                   # Paris: day 1, late evening
