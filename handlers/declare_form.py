@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.incidents import commands as c
-from bot.incidents.values import Severity
+from bot.incidents.values import MAX_TITLE_LENGTH, Severity
 from handlers import blocks
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
@@ -46,7 +46,25 @@ def _declare_command(values: dict[str, Any]) -> c.Declare:
         return (selected or {}).get("value", "") if selected is not None else (element.get("value") or "")
 
     # Form input is plain text; stored text is Slack mrkdwn, as a slash command would have sent it.
-    title = c.clean_title(html.escape(value("title"), quote=False))
+    title = _title(value("title"))
     severity = Severity(value("severity")) if value("severity") in Severity._value2member_map_ else c.DEFAULT_SEVERITY
     description = html.escape(c.without_nul(value("description")).strip(), quote=False) or None
     return c.Declare(title=title, severity=severity, description=description)
+
+
+def _title(typed: str) -> str:
+    """The title escaped, then held to the bot's limit, which counts it as stored (as a slash command
+    sends it: `&` is `&amp;`). A title the form let through that only escaping made too long is refused
+    saying so, not with a length the person never typed."""
+    escaped = html.escape(typed, quote=False)
+    try:
+        return c.clean_title(escaped)
+    except c.UsageError as error:
+        folded, stored = " ".join(typed.split()), " ".join(escaped.split())
+        if not folded or len(folded) > MAX_TITLE_LENGTH:
+            raise
+        raise c.UsageError(
+            f"The title is {len(folded)} characters, but Slack writes each &, < and > as several "
+            f"(&amp;, &lt;, &gt;), which makes it {len(stored)}; keep it to {MAX_TITLE_LENGTH} counted that way.",
+            error.usage,
+        ) from None

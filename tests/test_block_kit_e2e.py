@@ -200,3 +200,17 @@ def test_a_timeline_spanning_days_shows_the_date_whenever_it_changes(paris_bot: 
         local = at.astimezone(paris)
         shape = "%Y-%m-%d %H:%M:%S" if stamps[text][0] else "%H:%M:%S"
         assert stamps[text][1] == f"{local.strftime(shape)} {local.tzname()}"
+
+
+def test_a_form_title_only_escaping_makes_too_long_is_refused_saying_so(bot: RunningBot) -> None:
+    bot.command("declare")
+    bot.settle()
+    view = bot.slack.calls_to("views.open")[0].response["view"]
+    title = ("R&D <eu> " * 20)[:150]  # what the form takes: 150 characters typed
+
+    sent = bot.requests.view_submission(view, {"title": {"value": {"type": "plain_text_input", "value": title}}}, user_id=BOB)
+
+    answer = sent.response.json()
+    assert answer["response_action"] == "errors"
+    assert "The title is 150 characters, but Slack writes each &, < and > as several" in answer["errors"]["title"]
+    assert bot.runtime.services.incidents.list_open() == []
