@@ -28,6 +28,7 @@ from bot.diagnostics.drivers import Table
 from bot.diagnostics.drivers.common import CheckResult
 from bot.diagnostics.service import RunOutcome
 from bot.followups import FollowupView
+from bot.incidents import commands as c
 from bot.incidents.service import Changed
 from bot.incidents.values import MAX_TEXT_LENGTH, MAX_TITLE_LENGTH, EntryKind, Incident, Role, Severity, Status
 from bot.paging.service import PageView
@@ -437,6 +438,16 @@ def test_follow_up_reminders_post_whole_with_their_done_button(incident: Inciden
 def test_usage_errors_and_help_post(message: str, usage: str) -> None:
     assert_posts(blocks.usage_error(message, usage), inputs=(message,))
     assert_posts(blocks.help_message())
+
+
+@BUILDERS
+@given(st.sampled_from(["", "status ", "sev ", "role commander ", "role ", "diag ", "declare ", "note detection ", "timeline "]),
+       slack_text(400))
+def test_what_a_malformed_command_is_told_posts_with_its_markup_whole(sub_command: str, text: str) -> None:
+    try:
+        c.parse(sub_command + text)
+    except c.UsageError as error:
+        assert_posts(blocks.usage_error(error.message, error.usage), inputs=(text,))
 
 
 def test_a_shortened_section_says_so_and_where_the_rest_is() -> None:

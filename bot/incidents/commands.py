@@ -329,8 +329,13 @@ def _no_arguments(command: NoArguments, name: str) -> Callable[[str], Command]:
 
 
 def _shorten(text: str, limit: int = 40) -> str:
+    """A word quoted back to its author: at most `limit`, never ending in half a mention, link or
+    `&…;` entity (Slack would show the markup's raw pieces)."""
     text = text.replace("`", "'")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else _PARTIAL_MARKUP.sub("", text[: limit - 1]) + "…"
+
+
+_PARTIAL_MARKUP = re.compile(r"(?:<[^<>]*|&[A-Za-z0-9#]*)$")
 
 
 _PARSERS = {
