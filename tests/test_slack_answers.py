@@ -357,7 +357,7 @@ def test_a_role_for_someone_who_cannot_hold_it_is_refused_and_nothing_is_stored(
     text = reply(bot.command(f"role commander <@{person}>", channel=channel))
     bot.settle()
 
-    assert why in text and "the commander" in text and "/incident role <commander|comms|scribe> <@user>" in text
+    assert why in text and "the commander" in text and "/incident role &lt;commander|comms|scribe&gt; &lt;@user&gt;" in text
     assert state(bot, channel) == before
     assert len(bot.slack.messages(channel)) == posts
     assert not any(person in str(c.params.get("users")) for c in bot.slack.calls_to("conversations.invite"))
@@ -402,7 +402,7 @@ def test_a_followup_owned_by_someone_who_cannot_own_it_is_refused_and_nothing_is
     text = reply(bot.command(f"followup Add an alert on pool usage <@{person}>", channel=channel))
     bot.settle()
 
-    assert why in text and "this follow-up's owner" in text and "/incident followup <text> [@owner]" in text
+    assert why in text and "this follow-up's owner" in text and "/incident followup &lt;text&gt; [@owner]" in text
     assert state(bot, channel) == before
 
 
