@@ -49,34 +49,49 @@ NOTE_ICONS = {
 def paginate(items: list[TimelineItem], words: Wording, zone: tzinfo = UTC) -> list[list[str]]:
     """The section texts of each page, in order: lines packed into sections of at most BLOCK_TEXT,
     at most PAGE_SECTIONS sections and PAGE_CHARACTERS characters a page."""
-    pages: list[list[str]] = [[]]
+    pages: list[_Page] = [_Page()]
     previous_day, dated_page = None, -1  # the last page an entry started on (and so shows a date)
     for item in items:
         day = item.occurred_at.astimezone(zone).date()
         dated = day != previous_day or dated_page != len(pages) - 1
         parts = mrkdwn.split(line(item, words, zone, dated=dated), BLOCK_TEXT)
-        if not dated and not _room(pages[-1], parts[0]):  # it will open the next page
+        if not dated and not pages[-1].has_room(parts[0]):  # it will open the next page
             parts = mrkdwn.split(line(item, words, zone, dated=True), BLOCK_TEXT)
         for i, part in enumerate(parts):
-            if not _room(pages[-1], part):
-                pages.append([])
+            if not pages[-1].has_room(part):
+                pages.append(_Page())
             if i == 0:
                 dated_page = len(pages) - 1
-            page = pages[-1]
-            if page and mrkdwn.length(page[-1]) + 1 + mrkdwn.length(part) <= BLOCK_TEXT:
-                page[-1] += "\n" + part
-            else:
-                page.append(part)
+            pages[-1].add(part)
         previous_day = day
-    return pages
+    return [page.sections for page in pages]
 
 
-def _room(page: list[str], part: str) -> bool:
-    if not page:
-        return True
-    size = sum(map(mrkdwn.length, page)) + 1 + mrkdwn.length(part)
-    joins = mrkdwn.length(page[-1]) + 1 + mrkdwn.length(part) <= BLOCK_TEXT
-    return size <= PAGE_CHARACTERS and (joins or len(page) < PAGE_SECTIONS)
+class _Page:
+    """The sections of one page as they fill, with their sizes kept (a timeline may hold thousands)."""
+
+    def __init__(self) -> None:
+        self.sections: list[str] = []
+        self.size = 0  # characters in all sections
+        self.last = 0  # characters in the last section
+
+    def has_room(self, part: str) -> bool:
+        if not self.sections:
+            return True
+        size = mrkdwn.length(part)
+        joins = self.last + 1 + size <= BLOCK_TEXT
+        return self.size + 1 + size <= PAGE_CHARACTERS and (joins or len(self.sections) < PAGE_SECTIONS)
+
+    def add(self, part: str) -> None:
+        size = mrkdwn.length(part)
+        if self.sections and self.last + 1 + size <= BLOCK_TEXT:
+            self.sections[-1] += "\n" + part
+            self.last += 1 + size
+            self.size += 1 + size
+        else:
+            self.sections.append(part)
+            self.last = size
+            self.size += size
 
 
 def render(incident: Incident, items: list[TimelineItem], page: int,
