@@ -35,6 +35,7 @@ from bot.spool import Spool
 from bot.timeline import TimelineService
 from handlers import (
     capture,
+    channel_events,
     commands,
     declare_form,
     followups,
@@ -49,6 +50,7 @@ from handlers.publisher import IncidentPublisher
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
 from handlers.slack_client import make_instant_client, make_web_client
+from handlers.slack_names import SlackNames
 from handlers.users import UserDirectory
 from storage.database import (
     STORE_UNAVAILABLE,
@@ -69,7 +71,7 @@ class Runtime:
     services: Services
     app: App
     transport: Transport
-    spool: Spool
+    spool: Spool | None  # None when not serving (the CLI): `serve`'s spool is its own
     started_at: datetime  # before the scheduler started: what was recorded earlier is an earlier run's
     migrations_pending: bool = False  # the store did not answer at start
     _closing: threading.Event = field(default_factory=threading.Event)
@@ -125,7 +127,8 @@ class Runtime:
         self.services.scheduler.stop()
         self.services.background.shutdown()
         self.services.timeline.close()
-        self.spool.close()
+        if self.spool is not None:
+            self.spool.close()
         self.transport.close()
         self.engine.dispose()
 
@@ -137,7 +140,11 @@ def build_runtime(
     clock: Clock | None = None,
     run_migrations: bool = True,
     paging_transport: Transport | None = None,
+    serving: bool = True,
 ) -> Runtime:
+    """The bot, wired up. `serving=False` (the `resolve`/`close` CLI beside a running `serve`): the same
+    services, but the scheduler never starts (its jobs are `serve`'s to run; cancelling one removes it
+    from the shared store) and `serve`'s local spool is left alone."""
     env = settings.env
     assert env.slack_bot_token, "load_settings(mode=…) guarantees a token"
     engine = make_engine(env.database_url)
@@ -160,18 +167,9 @@ def build_runtime(
     workspace_url = _with_slash(str(identity.get("url") or "https://slack.com/"))
     bot_user_id = str(identity.get("user_id") or "")
     transport = paging_transport or Transport()
-    spool = Spool(Path(env.spool_path))
+    spool = Spool(Path(env.spool_path)) if serving else None
     teams = settings.file.teams
-
-    def providers_for(team: str) -> list[Provider]:
-        config = teams[team]
-        found: list[Provider] = []
-        if config.pagerduty_routing_key:
-            found.append(PagerDuty(transport, env.pagerduty_events_url, config.pagerduty_routing_key))
-        if config.opsgenie_api_key:
-            found.append(Opsgenie(transport, env.opsgenie_api_url, config.opsgenie_api_key))
-        return found
-
+    providers_for = paging_providers(settings, transport)
     diagnostics = DiagnosticsService(sessions, clock, settings.file.diagnostics)
 
     def channel_link(incident: Incident) -> str | None:
@@ -187,12 +185,13 @@ def build_runtime(
         client=client,
         instant_client=make_instant_client(env.slack_bot_token, env.slack_api_url),
         users=users,
-        metrics=Metrics(lambda: len(incidents.list_open()), lambda: len(spool)),
+        metrics=Metrics(lambda: len(incidents.list_open()), lambda: len(spool) if spool is not None else 0),
         paging=PagingService(sessions, clock, dict(teams), providers_for, scheduler, channel_link),
         diagnostics=diagnostics,
         watchdog=Watchdog(sessions, clock, diagnostics, settings.file.diagnostics.watchdog),
         scheduler=scheduler,
-        postmortems=PostmortemService.from_settings(settings, sessions, clock, bot_user_id=bot_user_id, lookup_name=users.lookup),
+        postmortems=PostmortemService.from_settings(settings, sessions, clock, bot_user_id=bot_user_id,
+                                                  lookup=SlackNames(client, users)),
         followups=FollowupService(sessions, clock, timedelta(days=settings.file.reminders.followup_after_days)),
         reminders=status_reminders,
         workspace_url=workspace_url,
@@ -208,6 +207,7 @@ def build_runtime(
     )
     app.use(_timed(services))
     capture.register(app, services)  # first: Bolt tries listeners in order, and events are the most frequent
+    channel_events.register(app, services)
     commands.register(app, services)
     declare_form.register(app, services)
     paging.register(app, services)
@@ -218,9 +218,26 @@ def build_runtime(
     # Daily, and soon after every start: a bot restarted more often than daily must still tidy up.
     scheduler.every(24 * 3600, "housekeeping", job_id="housekeeping", first=clock.now() + timedelta(minutes=5))
     started_at = clock.now()
-    scheduler.start()
+    if serving:
+        scheduler.start()
     return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport, spool=spool,
                    started_at=started_at, migrations_pending=migrations_pending)
+
+
+def paging_providers(settings: Settings, transport: Transport) -> Callable[[str], list[Provider]]:
+    """A configured team's pagers (PagerDuty, Opsgenie), by the team's key."""
+    env, teams = settings.env, settings.file.teams
+
+    def providers_for(team: str) -> list[Provider]:
+        config = teams[team]
+        found: list[Provider] = []
+        if config.pagerduty_routing_key:
+            found.append(PagerDuty(transport, env.pagerduty_events_url, config.pagerduty_routing_key))
+        if config.opsgenie_api_key:
+            found.append(Opsgenie(transport, env.opsgenie_api_url, config.opsgenie_api_key))
+        return found
+
+    return providers_for
 
 
 def _timed(services: Services) -> Callable[..., None]:

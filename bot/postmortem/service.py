@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -30,6 +29,7 @@ from bot.postmortem.templates import (
     TemplateProblem,
     default_template,
 )
+from bot.slack_markup import Lookup, references
 from bot.timeline import item_of
 from storage import followups as followup_store
 from storage import incidents as incident_store
@@ -41,7 +41,6 @@ from storage.models import Postmortem
 
 log = logging.getLogger(__name__)
 
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)")
 MAX_NAME_LOOKUPS = 50  # a draft must not wait on hundreds of users.info calls
 
 
@@ -75,7 +74,7 @@ class PostmortemService:
         team_names: dict[str, str],
         bot_user_id: str | None,
         secrets: list[str],
-        lookup_name: Callable[[str], str | None] | None = None,
+        lookup: Lookup | None = None,
     ) -> None:
         self._sessions = sessions
         self._reads = read_only(sessions)
@@ -85,11 +84,11 @@ class PostmortemService:
         self._team_names = team_names
         self._bot_user_id = bot_user_id
         self._secrets = [s for s in secrets if len(s) >= 6]
-        self._lookup_name = lookup_name  # asks Slack for names the store does not know yet
+        self._lookup = lookup  # asks Slack for names the store does not know yet (None: the CLI, no Slack)
 
     @classmethod
     def from_settings(cls, settings: Settings, sessions: sessionmaker[Session], clock: Clock, *,
-                      bot_user_id: str | None = None, lookup_name: Callable[[str], str | None] | None = None) -> PostmortemService:
+                      bot_user_id: str | None = None, lookup: Lookup | None = None) -> PostmortemService:
         return cls(
             sessions, clock,
             zone=ZoneInfo(settings.file.postmortem.timezone),
@@ -97,7 +96,7 @@ class PostmortemService:
             team_names={key: team.display_name or key for key, team in settings.file.teams.items()},
             bot_user_id=bot_user_id,
             secrets=settings.secrets(),
-            lookup_name=lookup_name,
+            lookup=lookup,
         )
 
     def request(self, incident_id: int, requested_by: str | None, request_key: str) -> PostmortemView | None:
@@ -183,13 +182,19 @@ class PostmortemService:
         items = [item_of(entry) for entry in timeline_store.entries(session, incident_id)]
         followups = [followup_view(f) for f in followup_store.for_incident(session, incident_id)]
         pages = [page_view(p) for p in paging_store.for_incident(session, incident_id)]
+        incident = incident_store.snapshot(row)
+        shared = [s for i in items for s in i.data.get("shared") or [] if isinstance(s, dict)]
+        named = references(incident.title, incident.description, incident.resolution_summary,
+                           *(i.text for i in items), *(f.text for f in followups), *(str(s.get("text") or "") for s in shared))
         people = {row.reporter_id} | {i.actor_id for i in items if i.actor_id} | {
             str(i.data["user"]) for i in items if i.data.get("user")} | {
             u for f in followups for u in (f.owner_id, f.created_by, f.done_by) if u} | {
             p.acknowledged_by for p in pages if p.acknowledged_by} | {p.requested_by for p in pages if p.requested_by} | {
-            user_id for i in items if "<@" in i.text for user_id in _MENTION.findall(i.text)}
+            str(s["author_id"]) for s in shared if s.get("author_id")} | named.users
+        channels = named.channels | {  # where a forwarded message came from, when Slack did not name it
+            str(s["channel_id"]) for s in shared if s.get("channel_id") and not s.get("channel_name")}
         return IncidentRecord(
-            incident=incident_store.snapshot(row),
+            incident=incident,
             items=items,
             roles=[RoleSpell(Role(r.role), r.user_id, r.assigned_at, r.ended_at) for r in store.role_history(session, incident_id)],
             pages=pages,
@@ -197,17 +202,27 @@ class PostmortemService:
             followups=followups,
             names=timeline_store.names(session, people),
             people=sorted(people),
+            channels=sorted(c for c in channels if not c.startswith("D")),  # a direct message has no name to show
+            usergroups=sorted(named.usergroups),
             team_names=self._team_names,
             bot_user_id=self._bot_user_id,
         )
 
     def _with_names(self, record: IncidentRecord) -> IncidentRecord:
-        """Names the store lacks, asked for once each (outside any transaction: it may call Slack)."""
-        if self._lookup_name is None:
+        """Names the store lacks: people, and the channels and user groups markup named without a label,
+        asked of Slack once each per draft (outside any transaction: it may call Slack). What Slack
+        cannot name stays unnamed, and the draft says "a channel (C…)"."""
+        if self._lookup is None:
             return record
-        missing = set(record.people) - set(record.names) - {record.bot_user_id, OPERATOR}  # the operator is no Slack user
-        found = {user_id: name for user_id in sorted(missing)[:MAX_NAME_LOOKUPS] if (name := self._lookup_name(user_id))}
-        return replace(record, names={**record.names, **found}) if found else record
+        users = sorted(set(record.people) - set(record.names) - {record.bot_user_id, OPERATOR})[:MAX_NAME_LOOKUPS]  # the operator is no Slack user
+        channels = sorted(set(record.channels) - set(record.channel_names))[:MAX_NAME_LOOKUPS]
+        usergroups = sorted(set(record.usergroups) - set(record.usergroup_handles))
+        return replace(
+            record,
+            names={**record.names, **(self._lookup.users(users) if users else {})},
+            channel_names={**record.channel_names, **(self._lookup.channels(channels) if channels else {})},
+            usergroup_handles={**record.usergroup_handles, **(self._lookup.usergroups(usergroups) if usergroups else {})},
+        )
 
     def _render(self, record: IncidentRecord, version: int) -> tuple[str, str | None, str | None]:
         """(markdown, the team's template if it was used, why it was not). A team's template that
