@@ -31,14 +31,17 @@ class SlackNames:
         return {user_id: name for user_id in user_ids if (name := self._users.lookup(user_id))}
 
     def channels(self, channel_ids: Collection[str]) -> dict[str, str]:
-        """conversations.info for each; a channel the bot cannot see answers `channel_not_found`
-        (Slack: conversations.info, "Errors"), and stays unnamed."""
+        """conversations.info for each (scopes channels:read, groups:read for a private one); a channel
+        the bot cannot see answers `channel_not_found` (Slack: conversations.info, "Errors"), and stays
+        unnamed."""
         found: dict[str, str] = {}
         for channel_id in channel_ids:
             try:
                 channel = self._client.conversations_info(channel=channel_id)["channel"]
             except (SlackApiError, OSError) as error:
-                log.warning("conversations.info failed for %s: %s", channel_id, slack_error(error))
+                reason = slack_error(error)
+                hint = " (channels:read and groups:read name channels)" if reason == "missing_scope" else ""
+                log.warning("conversations.info failed for %s: %s; it stays unnamed%s", channel_id, reason, hint)
                 continue
             if channel.get("name"):
                 found[channel_id] = str(channel["name"])
