@@ -132,6 +132,21 @@ def postmortem(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def end_incident(args: argparse.Namespace) -> int:
+    """`resolve` and `close`: the slash command's change, from the operator's shell (handlers.operator).
+    Works without SLACK_BOT_TOKEN too: the change is saved, and `serve` shows it in Slack at its next start."""
+    settings = _settings_or_exit(None)
+    from bot.incidents.commands import UsageError
+    from handlers.operator import end, parse
+
+    try:
+        command = parse(args.command_name, getattr(args, "summary", []))
+    except UsageError as error:
+        print(f"incident-bot: {error.message}\nUsage: {error.usage}", file=sys.stderr)
+        return 1
+    return end(settings, args.incident, command, out=sys.stdout, err=sys.stderr)
+
+
 def check_config(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(mode="socket" if args.socket_mode else "http")
@@ -193,6 +208,15 @@ def _parser() -> argparse.ArgumentParser:
     postmortem_parser.add_argument("incident", metavar="INCIDENT", help="the incident's number (42) or channel name")
     postmortem_parser.add_argument("--version", type=int, help="an earlier drafted version (default: the latest)")
     postmortem_parser.set_defaults(run=postmortem)
+
+    resolve_parser = commands.add_parser("resolve", help="resolve an incident from the shell (e.g. its channel was archived)")
+    resolve_parser.add_argument("incident", metavar="INCIDENT", help="the incident's number (42) or channel name")
+    resolve_parser.add_argument("summary", metavar="SUMMARY", nargs="*", help="what resolved it (the rest of the line)")
+    resolve_parser.set_defaults(run=end_incident, command_name="resolve")
+
+    close_parser = commands.add_parser("close", help="close an incident from the shell and draft its postmortem")
+    close_parser.add_argument("incident", metavar="INCIDENT", help="the incident's number (42) or channel name")
+    close_parser.set_defaults(run=end_incident, command_name="close")
 
     check_parser = commands.add_parser("check-config", help="validate the configuration file and the environment")
     check_parser.add_argument("--socket-mode", action="store_true", help="check for Socket Mode instead of HTTP mode")

@@ -66,8 +66,7 @@ def diag_command(services: Services, command: c.RunDiagnostic | c.ListDiagnostic
             return
         services.metrics.diagnostics.labels(command.check, outcome.outcome).inc()
         text, blocks = diagnostics_blocks.result_message(outcome, user_id)
-        if incident.channel_id:
-            services.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=blocks)
+        services.publisher.post(incident, text, blocks)  # the announcement thread when the channel is archived
 
     def failed(error: BaseException) -> None:
         services.metrics.background_failures.inc()

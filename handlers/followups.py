@@ -55,8 +55,7 @@ def add_command(services: Services, incident: Incident, command: c.AddFollowup, 
     if incident.channel_id:
         owner = f" for <@{followup.owner_id}>" if followup.owner_id else ""
         text = mrkdwn.fallback(f":ballot_box_with_check: <@{user_id}> added a follow-up{owner}: {followup.text}")
-        channel = incident.channel_id
-        services.background.submit(incident.id, lambda: services.client.chat_postMessage(channel=channel, text=text))
+        services.background.submit(incident.id, lambda: services.publisher.post(incident, text))
     days = services.settings.file.reminders.followup_after_days
     if followup.owner_id:
         return (f":ballot_box_with_check: Follow-up recorded for <@{followup.owner_id}>; they are reminded {days} days after "

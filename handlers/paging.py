@@ -132,8 +132,8 @@ def announce_and_deliver(services: Services, requested: Requested) -> None:
     channel = incident.channel_id
     if channel is not None:
         if page.escalated_from_id is not None:
-            _best_effort(failed, "announcing the escalation", lambda: services.client.chat_postMessage(
-                channel=channel, text=f":arrow_double_up: {mrkdwn.escape(page.message or '')} Paging *{paging_blocks.team_name(display)}* now."))
+            _best_effort(failed, "announcing the escalation", lambda: services.publisher.post(
+                incident, f":arrow_double_up: {mrkdwn.escape(page.message or '')} Paging *{paging_blocks.team_name(display)}* now."))
         invitations: list[Invitation] = []
         if team.slack_members:
             _best_effort(failed, "inviting the team",
@@ -143,8 +143,7 @@ def announce_and_deliver(services: Services, requested: Requested) -> None:
             if invitations[0].failed:
                 log.warning("paging %s: could not invite %s", page.team, dict(invitations[0].failed))
         text, blocks = paging_blocks.page_message(page, display, team, incident.number)
-        _best_effort(failed, "posting the page", lambda: services.paging.record_message(
-            page.id, services.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"]))
+        _best_effort(failed, "posting the page", lambda: _post_page(services, incident, page.id, text, blocks))
     deliver(services, page.id, failed)
 
 
@@ -158,7 +157,7 @@ def deliver(services: Services, page_id: int, failed: list[str] | None = None) -
     channel = incident.channel_id
     if page.failed and channel:
         text = paging_blocks.failure_message(page, services.paging.display_name(page.team))
-        _best_effort(failed, "telling the channel the page failed", lambda: services.client.chat_postMessage(channel=channel, text=text))
+        _best_effort(failed, "telling the channel the page failed", lambda: services.publisher.post(incident, text))
     if failed:
         raise SlackShowedNothing(failed)
 
@@ -191,7 +190,7 @@ def show_acknowledged(services: Services, page: PageView, notify_errors: dict[st
             f"after {minutes} min; escalation stopped.")
     if notify_errors:
         text += " Could not tell " + "; ".join(f"{name} ({paging_blocks.provider_error(error)})" for name, error in notify_errors.items()) + ": acknowledge there too."
-    services.client.chat_postMessage(channel=incident.channel_id, text=mrkdwn.fallback(text))
+    services.publisher.post(incident, mrkdwn.fallback(text))
 
 
 def resolve_pages(services: Services, incident: Incident, by: str) -> None:
@@ -200,9 +199,9 @@ def resolve_pages(services: Services, incident: Incident, by: str) -> None:
     for page in services.paging.pages(incident.id):
         refresh(services, page)
     if errors and incident.channel_id:
-        services.client.chat_postMessage(
-            channel=incident.channel_id,
-            text=":warning: The incident is resolved, but these could not be told to close their alerts: "
+        services.publisher.post(
+            incident,
+            ":warning: The incident is resolved, but these could not be told to close their alerts: "
             + "; ".join(f"{name}: {paging_blocks.provider_error(error)}" for name, error in errors.items()) + ". Close them by hand.",
         )
 
@@ -213,7 +212,14 @@ def refresh(services: Services, page: PageView) -> None:
         return
     text, blocks = paging_blocks.page_message(page, services.paging.display_name(page.team),
                                               services.paging.team(page.team), incident.number)
-    services.client.chat_update(channel=incident.channel_id, ts=page.slack_ts, text=text, blocks=blocks)
+    services.publisher.update(incident, page.slack_ts, text, blocks, moved=True)  # archived: in the thread, if posted there
+
+
+def _post_page(services: Services, incident: Incident, page_id: int, text: str, blocks: list[dict[str, Any]]) -> None:
+    """The page message, in the channel (or the announcement thread when the channel is archived)."""
+    ts = services.publisher.post(incident, text, blocks)
+    if ts is not None:
+        services.paging.record_message(page_id, ts)
 
 
 def pagerduty_webhook(services: Services, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:

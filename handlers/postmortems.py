@@ -37,8 +37,8 @@ def draft_and_post(services: Services, postmortem_id: int) -> PostmortemView:
     if incident.channel_id is None or view.file_id is not None:
         return view
     assert view.markdown is not None
-    upload = services.client.files_upload_v2(
-        channel=incident.channel_id,
+    upload = services.publisher.upload(  # the announcement thread instead when the channel is archived
+        incident,
         content=view.markdown,
         filename=f"incident-{incident.number}-postmortem-v{view.version}.md",
         title=f"Postmortem draft: incident {incident.number}, version {view.version}",
@@ -94,6 +94,6 @@ def report_failure(services: Services, requested: PostmortemView, respond: Calla
         if respond is not None:
             respond(response_type="ephemeral", replace_original=False, text=text)
         elif incident.channel_id:
-            services.client.chat_postMessage(channel=incident.channel_id, text=text)
+            services.publisher.post(incident, text)
 
     return report

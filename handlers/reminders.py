@@ -27,8 +27,10 @@ def post(services: Services, reminder: Reminder) -> None:
     who = f"<@{incident.commander}>" if incident.commander else "Commander"
     announce = services.settings.file.slack.announce_channel
     where = f" and in <#{announce}>" if announce else ""
-    services.client.chat_postMessage(
-        channel=incident.channel_id,
-        text=(f":alarm_clock: No status update for {minutes} minutes {since}; {incident.severity.label} incidents post one at "
-              f"least every {minutes} minutes. {who}, post one with `/incident update &lt;text&gt;`: it is shown here{where}."),
-    )
+    if incident.channel_archived_at is not None:  # no `/incident update` there: say what still works
+        text = (f":alarm_clock: Incident {incident.number} is still {incident.status.label} and its channel is archived. "
+                f"Unarchive the channel to carry on there, or resolve it: `incident-bot resolve {incident.number} [summary]`.")
+    else:
+        text = (f":alarm_clock: No status update for {minutes} minutes {since}; {incident.severity.label} incidents post one at "
+                f"least every {minutes} minutes. {who}, post one with `/incident update &lt;text&gt;`: it is shown here{where}.")
+    services.publisher.post(incident, text)  # the announcement thread when the channel is archived
