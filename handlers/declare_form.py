@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.incidents import commands as c
-from bot.incidents.values import MAX_TITLE_LENGTH, Severity
+from bot.incidents.values import Severity
 from handlers import blocks
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
@@ -53,18 +53,6 @@ def _declare_command(values: dict[str, Any]) -> c.Declare:
 
 
 def _title(typed: str) -> str:
-    """The title escaped, then held to the bot's limit, which counts it as stored (as a slash command
-    sends it: `&` is `&amp;`). A title the form let through that only escaping made too long is refused
-    saying so, not with a length the person never typed."""
-    escaped = html.escape(typed, quote=False)
-    try:
-        return c.clean_title(escaped)
-    except c.UsageError as error:
-        folded, stored = " ".join(typed.split()), " ".join(escaped.split())
-        if not folded or len(folded) > MAX_TITLE_LENGTH:
-            raise
-        raise c.UsageError(
-            f"The title is {len(folded)} characters, but Slack writes each &, < and > as several "
-            f"(&amp;, &lt;, &gt;), which makes it {len(stored)}; keep it to {MAX_TITLE_LENGTH} counted that way.",
-            error.usage,
-        ) from None
+    """The title escaped as a slash command would bring it, then held to the bot's limit (which
+    counts it as stored, and says so when only escaping made it too long)."""
+    return c.clean_title(html.escape(typed, quote=False))

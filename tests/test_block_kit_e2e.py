@@ -213,4 +213,29 @@ def test_a_form_title_only_escaping_makes_too_long_is_refused_saying_so(bot: Run
     answer = sent.response.json()
     assert answer["response_action"] == "errors"
     assert "The title is 150 characters, but Slack writes each &, < and > as several" in answer["errors"]["title"]
+    assert "which makes it 317; keep it to 150 counted that way" in answer["errors"]["title"]
     assert bot.runtime.services.incidents.list_open() == []
+
+
+def test_an_update_is_counted_as_typed_and_posted_whole_however_slack_escaped_it(bot: RunningBot) -> None:
+    channel = bot.declare()
+    typed = ("&" * 40 + "Pool at 100/100 <since> 09:15; " * 100)[:2889] + "!"
+    assert len(typed) == MAX_TEXT_LENGTH - 10
+    sent_text = mrkdwn.escape(typed)  # what Slack sends: 40 `&amp;` and every `<`/`>` escaped
+    assert len(sent_text) > MAX_TEXT_LENGTH
+
+    answer = bot.command(f"update {sent_text}", channel=channel["id"]).response
+    bot.settle()
+
+    assert answer.status_code == 200 and ":warning:" not in answer.text, answer.text
+    assert refused(bot.slack) == []
+    posted = [m for m in bot.slack.messages(channel["id"]) if "Status update" in json.dumps(m)]
+    announced = [m for m in bot.slack.messages(ANNOUNCE) if "Update on" in json.dumps(m)]
+    for shown in posted + announced:
+        assert message_problems(shown) == []
+        assert re.sub(r"\s", "", sent_text) in re.sub(r"\s", "", "".join(
+            b["text"]["text"].replace(mrkdwn.CONTINUED, "") for b in shown.get("blocks", []) if "text" in b) or shown["text"])
+    assert posted and announced
+
+    too_long = bot.command(f"update {mrkdwn.escape(typed + '&' * 11)}", channel=channel["id"]).response.json()
+    assert "The text is 2,901 characters long; keep it to 2,900." in too_long["text"]

@@ -181,13 +181,21 @@ def clean_title(title: str) -> str:
     cleaned = " ".join(without_nul(title).split())
     if not cleaned:
         raise UsageError("The incident needs a title.", USAGE["declare"])
-    if len(cleaned) > MAX_TITLE_LENGTH:
+    if len(cleaned) > MAX_TITLE_LENGTH:  # as stored (and sent): the store keeps at most 200
+        typed = typed_length(cleaned)
+        length = (f"{typed:,} characters, but Slack writes each &, < and > as several (&amp;, &lt;, &gt;), "
+                  f"which makes it {len(cleaned):,}") if typed <= MAX_TITLE_LENGTH else f"{typed:,} characters long"
         raise UsageError(
-            f"The title is {len(cleaned):,} characters long; keep it to {MAX_TITLE_LENGTH} "
-            "and put the details in an update.",
+            f"The title is {length}; keep it to {MAX_TITLE_LENGTH} counted that way and put the details in an update.",
             USAGE["declare"],
         )
     return cleaned
+
+
+def typed_length(text: str) -> int:
+    """Characters as the person typed them. Slack sends `&`, `<` and `>` in message text as `&amp;`,
+    `&lt;` and `&gt;` (Slack: "Formatting text for app surfaces", escaping); each counts one here."""
+    return len(text) - 4 * text.count("&amp;") - 3 * (text.count("&lt;") + text.count("&gt;"))
 
 
 def parse_severity(word: str, usage: str) -> Severity:
@@ -311,8 +319,9 @@ def _resolve(rest: str) -> Resolve:
 
 
 def _bounded_text(text: str, name: str) -> str:
-    if len(text) > MAX_TEXT_LENGTH:
-        raise UsageError(f"The text is {len(text):,} characters long; keep it to {MAX_TEXT_LENGTH:,}.", USAGE[name])
+    """Counted as typed: what Slack's escaping adds is the bot's to fit (handlers/mrkdwn.py splits it)."""
+    if (typed := typed_length(text)) > MAX_TEXT_LENGTH:
+        raise UsageError(f"The text is {typed:,} characters long; keep it to {MAX_TEXT_LENGTH:,}.", USAGE[name])
     return text
 
 
