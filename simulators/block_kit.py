@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 from slack_sdk.errors import SlackObjectFormationError
@@ -205,16 +205,8 @@ def _blocks_problems(blocks: list[Any], ptr: str, cap: int) -> list[str]:
     for i, block in enumerate(blocks):
         here = f"{ptr}/{i}"
         before = len(out)
-        if not isinstance(block, dict):
-            out.append(f"[ERROR] must be an object [json-pointer:{here}]")
-            continue
-        kind = block.get("type")
-        if not isinstance(kind, str):
-            out.append(f"[ERROR] missing required field: type [json-pointer:{here}]")
-            continue
-        if kind not in _BLOCK_TYPES:
-            # blocks.validate reference: "unsupported type: invalid" at the type's pointer.
-            out.append(f"[ERROR] unsupported type: {kind} [json-pointer:{here}/type]")
+        kind = _kind(block, _BLOCK_TYPES, here, out)
+        if kind is None:
             continue
         block_id = block.get("block_id")
         if block_id is not None:
@@ -321,17 +313,26 @@ _OPTIONS_MAX = {
 _MRKDWN_OPTIONS = frozenset({"checkboxes", "radio_buttons"})
 
 
-def _element(element: Any, ptr: str, out: list[str]) -> None:
-    """One block element: type known, action_id ≤255, placeholder plain_text ≤150, confirm, options, per-type caps."""
-    if not isinstance(element, dict):
+def _kind(obj: Any, known: Collection[str], ptr: str, out: list[str]) -> str | None:
+    """A block's or element's `type`, or None (with the problem added) when it is not an object of a
+    known type. blocks.validate reference: "unsupported type: invalid" at the type's pointer."""
+    if not isinstance(obj, dict):
         out.append(f"[ERROR] must be an object [json-pointer:{ptr}]")
-        return
-    kind = element.get("type")
+        return None
+    kind = obj.get("type")
     if not isinstance(kind, str):
         out.append(f"[ERROR] missing required field: type [json-pointer:{ptr}]")
-        return
-    if kind not in _ELEMENT_TYPES:
+        return None
+    if kind not in known:
         out.append(f"[ERROR] unsupported type: {kind} [json-pointer:{ptr}/type]")
+        return None
+    return kind
+
+
+def _element(element: Any, ptr: str, out: list[str]) -> None:
+    """One block element: type known, action_id ≤255, placeholder plain_text ≤150, confirm, options, per-type caps."""
+    kind = _kind(element, _ELEMENT_TYPES, ptr, out)
+    if kind is None:
         return
     _string(element, "action_id", f"{ptr}/action_id", out, 255)  # every interactive element's page
     if element.get("placeholder") is not None:

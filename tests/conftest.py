@@ -47,6 +47,19 @@ pagerduty_routing_key = "{ROUTING_KEY}"
 slack_members = [{listed}]
 """
 
+def escalating_teams(after_minutes: int = 10) -> str:
+    """The paging tests' pair: `[teams.database]` (PagerDuty) escalating after `after_minutes` to
+    `[teams.sre]` (Opsgenie, SRE)."""
+    return f"""{database_team()}escalate_after_minutes = {after_minutes}
+escalate_to = "sre"
+
+[teams.sre]
+display_name = "SRE on call"
+opsgenie_api_key = "{GENIE_KEY}"
+slack_members = ["{SRE}"]
+"""
+
+
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"

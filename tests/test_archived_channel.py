@@ -31,10 +31,9 @@ from tests.conftest import (
     CAROL,
     DBA,
     GENERAL,
-    GENIE_KEY,
     SRE,
     RunningBot,
-    database_team,
+    escalating_teams,
     start_bot,
 )
 
@@ -43,14 +42,7 @@ CONFIG = f"""
 announce_channel = "{ANNOUNCE}"
 channel_prefix = "inc"
 
-{database_team()}escalate_after_minutes = 10
-escalate_to = "sre"
-
-[teams.sre]
-display_name = "SRE on call"
-opsgenie_api_key = "{GENIE_KEY}"
-slack_members = ["{SRE}"]
-"""
+{escalating_teams()}"""
 
 
 @pytest.fixture

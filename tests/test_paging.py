@@ -30,7 +30,7 @@ from tests.conftest import (
     ROUTING_KEY,
     SRE,
     RunningBot,
-    database_team,
+    escalating_teams,
     start_bot,
 )
 
@@ -39,14 +39,7 @@ WEBHOOK_SECRET = "pagerduty-webhook-secret-for-tests"
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"
-{database_team()}escalate_after_minutes = 10
-escalate_to = "sre"
-
-[teams.sre]
-display_name = "SRE on call"
-opsgenie_api_key = "{GENIE_KEY}"
-slack_members = ["{SRE}"]
-
+{escalating_teams()}
 [paging]
 pagerduty_webhook_secret = "{WEBHOOK_SECRET}"
 """

@@ -39,11 +39,10 @@ from tests.conftest import (
     BOB,
     DBA,
     GENERAL,
-    GENIE_KEY,
     SIGNING_SECRET,
     SRE,
     RunningBot,
-    database_team,
+    escalating_teams,
     start_bot,
 )
 
@@ -54,14 +53,7 @@ def config(escalate_after: int, sev1_minutes: int) -> str:
     return f"""
 [slack]
 announce_channel = "{ANNOUNCE}"
-{database_team()}escalate_after_minutes = {escalate_after}
-escalate_to = "sre"
-
-[teams.sre]
-display_name = "SRE on call"
-opsgenie_api_key = "{GENIE_KEY}"
-slack_members = ["{SRE}"]
-
+{escalating_teams(escalate_after)}
 [reminders]
 status_update_minutes = {{ sev1 = {sev1_minutes}, sev2 = 30, sev3 = 60, sev4 = 240 }}
 """
