@@ -209,9 +209,10 @@ def open_incidents(incidents: list[Incident], now: datetime) -> tuple[str, list[
         shown = chunks[: room - 1]
         hidden = len(lines) - sum(chunk.count("\n") + 1 for chunk in shown)
         chunks = [*shown, f"_…and {hidden:,} more open incidents, not shown: one message holds no more._"]
-    blocks = [mrkdwn.section(f"*{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}*")]
+    count = f"{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}"
+    blocks = [mrkdwn.section(f"*{count}*")]
     blocks += [mrkdwn.section(chunk) for chunk in chunks]
-    return mrkdwn.message(f"{len(incidents)} open incidents", blocks)
+    return mrkdwn.message(count, blocks)
 
 
 def help_message() -> str:

@@ -186,8 +186,10 @@ def show_acknowledged(services: Services, page: PageView, notify_errors: dict[st
         return
     by = paging_blocks.acknowledger(page.acknowledged_by)
     minutes = int(((page.acknowledged_at or page.requested_at) - page.requested_at).total_seconds() // 60)
+    team = services.paging.team(page.team) if page.team in services.paging.team_names() else None
+    escalation = f"; no escalation to {paging_blocks.team_name(services.paging.display_name(team.escalate_to))}" if team and team.escalate_to else ""
     text = (f":white_check_mark: {by} acknowledged the page to *{paging_blocks.team_name(services.paging.display_name(page.team))}* "
-            f"after {minutes} min; escalation stopped.")
+            f"after {minutes} min{escalation}.")
     if notify_errors:
         text += " Could not tell " + "; ".join(f"{name} ({paging_blocks.provider_error(error)})" for name, error in notify_errors.items()) + ": acknowledge there too."
     services.publisher.post(incident, mrkdwn.fallback(text))

@@ -184,11 +184,9 @@ def clean_title(title: str) -> str:
     if len(cleaned) > MAX_TITLE_LENGTH:  # as stored (and sent): the store keeps at most 200
         typed = typed_length(cleaned)
         length = (f"{typed:,} characters, but Slack writes each &, < and > as several (&amp;, &lt;, &gt;), "
-                  f"which makes it {len(cleaned):,}") if typed <= MAX_TITLE_LENGTH else f"{typed:,} characters long"
-        raise UsageError(
-            f"The title is {length}; keep it to {MAX_TITLE_LENGTH} counted that way and put the details in an update.",
-            USAGE["declare"],
-        )
+                  f"which makes it {len(cleaned):,}; keep it to {MAX_TITLE_LENGTH} counted that way"
+                  ) if typed <= MAX_TITLE_LENGTH else f"{typed:,} characters long; keep it to {MAX_TITLE_LENGTH}"
+        raise UsageError(f"The title is {length} and put the details in an update.", USAGE["declare"])
     return cleaned
 
 
