@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from sqlalchemy import Engine
 
 from bot.clock import Clock, SystemClock
@@ -197,13 +198,15 @@ def build_runtime(
         workspace_url=workspace_url,
         bot_user_id=bot_user_id,
     )
+    bolt_logger = logging.getLogger("slack_bolt")
+    bolt_logger.addFilter(_not_the_client_token_notice)  # the same function object is added once
     app = App(
         client=client,
         signing_secret=env.slack_signing_secret or "",
         request_verification_enabled=mode == "http",
         # Listeners store what they are asked before acknowledging; slow work goes to Background.
         process_before_response=True,
-        logger=logging.getLogger("slack_bolt"),
+        logger=bolt_logger,
     )
     app.use(_timed(services))
     capture.register(app, services)  # first: Bolt tries listeners in order, and events are the most frequent
@@ -258,3 +261,10 @@ def _timed(services: Services) -> Callable[..., None]:
 def _with_slash(url: str) -> str:
     """The workspace's address, for permalinks built without a Web API call per message."""
     return url if url.endswith("/") else url + "/"
+
+
+def _not_the_client_token_notice(record: logging.LogRecord) -> bool:
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, and warns at every start that the
+    client we hand it (built from the same token) wins: noise in the WARNING lines operators watch."""
+    return record.getMessage() != warning_client_prioritized_and_token_skipped()
+

@@ -23,7 +23,7 @@ from handlers.background import Background
 from handlers.logs import about, configure_logging
 from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
-from tests.conftest import ALICE, ANNOUNCE, CONFIG, GENERAL, SIGNING_SECRET, RunningBot
+from tests.conftest import ALICE, ANNOUNCE, CONFIG, GENERAL, SIGNING_SECRET, RunningBot, start_bot
 
 
 def metrics(bot: RunningBot) -> dict[str, list]:
@@ -125,3 +125,17 @@ def test_serve_writes_json_lines_with_the_incident_number(tmp_path: Path, slack:
     assert created and created[0]["incident"] == 1
     assert slack.bot_token not in json.dumps(seen) and SIGNING_SECRET not in json.dumps(seen)
     assert server.returncode == 0
+
+
+def test_starting_with_the_token_in_the_environment_logs_no_warning(
+    tmp_path: Path, slack: SlackSimulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bolt reads SLACK_BOT_TOKEN by itself and would warn that our client wins, at every start."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+    caplog.set_level(logging.WARNING)
+    running = start_bot(tmp_path, slack, f"sqlite:///{tmp_path / 'bot.db'}")
+    try:
+        assert running.requests.command("help", user_id=ALICE, channel_id=GENERAL).response.status_code == 200
+    finally:
+        running.stop()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
