@@ -211,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
 
     resolve_parser = commands.add_parser("resolve", help="resolve an incident from the shell (e.g. its channel was archived)")
     resolve_parser.add_argument("incident", metavar="INCIDENT", help="the incident's number (42) or channel name")
-    resolve_parser.add_argument("summary", metavar="SUMMARY", nargs="*", help="what resolved it (the rest of the line)")
+    resolve_parser.add_argument("summary", metavar="SUMMARY", nargs="*", default=[], help="what resolved it (the rest of the line)")
     resolve_parser.set_defaults(run=end_incident, command_name="resolve")
 
     close_parser = commands.add_parser("close", help="close an incident from the shell and draft its postmortem")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings
+from handlers.cli import main
 
 CONTRACT_EXAMPLE = '''
 [slack]
@@ -203,3 +204,13 @@ def test_diagnostics_targets_need_a_supported_url_and_never_echo_it(tmp_path: Pa
     [problem] = problems(tmp_path, '[diagnostics.targets.primary]\nurl = "oracle://scott:tiger-secret@db/orcl"\n')
     assert "diagnostics.targets.primary.url: not a database URL the diagnostics can use" in problem
     assert "tiger-secret" not in problem
+
+
+@pytest.mark.parametrize("command", ["resolve", "close"])
+def test_a_cli_command_without_its_incident_names_only_what_is_missing(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "the following arguments are required: INCIDENT\n" in error  # SUMMARY is optional
+    assert f"incident-bot {command} [-h] INCIDENT" in error
