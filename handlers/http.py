@@ -138,7 +138,10 @@ class HttpServer:
 
         self._server.task_dispatcher.shutdown()
         if self._thread is not None and self._thread.is_alive():
-            self._server.trigger.pull_trigger(close_all)
+            try:
+                self._server.trigger.pull_trigger(close_all)
+            except OSError:  # the loop closed its trigger already (it is on its way out): just wait for it
+                log.warning("HTTP server's trigger was already closed at stop; waiting for its loop to end")
             self._thread.join(timeout=5)
         else:
             close_all()
