@@ -112,9 +112,13 @@ def summary(incident: Incident) -> tuple[str, list[Block]]:
 
 
 def declared_announcement(incident: Incident) -> str:
+    """The incident's announcement: who declared what, and where to help (not in an archived channel:
+    what the bot says of it then is in this announcement's thread)."""
+    where = (f"Join {channel_link(incident)} to help." if incident.channel_archived_at is None
+             else ":file_cabinet: Its channel is archived: follow this thread.")
     return mrkdwn.fallback(
         f":rotating_light: {SEVERITY_ICON[incident.severity]} *{incident.severity.label}* incident {incident.number} "
-        f"declared by <@{incident.reporter_id}>: *{incident.title}*\nJoin {channel_link(incident)} to help."
+        f"declared by <@{incident.reporter_id}>: *{incident.title}*\n{where}"
     )
 
 
@@ -133,9 +137,11 @@ def postmortem_link(version: int, permalink: str | None) -> str:
     return f":memo: Postmortem draft: {where}"
 
 
-def change_message(change: Changed) -> str:
-    """What the incident channel is told about a change (a text-only message, within 4,000)."""
-    return mrkdwn.fallback(_change_words(change))
+def change_message(change: Changed) -> tuple[str, list[Block]]:
+    """What the incident channel is told about a change: all of it, in as many sections as it takes
+    (an update can be 2,900 characters as typed, five times that as Slack escapes it)."""
+    words = _change_words(change)
+    return mrkdwn.message(words, mrkdwn.sections(words))
 
 
 def _change_words(change: Changed) -> str:
@@ -162,10 +168,11 @@ def _change_words(change: Changed) -> str:
     return f"{who}: {change.kind.value}"
 
 
-def change_announcement(change: Changed) -> str | None:
-    """What the announcement channel is told about a change; None for changes only the channel needs."""
+def change_announcement(change: Changed) -> tuple[str, list[Block]] | None:
+    """What the announcement channel is told about a change, all of it (as `change_message`); None for
+    changes only the channel needs."""
     words = _announcement_words(change)
-    return None if words is None else mrkdwn.fallback(words)
+    return None if words is None else mrkdwn.message(words, mrkdwn.sections(words))
 
 
 def _announcement_words(change: Changed) -> str | None:

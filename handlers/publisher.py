@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -44,6 +44,19 @@ def channel_gone(error: BaseException) -> str | None:
     """`is_archived` or `channel_not_found` when that is what Slack answered; None for anything else."""
     code = slack_error(error) if isinstance(error, SlackApiError) else getattr(error, "error", None)
     return code if code in GONE else None
+
+
+def is_gone(incident: Incident) -> bool:
+    """The incident's channel is marked archived or deleted: Slack would refuse anything sent there."""
+    return incident.channel_archived_at is not None
+
+
+class Placed(NamedTuple):
+    """Where `IncidentPublisher.place` put a message: its ts, in the incident channel or (`in_thread`)
+    in the incident's announcement thread."""
+
+    ts: str
+    in_thread: bool
 
 
 class StepFailed(Exception):
@@ -110,25 +123,28 @@ class IncidentPublisher:
         return self._incidents.mark_provisioned(incident.id)
 
     def publish(self, change: Changed) -> None:
-        incident = change.incident
+        incident = self._incidents.get(change.incident.id)  # as stored now: the mark may be newer than the change
         if incident.channel_id is None:  # provisioning will show the current state when it finishes
             return
-        if change.kind is EntryKind.ROLE_ASSIGNED:
+        if change.kind is EntryKind.ROLE_ASSIGNED and not is_gone(incident):
             with _step(f"inviting <@{change.after}> to the channel"), self._unless_gone(incident):
                 self._ignore_harmless(self._client.conversations_invite, channel=incident.channel_id, users=change.after)
+        announcement = blocks.change_announcement(change) if self._slack.announce_channel else None
         with _step("posting the change in the channel"):
-            self.post(incident, blocks.change_message(change))
+            # In the thread (the channel archived), the announcement channel's news is that reply,
+            # broadcast: not told twice there, once linking a channel nobody can join.
+            placed = self.place(incident, *blocks.change_message(change), broadcast=announcement is not None)
         self.refresh(incident.id, topic=blocks.changes_topic(change))
-        announcement = blocks.change_announcement(change)
-        if announcement and self._slack.announce_channel:
-            self._announce(announcement)
+        if announcement and not (placed and placed.in_thread):
+            text, announcement_blocks = announcement
+            self._announce(text, blocks=announcement_blocks)
         if change.entry_id is not None:
             self._incidents.mark_published(change.entry_id)
 
     def refresh(self, incident_id: int, *, topic: bool) -> None:
         """Bring the pinned summary (and the topic) in line with what is stored now."""
         incident = self._incidents.get(incident_id)
-        if incident.channel_id is None:
+        if incident.channel_id is None or is_gone(incident):  # archived: Slack keeps both as they were
             return
         if incident.summary_ts:
             text, summary_blocks = blocks.summary(incident)
@@ -142,30 +158,53 @@ class IncidentPublisher:
     # --- the incident channel, or the announcement thread when Slack no longer takes posts there
 
     def post(self, incident: Incident, text: str, message_blocks: list[dict[str, Any]] | None = None) -> str | None:
-        """chat.postMessage into the incident channel. When Slack answers that it is archived or
-        deleted, the message goes to the incident's announcement thread instead, under a line saying
-        why (see `note_gone`). Returns the message's ts; None when there was nowhere to post (no
-        channel yet; or no announcement channel configured, which is logged). Other errors raise."""
+        """`place`, for a message whose place does not matter later: its ts, or None."""
+        placed = self.place(incident, text, message_blocks)
+        return placed.ts if placed else None
+
+    def place(self, incident: Incident, text: str, message_blocks: list[dict[str, Any]] | None = None, *,
+              broadcast: bool = False) -> Placed | None:
+        """chat.postMessage into the incident channel; into the incident's announcement thread, under a
+        line saying why, once the channel is archived or deleted (known from the mark, or learnt from
+        Slack's refusal, see `note_gone`). `broadcast`: in the thread, shown in the announcement channel
+        too (Slack: chat.postMessage, `reply_broadcast`). Returns where the message is (a ts names a
+        message in one channel only); None when there was nowhere to post (no channel yet; or no
+        announcement channel configured, which is logged). Other errors raise."""
         if incident.channel_id is None:
             return None
-        extra: dict[str, Any] = {"blocks": message_blocks} if message_blocks else {}
-        try:  # tried even when marked archived: a person may have unarchived it since
-            return str(self._client.chat_postMessage(channel=incident.channel_id, text=text, **extra)["ts"])
-        except SlackApiError as error:
-            seen = self._confirmed_gone(incident, channel_gone(error))
-            if seen is None:
-                raise
-        incident = self.note_gone(incident, seen=seen)
+        if not is_gone(incident):
+            extra: dict[str, Any] = {"blocks": message_blocks} if message_blocks else {}
+            try:
+                return Placed(str(self._client.chat_postMessage(channel=incident.channel_id, text=text, **extra)["ts"]), False)
+            except SlackApiError as error:
+                seen = self._confirmed_gone(incident, channel_gone(error))
+                if seen is None:
+                    raise
+            incident = self.note_gone(incident, seen=seen)
+        # Known gone: straight to the thread, the channel not tried. The mark is only as old as Slack's
+        # channel_unarchive / group_unarchive event (note_back clears it), and a deleted channel never
+        # comes back, so trying the channel would only meet the refusal again.
         text, extra = _redirected(incident, text, message_blocks)
-        return self._in_thread(incident, text, **extra)
+        if broadcast:
+            extra["reply_broadcast"] = True
+        ts = self._in_thread(incident, text, **extra)
+        return Placed(ts, True) if ts else None
 
     def update(self, incident: Incident, ts: str, text: str, message_blocks: list[dict[str, Any]] | None = None, *,
-               moved: bool = False) -> bool:
-        """chat.update of a message in the incident channel; False (nothing raised) when the channel is
-        archived or deleted, since the message can no longer change there. `moved`: the message may
-        have been posted in the announcement thread instead (`post`), so it is updated there."""
-        assert incident.channel_id is not None
+               in_thread: bool = False) -> bool:
+        """chat.update of a message the bot placed for the incident: in the announcement thread when
+        `in_thread` (`Placed.in_thread`), else in the incident channel. False when the message is in a
+        channel archived or deleted (known, or learnt from Slack's refusal): Slack keeps it as it was,
+        and its ts names nothing elsewhere, so the caller decides whether to `place` the new state."""
         extra: dict[str, Any] = {"blocks": message_blocks} if message_blocks is not None else {}
+        if in_thread:
+            if not self._slack.announce_channel:
+                return False
+            text, extra = _redirected(incident, text, message_blocks)
+            self._client.chat_update(channel=self._slack.announce_channel, ts=ts, text=text, **extra)
+            return True
+        if incident.channel_id is None or is_gone(incident):
+            return False
         try:
             self._client.chat_update(channel=incident.channel_id, ts=ts, text=text, **extra)
             return True
@@ -173,30 +212,26 @@ class IncidentPublisher:
             seen = self._confirmed_gone(incident, channel_gone(error))
             if seen is None:
                 raise
-        incident = self.note_gone(incident, seen=seen)
-        if moved and self._slack.announce_channel:
-            try:
-                text, extra = _redirected(incident, text, message_blocks)
-                self._client.chat_update(channel=self._slack.announce_channel, ts=ts, text=text, **extra)
-            except SlackApiError as error:  # posted in the channel before it was archived: stays as it was
-                log.info("incident %s: message %s not updated in the thread either: %s", incident.number, ts, slack_error(error))
+        self.note_gone(incident, seen=seen)
         return False
 
     def upload(self, incident: Incident, **upload: Any) -> Any:
         """files_upload_v2 into the incident channel (`upload`: content, filename, title,
-        initial_comment); into the announcement thread when the channel is archived or deleted.
+        initial_comment); into the announcement thread when the channel is known archived or deleted,
+        chosen before uploading: files_upload_v2 uploads the content before Slack says whether the
+        channel takes it (files.completeUploadExternal), so a refusal leaves an upload shared nowhere.
         Returns Slack's answer; raises when neither place took the file."""
         assert incident.channel_id is not None
-        try:
-            return self._client.files_upload_v2(channel=incident.channel_id, **upload)
-        except SlackApiError as error:
-            seen = self._confirmed_gone(incident, channel_gone(error))
-            if seen is None:
-                raise
-            refused = error
-        incident = self.note_gone(incident, seen=seen)
+        if not is_gone(incident):
+            try:
+                return self._client.files_upload_v2(channel=incident.channel_id, **upload)
+            except SlackApiError as error:  # archived since the mark was read: this one upload is orphaned
+                seen = self._confirmed_gone(incident, channel_gone(error))
+                if seen is None:
+                    raise
+            incident = self.note_gone(incident, seen=seen)
         if not self._slack.announce_channel:
-            raise refused
+            raise StepFailed("uploading the file", "its channel is archived and there is no announce_channel to post in instead")
         comment = f"{archived_blocks.redirected(incident)}\n{upload.pop('initial_comment', '')}"
         return self._client.files_upload_v2(channel=self._slack.announce_channel, initial_comment=comment,
                                             thread_ts=incident.announcement_ts, **upload)
@@ -219,6 +254,7 @@ class IncidentPublisher:
             self._in_thread(incident, archived_blocks.gone_notice(incident, by, deleted=deleted))
         except StepFailed as failure:
             log.warning("incident %s: %s", incident.number, failure)
+        self._reannounce(incident)
 
     def note_back(self, incident: Incident, by: str | None, *, tell: bool) -> None:
         """The channel was unarchived: join it again (a public channel; a private one needs an invite,
@@ -233,6 +269,19 @@ class IncidentPublisher:
             joined = False
         if tell or not joined:
             self._in_thread(incident, archived_blocks.back_notice(incident, by, joined=joined))
+        if tell:
+            self._reannounce(incident)
+
+    def _reannounce(self, incident: Incident) -> None:
+        """The announcement brought in line with the mark: it invites people to the channel only while
+        the channel takes them (blocks.declared_announcement). A courtesy: a failure is only logged."""
+        if not self._slack.announce_channel or not incident.announcement_ts:
+            return
+        try:
+            self._client.chat_update(channel=self._slack.announce_channel, ts=incident.announcement_ts,
+                                     text=blocks.declared_announcement(incident))
+        except (SlackApiError, OSError) as error:
+            log.warning("incident %s: updating the announcement failed: %s", incident.number, error)
 
     def _confirmed_gone(self, incident: Incident, seen: str | None) -> str | None:
         """`is_archived` is what it says. `channel_not_found` is also Slack's answer for a channel the

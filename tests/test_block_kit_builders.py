@@ -246,10 +246,14 @@ def test_every_change_and_announcement_posts(incident: Incident, kind: EntryKind
     data = {"role": "commander"} if kind is EntryKind.ROLE_ASSIGNED else {}
     before = "U0BOB" if kind is EntryKind.ROLE_ASSIGNED and before else before  # a role's holder is a user id
     change = Changed(incident, kind, actor, before=before, after="U0CAROL", text=text, data=data)
-    assert_posts(blocks.change_message(change), inputs=(text, incident.title))
+    posted = blocks.change_message(change)
+    assert_posts(*posted, inputs=(text, incident.title))
     announcement = blocks.change_announcement(change)
     if announcement is not None:
-        assert_posts(announcement, inputs=(text, incident.title))
+        assert_posts(*announcement, inputs=(text, incident.title))
+    if kind is EntryKind.UPDATE:  # the update itself, whole, in the channel and the announcement
+        for _, built in (posted, announcement):
+            assert_all_shown(text, [b["text"]["text"] for b in built])
     assert_posts(blocks.declared_announcement(incident), inputs=(incident.title,))
 
 
