@@ -219,7 +219,8 @@ def _end_paging(domain: _Domain, runtime: Runtime | None, incident: Incident, te
     if errors:
         text = (":warning: The incident is resolved, but these could not be told to close their alerts: "
                 + "; ".join(f"{name}: {error}" for name, error in errors.items()) + ". Close them by hand.")
-        tell.slack("the pager errors", lambda: services.publisher.post(incident, text), later="they are listed above")
+        tell.slack("the pager errors", lambda: services.publisher.post(services.incidents.get(incident.id), text),
+                   later="they are listed above")  # as stored now: refreshing may have found the channel archived
 
 
 def _postmortem(domain: _Domain, runtime: Runtime | None, change: Changed, tell: _Teller) -> None:

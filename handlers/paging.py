@@ -202,7 +202,7 @@ def resolve_pages(services: Services, incident: Incident, by: str) -> None:
         refresh(services, page)
     if errors and incident.channel_id:
         services.publisher.post(
-            incident,
+            services.incidents.get(incident.id),  # as stored now: refreshing may have found the channel archived
             ":warning: The incident is resolved, but these could not be told to close their alerts: "
             + "; ".join(f"{name}: {paging_blocks.provider_error(error)}" for name, error in errors.items()) + ". Close them by hand.",
         )
@@ -214,14 +214,17 @@ def refresh(services: Services, page: PageView) -> None:
         return
     text, blocks = paging_blocks.page_message(page, services.paging.display_name(page.team),
                                               services.paging.team(page.team), incident.number)
-    services.publisher.update(incident, page.slack_ts, text, blocks, moved=True)  # archived: in the thread, if posted there
+    if not services.publisher.update(incident, page.slack_ts, text, blocks, in_thread=page.slack_in_thread):
+        # Its message is in the archived channel, as it was: its state (with a working Acknowledge
+        # button while it is open) is posted in the announcement thread once, and updated there after.
+        _post_page(services, services.incidents.get(incident.id), page.id, text, blocks)  # the mark as stored now
 
 
 def _post_page(services: Services, incident: Incident, page_id: int, text: str, blocks: list[dict[str, Any]]) -> None:
     """The page message, in the channel (or the announcement thread when the channel is archived)."""
-    ts = services.publisher.post(incident, text, blocks)
-    if ts is not None:
-        services.paging.record_message(page_id, ts)
+    placed = services.publisher.place(incident, text, blocks)
+    if placed is not None:
+        services.paging.record_message(page_id, placed.ts, in_thread=placed.in_thread)
 
 
 def pagerduty_webhook(services: Services, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:

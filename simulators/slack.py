@@ -752,7 +752,10 @@ class SlackSimulator:
             message["blocks"] = blocks
         if attachments:
             message["attachments"] = attachments
-        self._append_message(ch, message, str(p.get("thread_ts") or "") or None)
+        thread_ts = str(p.get("thread_ts") or "") or None
+        if thread_ts and _truthy(p.get("reply_broadcast")):  # Slack: a reply also shown in the channel
+            message["subtype"] = "thread_broadcast"
+        self._append_message(ch, message, thread_ts)
         return {"channel": ch.id, "ts": message["ts"], "message": message, **_truncation_notice(p)}
 
     def _chat_update(self, p: dict[str, Any]) -> dict[str, Any]:

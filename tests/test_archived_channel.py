@@ -148,7 +148,9 @@ def test_the_cli_resolves_then_closes_an_incident_whose_channel_was_archived(
     assert "an operator runs `incident-bot close 1`" in notice  # resolved already: closing is what is left
     assert change.startswith(":file_cabinet: _For incident 1, whose channel is archived:_\n")
     assert "the operator (incident-bot CLI) marked incident 1 *resolved*." in change and ">Rolled back deploy &amp; drained" in change
-    assert any(text.startswith(":white_check_mark: Incident 1") and "*resolved*" in text for text in top_level(slack))
+    # The announcement channel sees that reply (broadcast), not a second top-level copy of the news.
+    assert [m["text"] for m in slack.messages(ANNOUNCE) if m.get("subtype") == "thread_broadcast"] == [change]
+    assert not any("*resolved*" in text for text in top_level(slack))
     assert [c.response["error"] for c in slack.calls_to("chat.postMessage") if not c.response["ok"]] == ["is_archived"]
 
     again = cli("resolve", reference)
@@ -378,6 +380,8 @@ def test_the_channel_archive_event_is_recorded_and_told_once_then_unarchive_brin
     assert (entry.actor_id, entry.data["seen"], entry.data["deleted"]) == (BOB, "channel_archive", False)
     [notice] = in_thread(slack, incident)
     assert notice.startswith(f":file_cabinet: <@{BOB}> archived <#{channel['id']}|{channel['name']}>, the channel of incident 1")
+    [announcement] = [m["text"] for m in slack.messages(ANNOUNCE) if m["ts"] == incident.announcement_ts]
+    assert "to help" not in announcement and "Its channel is archived: follow this thread." in announcement
     listed = command(running, "list", GENERAL)
     assert "archived: `incident-bot resolve|close` ends it" in str(listed["blocks"])
     timeline = command(running, "timeline", channel["id"], user=CAROL)
@@ -391,6 +395,8 @@ def test_the_channel_archive_event_is_recorded_and_told_once_then_unarchive_brin
     assert incident.channel_archived_at is None
     assert running.slack.channel(channel["id"])["is_member"] is True  # the bot joined again
     assert any("The bot is back in it" in text and f"<@{CAROL}> unarchived" in text for text in in_thread(slack, incident))
+    [announcement] = [m["text"] for m in slack.messages(ANNOUNCE) if m["ts"] == incident.announcement_ts]
+    assert f"Join <#{channel['id']}|{channel['name']}> to help." in announcement
     assert "archived: `incident-bot" not in str(command(running, "list", GENERAL)["blocks"])
     command(running, "resolve Back to normal", channel["id"])
     assert incident_of(running, channel).status is Status.RESOLVED
@@ -416,6 +422,89 @@ def test_group_archive_and_channel_deleted_are_followed_too_but_not_for_closed_i
     assert (deleted.actor_id, deleted.data["deleted"]) == (CAROL, True)
     assert any(f"<@{CAROL}> deleted #{second['name']}" in text for text in in_thread(slack, two))
     assert EntryKind.CHANNEL_ARCHIVED not in kinds(running, three)
+
+
+# --- once the channel is known archived: each thing shown once, in the place it can be
+
+
+def refused(slack: SlackSimulator) -> list[tuple[str, str]]:
+    return [(c.method, c.response.get("error", "")) for c in slack.calls if c.response and not c.response.get("ok", True)]
+
+
+def test_a_page_posted_before_the_archive_has_its_end_shown_once_in_the_thread(
+        running: RunningBot, slack: SlackSimulator, cli) -> None:
+    channel = running.declare("declare sev1 Checkout is timing out")
+    command(running, "page database Connections exhausted", channel["id"])
+    [page_ts] = [m["ts"] for m in slack.messages(channel["id"]) if m["text"].startswith("Paging Database team")]
+    slack.archive_channel(channel["id"], by=BOB)  # the event is not delivered: the bot learns it from Slack
+
+    assert cli("resolve", "1")[0] == 0
+    assert cli("close", "1")[0] == 0
+
+    # One refusal taught the bot; the page's ts is never looked for where it does not live.
+    assert refused(slack) == [("chat.update", "is_archived")]
+    assert not any(c.params.get("ts") == page_ts for c in slack.calls_to("chat.update") if c.params["channel"] == ANNOUNCE)
+    incident = incident_of(running, channel)
+    pages = [m for m in slack.messages(ANNOUNCE)
+             if m.get("thread_ts") == incident.announcement_ts and "Paging Database team" in m["text"]]
+    [page] = pages  # its closed state, shown once (close updates it in place), with no button left to press
+    assert "Closed with the incident" in str(page["blocks"])
+    assert not any(b["type"] == "actions" for b in page["blocks"])
+
+
+def test_once_known_archived_nothing_is_tried_in_the_channel(
+        running: RunningBot, slack: SlackSimulator, clock: ManualClock, cli) -> None:
+    channel = running.declare("declare sev1 Checkout is timing out")
+    running.requests.event(slack.archive_channel(channel["id"], by=BOB))
+    running.settle()
+    known = len(slack.calls)
+
+    tick(running, clock, timedelta(minutes=16))  # a status-update reminder
+    assert cli("resolve", "1", "Rolled", "back")[0] == 0
+    assert cli("close", "1")[0] == 0
+
+    assert [c.method for c in slack.calls[known:] if channel["id"] in (c.params.get("channel"), c.params.get("channel_id"))] == []
+    assert refused(slack) == []
+    incident = incident_of(running, channel)
+    moved = [t.split("\n")[1] for t in in_thread(slack, incident) if "whose channel is archived" in t]
+    assert [t.split(" ")[0] for t in moved] == [":alarm_clock:", ":white_check_mark:", ":lock:", ":memo:"]  # the last: the postmortem
+
+
+def test_the_postmortem_of_a_known_archived_channel_is_uploaded_once_to_the_thread(
+        running: RunningBot, slack: SlackSimulator, cli) -> None:
+    channel = running.declare("declare sev2 Checkout is timing out")
+    slack.archive_channel(channel["id"], by=BOB)
+    assert cli("resolve", "1")[0] == 0  # Slack's refusal marks it
+
+    assert cli("close", "1")[0] == 0
+
+    assert len(slack.calls_to("files.getUploadURLExternal")) == 1
+    [complete] = slack.calls_to("files.completeUploadExternal")
+    assert complete.response["ok"] and complete.params["channel_id"] == ANNOUNCE
+    [upload] = slack.files()
+    assert upload["shares"]["public"][ANNOUNCE][0]["thread_ts"] == incident_of(running, channel).announcement_ts
+
+
+def test_the_announcement_channel_shows_each_change_once_and_invites_nobody_to_an_archived_channel(
+        running: RunningBot, slack: SlackSimulator, cli) -> None:
+    channel = running.declare("declare sev2 Checkout is timing out")
+    running.requests.event(slack.archive_channel(channel["id"], by=BOB))
+    running.settle()
+
+    assert cli("resolve", "1", "Rolled", "back")[0] == 0
+    assert cli("close", "1")[0] == 0
+
+    incident = incident_of(running, channel)
+    resolved = [m for m in slack.messages(ANNOUNCE) if "*resolved*" in m["text"]]
+    closed = [m for m in slack.messages(ANNOUNCE) if "closed incident 1" in m["text"] or "*closed*" in m["text"]]
+    # One message each: a reply in the incident's thread, broadcast to the channel (Slack: thread_broadcast).
+    for [message] in (resolved, closed):
+        assert message["thread_ts"] == incident.announcement_ts and message.get("subtype") == "thread_broadcast"
+    link = f"<#{channel['id']}|"
+    assert not any(link in m["text"] for m in slack.messages(ANNOUNCE) if m.get("subtype") == "thread_broadcast")
+    [announcement] = [m for m in slack.messages(ANNOUNCE) if m["ts"] == incident.announcement_ts]
+    assert "to help" not in announcement["text"] and "archived" in announcement["text"]
+    assert ":memo: Postmortem draft: <https://" in announcement["text"]
 
 
 # --- the simulator: archiving as Slack does it

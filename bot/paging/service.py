@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 ESCALATE = "escalate"
 # Kept in a page's `deliveries` beside the providers' outcomes: who its Slack invitation reached.
 INVITES = "slack_invites"
+# And whether its Slack message is in the incident's announcement thread (its channel was archived).
+IN_THREAD = "slack_in_thread"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class PageView:
     escalated_at: datetime | None = None
     resolved_at: datetime | None = None
     slack_ts: str | None = None
+    slack_in_thread: bool = False  # the message at slack_ts is in the announcement thread, not the channel
     invitation: Invitation | None = None  # who inviting the team's Slack members reached, once tried
 
     @property
@@ -296,11 +299,15 @@ class PagingService:
             session.flush()
             return page_view(page)
 
-    def record_message(self, page_id: int, ts: str) -> None:
+    def record_message(self, page_id: int, ts: str, *, in_thread: bool = False) -> None:
+        """The page's Slack message: its ts, and whether it is in the announcement thread (a ts names
+        a message in one channel only)."""
         with transaction(self._sessions) as session:
             page = store.by_id(session, page_id, for_update=True)
             if page is not None:
                 page.slack_ts = ts
+                deliveries = {key: value for key, value in (page.deliveries or {}).items() if key != IN_THREAD}
+                page.deliveries = {**deliveries, IN_THREAD: True} if in_thread else deliveries
 
     def alert(self, incident: Incident, page: PageView) -> Alert:
         """What PagerDuty and Opsgenie show, to people outside Slack: Slack markup in the title and
@@ -377,6 +384,7 @@ def _job_id(page_id: int) -> str:
 def page_view(page: Page) -> PageView:
     deliveries = dict(page.deliveries or {})
     invited = deliveries.pop(INVITES, None)
+    in_thread = deliveries.pop(IN_THREAD, False) is True
     return PageView(
         id=page.id,
         incident_id=page.incident_id,
@@ -393,5 +401,6 @@ def page_view(page: Page) -> PageView:
         escalated_at=page.escalated_at,
         resolved_at=page.resolved_at,
         slack_ts=page.slack_ts,
+        slack_in_thread=in_thread,
         invitation=Invitation.from_json(invited) if isinstance(invited, dict) else None,
     )
