@@ -25,11 +25,22 @@ missing. What nobody can name reads as what it is: "a channel (C0GENERAL)", neve
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
+
+from bot.slack_formatting import (
+    ATOM,
+    Block,
+    Code,
+    CodeBlock,
+    Line,
+    Span,
+    Styled,
+    parse_blocks,
+)
 
 # --- Tokens.
 
@@ -200,10 +211,18 @@ class Lookup(Protocol):
 
 # --- Rendering.
 
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<>|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-# In literal text, what a Markdown renderer would take for HTML: a tag's `<` (or a `<` just before a
-# name, which ends the run), an entity's `&`.
-_HTML_LIKE = re.compile(r"<(?=[A-Za-z/!?]|$)|&(?=#?[A-Za-z0-9]+;)")
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*~\[\]<>|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# In literal text: what Markdown would format (`*`, `_`, `~`, a backtick, a backslash escaping the next
+# character), and what it would take for HTML: a tag's `<` (or a `<` just before a name, which ends the
+# run), an entity's `&`. `_literal` keeps those that cannot format where they stand.
+_LITERAL_SPECIAL = re.compile(r"[\\`*_~]|<(?=[A-Za-z/!?]|$)|&(?=#?[A-Za-z0-9]+;)")
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+# At the start of a line: what Markdown would make a heading of, or take for a heading's underline.
+_LINE_START_SPECIAL = re.compile(r"^( {0,3})(#{1,6}(?=[ \t]|$)|=+[ \t]*$|-+[ \t]*$)")
+# A message without these is shown as it is (most messages: a 10,000-entry draft renders every one).
+_NOTHING_TO_DO = re.compile(r"[<&*_~`\n>•◦▪\\]|^[ ]{0,3}[#=-]")
+_STYLES = {"bold": "**", "italic": "*", "strike": "~~"}
+_BULLETS = "•◦▪"
 _URL_UNSAFE = re.compile(r"[\s()<>]")
 _SPECIALS = {"group": "channel"}  # the legacy name of @channel in private groups
 _DATE_FORMS = {
@@ -243,17 +262,30 @@ class Renderer:
     zone: ZoneInfo | None = None
 
     def text(self, mrkdwn: str | None) -> str:
-        """A message's text for this reader; "" for None."""
+        """A message's text for this reader; "" for None.
+
+        Slack's formatting (bot/slack_formatting.py) is translated: in Markdown `*bold*` reads `**bold**`,
+        `_italic_` `*italic*`, `~strike~` `~~strike~~`, `code` stays a code span, a ```block``` becomes a
+        fenced code block on lines of its own, `> quote` a quote, a `• bullet` line a list item, and
+        each line break a line break (a hard break, two spaces before it). A text that starts with a
+        quote, list or code block starts with a line break, and one that ends with a code block ends
+        with one, so the block stands on its own lines wherever the text is put. In plain text the
+        markers go and the words stay (a code block on lines of its own, quotes as `> `, bullets as typed).
+        Code is shown as typed: a mention in it reads as its name, unformatted."""
         if not mrkdwn:
             return ""
-        if "<" not in mrkdwn and "&" not in mrkdwn:
-            return mrkdwn  # most messages: nothing to do (a 10,000-entry draft renders every one)
-        return "".join(self.token(token) for token in parse(mrkdwn))
+        if not _NOTHING_TO_DO.search(mrkdwn):
+            return mrkdwn
+        tokens = parse(mrkdwn)
+        skeleton = "".join(t.text.replace(ATOM, "\ufffd") if isinstance(t, Text) else ATOM for t in tokens)
+        atoms = iter([t for t in tokens if not isinstance(t, Text)])
+        blocks = parse_blocks(skeleton)
+        return self._markdown_blocks(blocks, atoms) if self.markdown else self._plain_blocks(blocks, atoms)
 
     def token(self, token: Token) -> str:
         match token:
             case Text(text=text):
-                return _HTML_LIKE.sub(lambda m: "\\" + m.group(0), text) if self.markdown else text
+                return self._literal(text)
             case UserMention(user_id=user_id, label=label):
                 return self.user(user_id, label)
             case ChannelLink(channel_id=channel_id, label=label):
@@ -310,6 +342,102 @@ class Renderer:
         """A name or label as this reader shows it: in Markdown, characters that would format it are escaped."""
         return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), name) if self.markdown else name
 
+    def _literal(self, text: str) -> str:
+        """Text people typed, as text: in Markdown, a character that would format is escaped, unless it
+        cannot where it stands (`snake_case`, `a * b`), so the text reads as typed, raw or rendered."""
+        if not self.markdown:
+            return text
+
+        def escape(match: re.Match[str]) -> str:
+            char, at = match.group(0), match.start()
+            before, after = text[at - 1:at], text[at + 1:at + 2]
+            if char == "\\" and after and after not in _ASCII_PUNCTUATION:
+                return char
+            if char == "_" and ((before.isalnum() and after.isalnum()) or (before.isspace() and after.isspace())):
+                return char
+            if char in "*~" and before.isspace() and after.isspace():
+                return char
+            return "\\" + char
+
+        return _LITERAL_SPECIAL.sub(escape, text)
+
+    # Formatting: the blocks and spans of bot/slack_formatting.py, ATOMs replaced by the tokens in order.
+
+    def _spans(self, spans: list[Span], atoms: Iterator[Token]) -> str:
+        shown = []
+        for span in spans:
+            if isinstance(span, str):
+                pieces = span.split(ATOM)
+                shown.append(self._literal(pieces[0]))
+                for piece in pieces[1:]:
+                    shown.append(self.token(next(atoms)))
+                    shown.append(self._literal(piece))
+            elif isinstance(span, Code):
+                code = self._code(span.text, atoms)
+                shown.append(_code_span(code) if self.markdown else code)
+            elif isinstance(span, Styled):
+                inner = self._spans(span.spans, atoms)
+                shown.append(f"{_STYLES[span.style]}{inner}{_STYLES[span.style]}" if self.markdown else inner)
+        return "".join(shown)
+
+    def _code(self, text: str, atoms: Iterator[Token]) -> str:
+        """Code as typed: entities decoded, mentions and links as their plain words (Markdown formats
+        nothing in code)."""
+        if ATOM not in text:
+            return text
+        plain = replace(self, markdown=False) if self.markdown else self
+        pieces = text.split(ATOM)
+        return pieces[0] + "".join(plain.token(next(atoms)) + piece for piece in pieces[1:])
+
+    def _markdown_blocks(self, blocks: list[Block], atoms: Iterator[Token]) -> str:
+        shown: list[str] = []
+        before: str | None = None  # the previous block's kind ("text", "quote", "bullet", "code"); "" for an empty line
+        for block in blocks:
+            if isinstance(block, CodeBlock):
+                code = self._code(block.text, atoms)
+                fence = "`" * max(3, _longest_backtick_run(code) + 1)
+                kind, line = "code", f"{fence}\n{code}\n{fence}"
+            else:
+                kind, line = self._markdown_line(block, atoms)
+            if before is None:
+                shown.append("\n" if kind in ("quote", "bullet", "code") else "")
+            elif kind == before and kind in ("text", "quote"):
+                shown.append("  \n")  # Slack's line break; Markdown would join the lines
+            elif before in ("quote", "bullet") and kind == "text":
+                shown.append("\n\n")  # else the line would continue the quote or the list item
+            else:
+                shown.append("\n")
+            shown.append(line)
+            before = kind
+        if before == "code":
+            shown.append("\n")
+        return "".join(shown)
+
+    def _markdown_line(self, line: Line, atoms: Iterator[Token]) -> tuple[str, str]:
+        content = self._spans(line.spans, atoms)
+        if line.kind == "quote":
+            return "quote", f"> {content}" if content else ">"
+        if line.kind == "bullet":
+            return "bullet", f"{'  ' * line.level}- {content}"
+        if not content:
+            return "", ""
+        return "text", _LINE_START_SPECIAL.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", content)
+
+    def _plain_blocks(self, blocks: list[Block], atoms: Iterator[Token]) -> str:
+        lines = []
+        for block in blocks:
+            if isinstance(block, CodeBlock):
+                lines.append(self._code(block.text, atoms))
+                continue
+            content = self._spans(block.spans, atoms)
+            if block.kind == "quote":
+                lines.append(f"> {content}" if content else ">")
+            elif block.kind == "bullet":
+                lines.append(f"{'  ' * block.level}{_BULLETS[block.level]} {content}")
+            else:
+                lines.append(content)
+        return "\n".join(lines)
+
 
 def to_markdown(text: str | None, names: Names | None = None, zone: ZoneInfo | None = None) -> str:
     return Renderer(names or Names(), True, zone).text(text)
@@ -317,6 +445,17 @@ def to_markdown(text: str | None, names: Names | None = None, zone: ZoneInfo | N
 
 def to_plain(text: str | None, names: Names | None = None, zone: ZoneInfo | None = None) -> str:
     return Renderer(names or Names(), False, zone).text(text)
+
+
+def _code_span(code: str) -> str:
+    """A Markdown code span holding `code` as it is, whatever backticks it holds (CommonMark: "Code spans")."""
+    fence = "`" * (_longest_backtick_run(code) + 1)
+    padded = f" {code} " if code.startswith("`") or code.endswith("`") else code
+    return f"{fence}{padded}{fence}"
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
 
 
 def _safe_url(url: str) -> str:

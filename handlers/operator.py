@@ -38,9 +38,11 @@ from bot.incidents.service import AlreadyDone, Changed, IncidentService, Unchang
 from bot.incidents.values import OPERATOR, OPERATOR_NAME, Incident, Status
 from bot.paging.providers import Transport
 from bot.paging.service import PagingService
+from bot.people import People
 from bot.postmortem.service import PostmortemService, PostmortemView
 from bot.reminders import StatusReminders
 from bot.scheduling import Scheduler
+from bot.slack_markup import Names, references, to_plain
 from handlers import paging, postmortems
 from handlers.app import Runtime, build_runtime, paging_providers
 from handlers.mrkdwn import escape
@@ -85,7 +87,7 @@ def end(settings: Settings, reference: str, command: c.Resolve | c.Close, *, out
             print(_already(outcome.incident, name, domain), file=out)
             return 0
         _tell = _Teller(out, runtime, slack_problem)
-        _tell.line(_done(outcome, name))
+        _tell.line(_done(outcome, name, People(make_session_factory(engine), SystemClock())))
         _end_paging(domain, runtime, outcome.incident, _tell)
         _tell.slack("the change", lambda: runtime.services.publisher.publish(outcome) if runtime else None,
                     later="`serve` shows it at its next start (it posts changes of the last day that were never shown)")
@@ -177,9 +179,12 @@ def _offline(settings: Settings, engine: Engine, transport: Transport) -> _Domai
     )
 
 
-def _done(change: Changed, name: str) -> str:
+def _done(change: Changed, name: str, people: People) -> str:
+    """What the operator reads in their shell: the title as typed, not as Slack stored it (`&amp;`, `<@U…>`):
+    people it mentions by the names the store knows (bot.slack_markup.to_plain)."""
     incident = change.incident
-    text = f"Incident {incident.number} (“{incident.title}”) {'closed' if name == 'close' else 'resolved'} by {OPERATOR_NAME}."
+    title = to_plain(incident.title, Names(users=people.names(references(incident.title).users)))
+    text = f"Incident {incident.number} (“{title}”) {'closed' if name == 'close' else 'resolved'} by {OPERATOR_NAME}."
     if name == "close" and change.before != Status.RESOLVED.value:
         text += f" It was {_label(change.before)}, not resolved: closing resolves it too, as `/incident close` does."
     return text

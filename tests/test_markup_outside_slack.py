@@ -5,6 +5,9 @@ their content, and pages sent to PagerDuty."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,7 +148,8 @@ def test_a_forwarded_message_is_captured_with_its_content(replay: Replay, slack:
         ("09:51", "alice: look at this"),
         ("09:52", f"alice: <{link}>"),
     ]
-    assert f"([original]({link})):\n  > the pool is at *100%*\n  > since deploy #deploys 4512\n" in markdown
+    # Slack's *bold* is Markdown's **bold**; its line break a hard break (two spaces), inside the quote.
+    assert f"([original]({link})):\n  > the pool is at **100%**  \n  > since deploy #deploys 4512\n" in markdown
     assert "alice: look at this\n  > Forwarded a message from bob in a direct message" in markdown
     assert "  > can you check?\n" in markdown
     after_link = markdown.split(f"alice: <{link}>\n", 1)[1]
@@ -163,3 +167,72 @@ def test_pages_read_plainly_in_pagerduty(replay: Replay, pagerduty: PagerDutyRec
     assert payload["summary"] == ("[SEV1] Incident 1: Checkout & payments down — Pool exhausted, ask bob or @dba <now> "
                                   "dashboard (https://grafana.example.com/d/1)")
     assert payload["custom_details"]["title"] == "Checkout & payments down"
+
+
+CODE_BLOCK = ("```SELECT * FROM pool_stats\nWHERE state = 'idle' AND age &gt; 5 -- *not bold* _nor_ ~this~\n\n"
+              "-- asked by <@U0ALICE>\n```")
+
+
+def test_slack_formatting_reads_as_markdown_in_the_drafted_postmortem(replay: Replay, slack: SlackSimulator,
+                                                                     database_url: str, tmp_path: Path) -> None:
+    """Slack's *bold*, _italic_, ~strike~, `code` and ```blocks``` become Markdown's, and a code block
+    (a message of its own) is fenced on lines of its own inside its timeline entry, closed, so the
+    entries after it stay entries (Slack: "Formatting text for app surfaces", "Basic formatting")."""
+    r = replay
+    r.declare("declare sev2 Search is *down* &amp; slow")
+    r.at(paris(9, 30)).say(f"*pool exhausted* _maybe_ ~the cache~ `pg-primary`, ask <@{BOB}>", user=ALICE)
+    r.at(paris(9, 31)).say(CODE_BLOCK, user=BOB)
+    r.at(paris(9, 32)).say("two things:\n• restart the pool\n• drain it\n&gt; from the runbook\nthen *done*", user=CAROL)
+    r.at(paris(9, 33)).say("after the block, 2*3*4 is still text", user=ALICE)
+    r.at(paris(10, 0)).command("close")
+
+    markdown = uploaded(slack)[0]["content"]
+    assert markdown.startswith("# Postmortem: Incident 1: Search is **down** & slow\n")
+    lines = {(time, label): text for time, label, text in timeline_lines(markdown)}
+    assert lines[("09:30", "Message")] == "alice: **pool exhausted** *maybe* ~~the cache~~ `pg-primary`, ask bob"
+    # The block on lines of its own, indented under its entry, as typed: nothing in it formatted or escaped.
+    assert ("- **09:31** · **Message** · bob:\n"
+            "  ```\n"
+            "  SELECT * FROM pool_stats\n"
+            "  WHERE state = 'idle' AND age > 5 -- *not bold* _nor_ ~this~\n"
+            "\n"
+            "  -- asked by alice\n"
+            "  ```\n"
+            "- **09:32** · ") in markdown
+    # Slack's line breaks kept (a hard break), its bullets a list, its quote a quote, each closed.
+    assert ("- **09:32** · **Message** · Carol Weiss: two things:\n"
+            "  - restart the pool\n"
+            "  - drain it\n"
+            "  > from the runbook\n"
+            "\n"
+            "  then **done**\n") in markdown
+    assert lines[("09:33", "Message")] == "alice: after the block, 2\\*3\\*4 is still text"
+    assert [label for _, label, _ in timeline_lines(markdown)][-2:] == ["Message", "Closed"]
+
+    printed = cli_postmortem(database_url, "1", tmp_path)
+    assert printed.returncode == 0 and printed.stdout == markdown
+
+
+def test_the_cli_prints_titles_as_typed(replay: Replay, database_url: str, tmp_path: Path) -> None:
+    """`incident-bot resolve` and `close` print the title as people typed it, not Slack's escaped text."""
+    r = replay
+    r.declare(f"declare sev2 Search is *down* &amp; slow for <@{BOB}> &lt;eu&gt; (<@U0NOBODY>)")
+    r.at(paris(9, 20)).say("looking", user=BOB)  # the bot learns his name; nobody's is never known
+    config = tmp_path / "cli.toml"
+    config.write_text(CONFIG)
+    env = {**os.environ, "DATABASE_URL": database_url, "INCIDENT_BOT_CONFIG": str(config)}
+    for name in ("SLACK_BOT_TOKEN", "SLACK_API_URL"):
+        env.pop(name, None)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "handlers.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    resolved = cli("resolve", "1", "restarted")
+    assert "Incident 1 (“Search is down & slow for bob <eu> (a person (U0NOBODY))”) resolved by the operator (incident-bot CLI)." in resolved
+    closed = cli("close", "1")
+    assert "Incident 1 (“Search is down & slow for bob <eu> (a person (U0NOBODY))”) closed by the operator (incident-bot CLI)." in closed
+    for raw in ("&amp;", "&lt;", "<@", "*down*"):
+        assert raw not in resolved + closed

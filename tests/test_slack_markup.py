@@ -100,9 +100,75 @@ def test_markdown_significant_characters_in_names_and_labels_stay_text() -> None
     assert to_markdown("<https://wiki.example/Page_(db)|runbook>") == "[runbook](https://wiki.example/Page_%28db%29)"
 
 
-def test_text_people_formatted_is_left_to_markdown() -> None:
-    """Slack's *bold* and `code` in what people typed are theirs: only the markup is translated."""
-    assert to_markdown("*restart* `pg` now, <@U0DBA1>", NAMES) == "*restart* `pg` now, Dana Bauer"
+@pytest.mark.parametrize("text, markdown, plain", [
+    # Slack: "Formatting text for app surfaces", "Basic formatting": each form, as Markdown writes it.
+    ("*restart* now", "**restart** now", "restart now"),
+    ("_maybe_ the cache", "*maybe* the cache", "maybe the cache"),
+    ("~the cache~ the pool", "~~the cache~~ the pool", "the cache the pool"),
+    ("run `pg_ctl restart` now", "run `pg_ctl restart` now", "run pg_ctl restart now"),
+    ("*bold* _italic_ ~strike~", "**bold** *italic* ~~strike~~", "bold italic strike"),
+    ("at *100%*.", "at **100%**.", "at 100%."),
+    ("(*really*)", "(**really**)", "(really)"),
+    # Nested, and holding mentions, links and entities.
+    ("*_both_*", "***both***", "both"),
+    ("_a *bold* word_", "*a **bold** word*", "a bold word"),
+    ("*<@U0DBA1> &amp; <#C0GENERAL>*", "**Dana Bauer & #general**", "Dana Bauer & #general"),
+    ("_see <https://x.example/a_b_c|the_graph>_", "*see [the_graph](https://x.example/a_b_c)*",
+     "see the_graph (https://x.example/a_b_c)"),
+    ("~<!here>~ *<@U0STAR>*", "~~@here~~ **\\*star\\*\\_dev**", "@here *star*_dev"),
+    # In code nothing is formatted: markers stay; mentions read as names, unescaped.
+    ("`*not bold* <@U0STAR> &lt;b&gt;`", "`*not bold* *star*_dev <b>`", "*not bold* *star*_dev <b>"),
+])
+def test_slack_formatting_reads_as_markdown_and_plain_text(text: str, markdown: str, plain: str) -> None:
+    assert to_markdown(text, NAMES) == markdown
+    assert to_plain(text, NAMES) == plain
+
+
+@pytest.mark.parametrize("text, markdown, plain", [
+    # Markers with no partner, inside words, around spaces, or across lines: text, escaped where
+    # Markdown would otherwise format them.
+    ("2*3*4", "2\\*3\\*4", "2*3*4"),
+    ("snake_case_name and __init__", "snake_case_name and \\_\\_init\\_\\_", "snake_case_name and __init__"),
+    ("* not bold *", "\\* not bold \\*", "* not bold *"),
+    ("*starts here\nends here*", "\\*starts here  \nends here\\*", "*starts here\nends here*"),
+    ("a *single marker", "a \\*single marker", "a *single marker"),
+    ("**double**", "\\*\\*double\\*\\*", "**double**"),
+    ("~ a ~ b", "\\~ a ~ b", "~ a ~ b"),
+    ("one ` backtick", "one \\` backtick", "one ` backtick"),
+    ("C:\\temp\\*.log", "C:\\temp\\\\\\*.log", "C:\\temp\\*.log"),
+    ("``` ```", "\\`\\`\\` \\`\\`\\`", "``` ```"),
+    ("# not a heading", "\\# not a heading", "# not a heading"),
+    ("a line\n---", "a line  \n\\---", "a line\n---"),
+])
+def test_unbalanced_or_inner_markers_stay_text(text: str, markdown: str, plain: str) -> None:
+    assert to_markdown(text, NAMES) == markdown
+    assert to_plain(text, NAMES) == plain
+
+
+def test_a_code_block_stands_on_lines_of_its_own_as_typed() -> None:
+    """```…``` anywhere in a line is a block: fenced on its own lines (a text that ends with one ends
+    with a line break, so nothing can be written after the closing fence), closed, its content literal."""
+    text = "```SELECT * FROM t\nWHERE a &lt; 5 -- *x* _y_ ~z~ `w` <@U0DBA1>\n```"
+    assert to_markdown(text, NAMES) == "\n```\nSELECT * FROM t\nWHERE a < 5 -- *x* _y_ ~z~ `w` Dana Bauer\n```\n"
+    assert to_plain(text, NAMES) == "SELECT * FROM t\nWHERE a < 5 -- *x* _y_ ~z~ `w` Dana Bauer"
+    assert to_markdown("see ```x = 1``` and *go*") == "see\n```\nx = 1\n```\nand **go**"
+    assert to_plain("see ```x = 1``` and *go*") == "see\nx = 1\nand go"
+    # A fence longer than any run of backticks inside.
+    assert to_markdown("```a ``` b```") == "\n```\na \n```\nb\\`\\`\\`"  # the first ``` closes, as in Slack
+    assert to_markdown("```say <@U0BT|``x``>```") == "\n```\nsay ``x``\n```\n"
+    assert to_markdown("```say <@U0BT|````x```>```") == "\n`````\nsay ````x```\n`````\n"
+
+
+def test_lines_quotes_and_bullets() -> None:
+    """Slack's line breaks stay line breaks (Markdown's hard break: two spaces), a `>` line is a quote
+    (`&gt;` as Slack stores it), a `•` line a list item; text after a quote or a list is a paragraph
+    of its own, not a continuation of them."""
+    text = "two things:\n• restart\n◦ the pool\n&gt; from the *runbook*\nthen done\nreally"
+    assert to_markdown(text) == ("two things:\n- restart\n  - the pool\n> from the **runbook**\n\n"
+                                 "then done  \nreally")
+    assert to_plain(text) == "two things:\n• restart\n  ◦ the pool\n> from the runbook\nthen done\nreally"
+    assert to_markdown("&gt; quoted\n&gt; twice") == "\n> quoted  \n> twice"
+    assert to_markdown("a\n\nb") == "a\n\nb"
 
 
 @pytest.mark.parametrize("form, in_paris", [
@@ -153,6 +219,8 @@ def test_a_direct_message_is_said_so() -> None:
 
 
 def test_plain_text_without_markup_is_returned_as_is() -> None:
-    text = "pool at 100% * _ [x](y) #hash"
+    text = "pool at 100% [x](y) #hash"
     assert to_markdown(text) is text and to_plain(text) is text
+    spaced = "pool at 100% * _ ~ [x](y) #hash"  # markers that format nothing where they stand
+    assert to_markdown(spaced) == spaced and to_plain(spaced) == spaced
     assert to_markdown(None) == "" and to_plain("") == ""

@@ -458,13 +458,16 @@ def _entry(item: TimelineItem, at: ToMoment, names: _Names, wording: Wording) ->
         own = names.text(item.text)
         shared = [s for s in item.data.get("shared") or [] if isinstance(s, dict)]
         if own or files or not shared:
-            text = f"{who}{where}: {own}{edited}{files}" + "".join(f"\n> Forwarded {_forwarded(s, names)}" for s in shared)
+            gap = "" if own.startswith("\n") else " "  # a text that starts with a block (code, a quote) starts on its line
+            text = f"{who}{where}:{gap}{own}{edited}{files}" + "".join(f"\n> Forwarded {_forwarded(s, names)}" for s in shared)
         else:  # only the forwarded message: say so first
             text = f"{who}{where}{edited} forwarded {_forwarded(shared[0], names)}" + "".join(
                 f"\n> Forwarded {_forwarded(s, names)}" for s in shared[1:])
     else:
         text = describe(item, wording)
-    return Entry(at(item.occurred_at), item.kind.value, label, text, who, item.key_event)
+    # A text that ends with a code block ends with a line break (bot/slack_markup.py): the entry's own
+    # line ends after the closing fence.
+    return Entry(at(item.occurred_at), item.kind.value, label, text.rstrip("\n"), who, item.key_event)
 
 
 def _forwarded(share: dict[str, Any], names: _Names) -> str:
@@ -476,7 +479,8 @@ def _forwarded(share: dict[str, Any], names: _Names) -> str:
     channel = str(share.get("channel_id") or "")
     where = f" in {markup.channel(channel, share.get('channel_name'))}" if channel else ""
     link = f" ([original]({share['from_url']}))" if share.get("from_url") else ""
-    quoted = "".join(f"\n> {line}" for line in markup.text(str(share.get("text") or "")).splitlines())
+    shown = markup.text(str(share.get("text") or "")).strip("\n")
+    quoted = "".join(f"\n> {line}" if line.strip() else "\n>" for line in shown.splitlines())
     return f"a message from {who}{where}{link}:{quoted}"
 
 
