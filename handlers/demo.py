@@ -16,7 +16,6 @@ diagnostic. Exits non-zero if any step fails; stops everything it started, whate
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import re
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.config import load_settings
+from bot.slack_markup import Names, to_plain
 from handlers.app import Runtime, build_runtime
 from handlers.demo_postgres import LEAK_APP, LEAK_SIZE, Leak, find_postgres
 from handlers.http import BotWsgiApp, HttpServer
@@ -39,6 +39,7 @@ SIGNING_SECRET = "demo-signing-secret"
 ANNOUNCE, GENERAL = "C0INCIDENTS", "C0GENERAL"
 DBA = "U0DAVE"  # the database team's on-call engineer
 PEOPLE = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", DBA: "dave"}
+_DEMO_NAMES = Names(users={user_id: f"@{name}" for user_id, name in PEOPLE.items()})
 ROUTING_KEY = "R0DEMO00000000000000000000000000"  # PagerDuty routing keys are 32 characters
 
 # Short on purpose, so the watchdog alerts within seconds instead of minutes.
@@ -487,8 +488,6 @@ class _Printer:
 
     @staticmethod
     def plain(text: str) -> str:
-        text = re.sub(r"<@(\w+)(?:\|[^>]*)?>", lambda m: "@" + PEOPLE.get(m.group(1), m.group(1)), text)
-        text = re.sub(r"<#\w+\|([^>]*)>", r"#\1", text)
-        text = re.sub(r"<!date\^[^|]*\|([^>]*)>", r"\1", text)
-        text = re.sub(r":[a-z_]+: ?", "", text)
-        return html.unescape(text.replace("\n", " ").replace("*", ""))
+        """What a person reads: Slack's markup in words (bot.slack_markup), without emoji codes or emphasis."""
+        text = to_plain(text, _DEMO_NAMES)
+        return re.sub(r":[a-z_]+: ?", "", text).replace("\n", " ").replace("*", "")

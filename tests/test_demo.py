@@ -143,6 +143,6 @@ def test_a_failed_step_stops_the_story_exits_non_zero_and_closes_the_leak(monkey
 
     printed = out.getvalue()
     assert "Step 4 failed; the story stops here." in printed
-    assert "step(s) failed in" in printed and "There is no team `networking`" in printed
+    assert "step(s) failed in" in printed and "There is no team networking." in printed
     assert "[5/5]" not in printed and "The drafted postmortem:" not in printed
     assert leaked_connections() == 0
