@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import apscheduler.schedulers.base
@@ -180,6 +181,18 @@ class RunningBot:
         channel = self.slack.channel(incident.channel_id)
         assert channel is not None
         return channel
+
+
+def tick(bot: RunningBot, clock: ManualClock, delta: timedelta) -> None:
+    """Move time on and let the scheduler run whatever fell due."""
+    clock.advance(delta)
+    bot.runtime.services.scheduler.wakeup()
+    settle_jobs(bot)
+
+
+def settle_jobs(bot: RunningBot) -> None:
+    time.sleep(0.3)  # the scheduler's thread picks due jobs up on its own, just after wakeup()
+    bot.settle()
 
 
 def start_bot(tmp_path: Path, slack: SlackSimulator, database_url: str, config: str = CONFIG, *,

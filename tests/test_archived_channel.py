@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +34,7 @@ from tests.conftest import (
     RunningBot,
     escalating_teams,
     start_bot,
+    tick,
 )
 
 CONFIG = f"""
@@ -109,13 +109,6 @@ def command(bot: RunningBot, text: str, channel: str, user: str = ALICE) -> dict
     assert sent.response.status_code == 200, sent.response.text
     bot.settle()
     return sent.response.json() if sent.response.content else {}
-
-
-def tick(bot: RunningBot, clock: ManualClock, delta: timedelta) -> None:
-    clock.advance(delta)
-    bot.runtime.services.scheduler.wakeup()
-    time.sleep(0.3)  # the scheduler's thread picks due jobs up on its own, just after wakeup()
-    bot.settle()
 
 
 # --- the CLI on an incident whose channel a person archived

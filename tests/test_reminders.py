@@ -13,7 +13,17 @@ import pytest
 from bot.clock import ManualClock
 from handlers import followups
 from simulators.slack import SlackSimulator
-from tests.conftest import ALICE, ANNOUNCE, BOB, CAROL, GENERAL, RunningBot, start_bot
+from tests.conftest import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    CAROL,
+    GENERAL,
+    RunningBot,
+    settle_jobs,
+    start_bot,
+    tick,
+)
 
 CONFIG = f"""
 [slack]
@@ -37,18 +47,6 @@ def command(bot: RunningBot, channel: dict, text: str, user: str = ALICE) -> dic
     assert sent.response.status_code == 200, sent.response.text
     bot.settle()
     return sent.response.json() if sent.response.content else {}
-
-
-def tick(bot: RunningBot, clock: ManualClock, delta: timedelta) -> None:
-    """Move time on and let the scheduler run whatever fell due."""
-    clock.advance(delta)
-    bot.runtime.services.scheduler.wakeup()
-    settle_jobs(bot)
-
-
-def settle_jobs(bot: RunningBot) -> None:
-    time.sleep(0.3)  # the scheduler's thread picks due jobs up on its own, just after wakeup()
-    bot.settle()
 
 
 def reminders(bot: RunningBot, channel: dict, *, at_least: int = 0) -> list[str]:
