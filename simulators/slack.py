@@ -687,7 +687,9 @@ class SlackSimulator:
         users = list(dict.fromkeys(users))
         if not users:
             raise _SlackError("no_user")
-        errors = [{"user": u, "ok": False, "error": code} for u in users if (code := self._invite_error(ch, u))]
+        errors: list[dict[str, Any]] = [
+            {"user": u, "ok": False, "error": code} for u in users if (code := self._invite_error(ch, u))
+        ]
         failing = {e["user"] for e in errors}
         blocking = [e for e in errors if e["error"] != "cant_invite" or not self._is_deactivated(e["user"])]
         if not blocking or _truthy(p.get("force")):
