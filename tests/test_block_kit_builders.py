@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,10 +31,25 @@ from bot.diagnostics.service import RunOutcome
 from bot.followups import FollowupView
 from bot.incidents import commands as c
 from bot.incidents.service import Changed
-from bot.incidents.values import MAX_TEXT_LENGTH, MAX_TITLE_LENGTH, EntryKind, Incident, Role, Severity, Status
+from bot.incidents.values import (
+    MAX_TEXT_LENGTH,
+    MAX_TITLE_LENGTH,
+    EntryKind,
+    Incident,
+    Role,
+    Severity,
+    Status,
+)
 from bot.paging.service import PageView
 from bot.timeline import TimelineItem
-from handlers import blocks, diagnostics_blocks, followups, mrkdwn, paging_blocks, timeline_view
+from handlers import (
+    blocks,
+    diagnostics_blocks,
+    followups,
+    mrkdwn,
+    paging_blocks,
+    timeline_view,
+)
 from simulators.block_kit import message_problems, view_problems
 
 BUILDERS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -453,6 +469,17 @@ def test_what_a_malformed_command_is_told_posts_with_its_markup_whole(sub_comman
         c.parse(sub_command + text)
     except c.UsageError as error:
         assert_posts(blocks.usage_error(error.message, error.usage), inputs=(text,))
+
+
+@pytest.mark.parametrize("text", [
+    "status <!date^1700000000^{date_short} {time}|Nov 14, 2023>",  # a word cut out of markup with spaces
+    "role <https://example.com/runbook|the runbook> <@U0ALICE>",
+    "<!date^1700000000^{date_short} {time}|Nov 14> is not a sub-command",
+])
+def test_a_word_quoted_back_never_leaves_markup_open(text: str) -> None:
+    with pytest.raises(c.UsageError) as refused:
+        c.parse(text)
+    assert_posts(blocks.usage_error(refused.value.message, refused.value.usage), inputs=(text,))
 
 
 def test_a_shortened_section_says_so_and_where_the_rest_is() -> None:

@@ -337,12 +337,18 @@ def _no_arguments(command: NoArguments, name: str) -> Callable[[str], Command]:
 
 def _shorten(text: str, limit: int = 40) -> str:
     """A word quoted back to its author: at most `limit`, never ending in half a mention, link or
-    `&…;` entity (Slack would show the markup's raw pieces)."""
+    `&…;` entity (Slack would show the markup's raw pieces). A word cut out of the text at a space can
+    hold half of markup that has spaces in it (`<!date^…^{date_short} {time}|…>`, a link's label):
+    its stray `<` or `>` is shown as a character, not left open."""
     text = text.replace("`", "'")
-    return text if len(text) <= limit else _PARTIAL_MARKUP.sub("", text[: limit - 1]) + "…"
+    if len(text) > limit:
+        text = _PARTIAL_MARKUP.sub("", text[: limit - 1]) + "…"
+    parts = _WHOLE_MARKUP.split(text)  # odd indexes: whole <…> markup
+    return "".join(p if i % 2 else p.replace("<", "&lt;").replace(">", "&gt;") for i, p in enumerate(parts))
 
 
 _PARTIAL_MARKUP = re.compile(r"(?:<[^<>]*|&[A-Za-z0-9#]*)$")
+_WHOLE_MARKUP = re.compile(r"(<[^<>]*>)")
 
 
 _PARSERS = {
