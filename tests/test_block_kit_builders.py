@@ -475,6 +475,7 @@ def test_what_a_malformed_command_is_told_posts_with_its_markup_whole(sub_comman
     "status <!date^1700000000^{date_short} {time}|Nov 14, 2023>",  # a word cut out of markup with spaces
     "role <https://example.com/runbook|the runbook> <@U0ALICE>",
     "<!date^1700000000^{date_short} {time}|Nov 14> is not a sub-command",
+    "declare " + "x" * 140 + " &amp; &amp;",  # 144 typed, 152 as sent: refused, saying why in plain words
 ])
 def test_a_word_quoted_back_never_leaves_markup_open(text: str) -> None:
     with pytest.raises(c.UsageError) as refused:

@@ -212,7 +212,7 @@ def test_a_form_title_only_escaping_makes_too_long_is_refused_saying_so(bot: Run
 
     answer = sent.response.json()
     assert answer["response_action"] == "errors"
-    assert "The title is 150 characters, but Slack writes each &, < and > as several" in answer["errors"]["title"]
+    assert "The title is 150 characters, but Slack sends each ampersand and angle bracket as several" in answer["errors"]["title"]
     assert "which makes it 317; keep it to 150 counted that way" in answer["errors"]["title"]
     assert bot.runtime.services.incidents.list_open() == []
 

@@ -183,7 +183,8 @@ def clean_title(title: str) -> str:
         raise UsageError("The incident needs a title.", USAGE["declare"])
     if len(cleaned) > MAX_TITLE_LENGTH:  # as stored (and sent): the store keeps at most 200
         typed = typed_length(cleaned)
-        length = (f"{typed:,} characters, but Slack writes each &, < and > as several (&amp;, &lt;, &gt;), "
+        # No & < > in these words: they are shown as mrkdwn (a slash command) and as plain text (the form).
+        length = (f"{typed:,} characters, but Slack sends each ampersand and angle bracket as several, "
                   f"which makes it {len(cleaned):,}; keep it to {MAX_TITLE_LENGTH} counted that way"
                   ) if typed <= MAX_TITLE_LENGTH else f"{typed:,} characters long; keep it to {MAX_TITLE_LENGTH}"
         raise UsageError(f"The title is {length} and put the details in an update.", USAGE["declare"])
