@@ -165,7 +165,7 @@ def assert_posts(text: str, built: list[dict[str, Any]] | None = None, *, inputs
 def squash(text: str) -> str:
     """Text without what splitting adds or moves: whitespace, quote marks, "…continued:", fences."""
     text = text.replace(mrkdwn.CONTINUED.strip(), "").replace(mrkdwn.FENCE, "")
-    text = re.sub(r"(?m)^>", "", text)
+    text = re.sub(r"(?m)^\s*>+", "", text)  # quote marks, also after a removed "…continued:" and doubled
     return re.sub(r"\s+", "", text)
 
 
