@@ -63,7 +63,7 @@ def page_command(services: Services, incident: Incident, team: str, message: str
     try:
         requested = services.paging.request(incident, team, message, user_id, request_key)
     except UnknownTeam as unknown:
-        known = ", ".join(f"`{mrkdwn.escape(t)}` ({paging_blocks.team_name(services.paging.display_name(t))})"
+        known = ", ".join(f"`{mrkdwn.escape(t)}` ({_team(services, t)})"
                           for t in unknown.known) or "none are configured"
         return mrkdwn.fallback(f":warning: There is no team `{unknown.team}`. Teams you can page: {known}.")
     if requested.retried:
@@ -71,7 +71,7 @@ def page_command(services: Services, incident: Incident, team: str, message: str
     services.background.submit(incident.id, lambda: announce_and_deliver(services, requested),
                                on_error=report_paging(services, respond))
     if requested.repeated:
-        return (f":information_source: {paging_blocks.team_name(services.paging.display_name(team))} already has an open page for this incident: "
+        return (f":information_source: {_team(services, team)} already has an open page for this incident: "
                 "it was sent again with the same key, so they get a reminder, not a second alert.")
     return None
 
@@ -84,7 +84,7 @@ def page_unrecorded(services: Services, team: str, message: str | None, command:
         return mrkdwn.fallback(f"{down}nothing was recorded. There is no team `{team}` to page; teams: {known}.")
     channel_id, channel_name, user_id = command.get("channel_id", ""), command.get("channel_name", ""), command["user_id"]
     response_url = command.get("response_url")
-    name = paging_blocks.team_name(services.paging.display_name(team))
+    name = _team(services, team)
 
     def send() -> None:
         outcome = services.paging.page_unrecorded(team, message, channel_id, channel_name, user_id)
@@ -187,8 +187,8 @@ def show_acknowledged(services: Services, page: PageView, notify_errors: dict[st
     by = paging_blocks.acknowledger(page.acknowledged_by)
     minutes = int(((page.acknowledged_at or page.requested_at) - page.requested_at).total_seconds() // 60)
     team = services.paging.team(page.team) if page.team in services.paging.team_names() else None
-    escalation = f"; no escalation to {paging_blocks.team_name(services.paging.display_name(team.escalate_to))}" if team and team.escalate_to else ""
-    text = (f":white_check_mark: {by} acknowledged the page to *{paging_blocks.team_name(services.paging.display_name(page.team))}* "
+    escalation = f"; no escalation to {_team(services, team.escalate_to)}" if team and team.escalate_to else ""
+    text = (f":white_check_mark: {by} acknowledged the page to *{_team(services, page.team)}* "
             f"after {minutes} min{escalation}.")
     if notify_errors:
         text += " Could not tell " + "; ".join(f"{name} ({paging_blocks.provider_error(error)})" for name, error in notify_errors.items()) + ": acknowledge there too."
@@ -251,6 +251,11 @@ def pagerduty_webhook(services: Services, body: bytes, signature: str | None) ->
     if result is not None:
         services.background.submit(result.page.incident_id, lambda: show_acknowledged(services, result.page, result.notify_errors))
     return 200, {"acknowledged": result is not None}
+
+
+def _team(services: Services, key: str) -> str:
+    """A configured team as the channel reads it: its display name, escaped and shortened."""
+    return paging_blocks.team_name(services.paging.display_name(key))
 
 
 def _best_effort(failed: list[str], step: str, action: Callable[[], object]) -> None:

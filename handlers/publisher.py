@@ -26,7 +26,7 @@ from bot.config import SlackSection
 from bot.incidents.channel_names import channel_name
 from bot.incidents.service import Changed, IncidentService
 from bot.incidents.values import EntryKind, Incident
-from handlers import archived_blocks, blocks
+from handlers import archived_blocks, blocks, mrkdwn
 from handlers.slack_client import slack_error
 from handlers.users import UserDirectory
 
@@ -359,11 +359,12 @@ class IncidentPublisher:
 def _redirected(incident: Incident, text: str, message_blocks: list[dict[str, Any]] | None) -> tuple[str, dict[str, Any]]:
     """A message meant for the channel as posted in the announcement thread: a line above it saying why."""
     note = archived_blocks.redirected(incident)
+    shown = mrkdwn.fallback(f"{note}\n{text}")
     if not message_blocks:
-        return f"{note}\n{text}", {}
-    if len(message_blocks) >= 50:  # Slack: a message carries at most 50 blocks; the fallback text says it
-        return f"{note}\n{text}", {"blocks": message_blocks}
-    return f"{note}\n{text}", {"blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}, *message_blocks]}
+        return shown, {}
+    if len(message_blocks) >= mrkdwn.MESSAGE_BLOCKS:  # no room for the note's block: the fallback text says it
+        return shown, {"blocks": message_blocks}
+    return shown, {"blocks": [mrkdwn.context(note), *message_blocks]}
 
 
 @contextmanager
