@@ -20,6 +20,7 @@ from bot.incidents.values import NOTE_KINDS, EntryKind, Incident
 from bot.timeline import TimelineItem, visible
 from bot.timeline_words import USER_ID, Wording, describe
 from handlers import mrkdwn
+from handlers.paging_blocks import team_name
 
 # One action_id each: Slack refuses two equal action_ids in one block (Block Kit reference, button:
 # "action_id … should be unique among all other action_ids in the containing block").
@@ -146,11 +147,9 @@ def wording(team: Callable[[str], str]) -> Wording:
     """How Slack shows people (mentions, which it renders as names; a pager's name, plain text, is
     escaped), teams (a configured display name, escaped) and emphasis."""
     return Wording(person=lambda who: f"<@{who}>" if USER_ID.fullmatch(who) else mrkdwn.escape(who),
-                   team=lambda key: f"*{mrkdwn.escape(mrkdwn.clip(team(key), TEAM_NAME))}*",
+                   team=lambda key: f"*{team_name(team(key))}*",
                    strong=lambda text: f"*{text}*", bot="the bot")
 
-
-TEAM_NAME = 100  # characters of a team's display name shown (config allows any length)
 
 
 def line(item: TimelineItem, words: Wording, zone: tzinfo = UTC, *, dated: bool = False) -> str:
