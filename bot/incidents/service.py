@@ -185,30 +185,25 @@ class IncidentService:
         "is_archived"). Returns the incident when this is news, None when it was already recorded (a
         second event, an event retried, a later post refused the same way), so the news is told once.
         """
-        now = self._clock.now()
-        with transaction(self._sessions) as session:
-            row = store.by_id(session, incident_id, for_update=True)
-            if row is None:
-                raise IncidentNotFound(incident_id)
-            if row.channel_archived_at is not None:
-                return None
-            row.channel_archived_at = now
-            store.add_entry(session, row, EntryKind.CHANNEL_ARCHIVED, now, by, "",
-                            {"channel": row.channel_id, "seen": seen, "deleted": deleted})
-            session.flush()
-            return store.snapshot(row)
+        return self._mark_channel(incident_id, archived=True, by=by, data={"seen": seen, "deleted": deleted})
 
     def record_channel_unarchived(self, incident_id: int, *, by: str | None) -> Incident | None:
         """The channel takes posts again (someone unarchived it). None when it was not marked archived."""
+        return self._mark_channel(incident_id, archived=False, by=by, data={})
+
+    def _mark_channel(self, incident_id: int, *, archived: bool, by: str | None, data: dict[str, object]) -> Incident | None:
+        """Set or clear the archived mark with its timeline entry, under the row's lock; None when the
+        mark already reads so (the news is told once)."""
         now = self._clock.now()
         with transaction(self._sessions) as session:
             row = store.by_id(session, incident_id, for_update=True)
             if row is None:
                 raise IncidentNotFound(incident_id)
-            if row.channel_archived_at is None:
+            if (row.channel_archived_at is not None) == archived:
                 return None
-            row.channel_archived_at = None
-            store.add_entry(session, row, EntryKind.CHANNEL_UNARCHIVED, now, by, "", {"channel": row.channel_id})
+            row.channel_archived_at = now if archived else None
+            kind = EntryKind.CHANNEL_ARCHIVED if archived else EntryKind.CHANNEL_UNARCHIVED
+            store.add_entry(session, row, kind, now, by, "", {"channel": row.channel_id, **data})
             session.flush()
             return store.snapshot(row)
 
