@@ -324,26 +324,39 @@ def parse_config_file(path: Path) -> FileConfig:
 
 def cross_section_problems(raw: Mapping) -> list[str]:
     """Rules that span keys, checked on the raw file so they are reported next to per-key errors:
-    every team can be reached somehow, and escalation chains name teams that exist and never loop."""
+    every team can be reached somehow, escalation chains name teams that exist and never loop, and
+    every team key can be stored and make an alert key (bot.paging.keys.team_key_problem)."""
+    from bot.paging.keys import team_key_problem
+
     teams = raw.get("teams")
     if not isinstance(teams, Mapping):
         return []
+    problems = [f"teams.{_shown(name)}: {problem}" for name in teams if (problem := team_key_problem(name))]
     teams = {name: team for name, team in teams.items() if isinstance(team, Mapping)}
-    problems = []
     for name, team in teams.items():
         if not any(team.get(key) for key in ("pagerduty_routing_key", "opsgenie_api_key", "slack_members")):
             problems.append(
-                f"teams.{name}: no way to reach this team; give it a pagerduty_routing_key, an opsgenie_api_key "
+                f"teams.{_shown(name)}: no way to reach this team; give it a pagerduty_routing_key, an opsgenie_api_key "
                 "or slack_members"
             )
         target = team.get("escalate_to")
-        if isinstance(target, str) and target not in teams:
-            known = ", ".join(sorted(teams)) or "none"
-            problems.append(f"teams.{name}.escalate_to: no team named {target!r} (teams: {known})")
+        if isinstance(target, str) and (problem := team_key_problem(target)):
+            problems.append(f"teams.{_shown(name)}.escalate_to: names no possible team: {problem}")
+        elif isinstance(target, str) and target not in teams:
+            known = ", ".join(sorted(map(_shown, teams))) or "none"
+            problems.append(f"teams.{_shown(name)}.escalate_to: no team named {target!r} (teams: {known})")
         elif isinstance(target, str) and "escalate_after_minutes" not in team:
-            problems.append(f"teams.{name}.escalate_after_minutes: needed with escalate_to (minutes without an acknowledgement)")
-    problems += [f"teams.{name}.escalate_to: the escalation chain loops: {chain}" for name, chain in _loops(teams)]
+            problems.append(f"teams.{_shown(name)}.escalate_after_minutes: needed with escalate_to (minutes without an acknowledgement)")
+    problems += [f"teams.{_shown(name)}.escalate_to: the escalation chain loops: {chain}" for name, chain in _loops(teams)]
     return problems
+
+
+def _shown(name: str) -> str:
+    """A team key as a problem line shows it: control characters escaped (one line per problem), at
+    most 20 characters and "…", and an empty key as ""."""
+    escaped = "".join(c.encode("unicode_escape").decode("ascii") if ord(c) < 32 or 127 <= ord(c) < 160 else c
+                      for c in name)
+    return '""' if not name else escaped if len(escaped) <= 20 else escaped[:20] + "…"
 
 
 def _loops(teams: Mapping[str, Mapping]) -> list[tuple[str, str]]:
