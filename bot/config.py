@@ -110,7 +110,8 @@ class DiagnosticsSection(_Section):
 
 
 class PagingSection(_Section):
-    pagerduty_webhook_secret: str | None = None
+    pagerduty_webhook_secret: str | None = None  # verifies POST /webhooks/pagerduty (X-PagerDuty-Signature)
+    opsgenie_webhook_token: str | None = None  # POST /webhooks/opsgenie: Authorization: Bearer <token>
 
 
 class StatusUpdateMinutes(_Section):
@@ -212,8 +213,7 @@ class Settings:
         found = self.env.secrets()
         for team in self.file.teams.values():
             found += [s for s in (team.pagerduty_routing_key, team.opsgenie_api_key) if s]
-        if self.file.paging.pagerduty_webhook_secret:
-            found.append(self.file.paging.pagerduty_webhook_secret)
+        found += [s for s in (self.file.paging.pagerduty_webhook_secret, self.file.paging.opsgenie_webhook_token) if s]
         for url in [self.env.database_url] + [t.url for t in self.file.diagnostics.targets.values()]:
             password = make_url(url).password
             if password:

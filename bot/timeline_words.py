@@ -69,6 +69,9 @@ def describe(item: TimelineItem, wording: Wording) -> str:
         case EntryKind.PAGE_ACKNOWLEDGED:
             by, _, via = item.text.rpartition(" via ")  # stored as "<who> via <Slack|PagerDuty|…>"
             return f"{team()} acknowledged the page: {wording.person(by)} via {via}" if by else said(f"{team()} acknowledged the page")
+        case EntryKind.PAGE_UPDATED:
+            late = " (it arrived after a later change, and changed nothing)" if data.get("outcome") == "stale" else ""
+            return f"{team()}'s page: {text}{late}"
         case EntryKind.DIAGNOSTIC:
             return said(f"{who} ran `{data.get('check')}` on `{data.get('target')}`")
         case EntryKind.DIAGNOSTIC_DENIED:

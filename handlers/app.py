@@ -127,6 +127,7 @@ class Runtime:
         self._closing.set()
         self.services.scheduler.stop()
         self.services.background.shutdown()
+        self.services.paging.dispatcher.shutdown(timeout=2)  # a hung provider must not hold the stop up
         self.services.timeline.close()
         if self.spool is not None:
             self.spool.close()
@@ -168,6 +169,8 @@ def build_runtime(
     workspace_url = _with_slash(str(identity.get("url") or "https://slack.com/"))
     bot_user_id = str(identity.get("user_id") or "")
     transport = paging_transport or Transport()
+    metrics = Metrics(lambda: len(incidents.list_open()), lambda: len(spool) if spool is not None else 0)
+    transport.observer = metrics
     spool = Spool(Path(env.spool_path)) if serving else None
     teams = settings.file.teams
     providers_for = paging_providers(settings, transport)
@@ -186,7 +189,7 @@ def build_runtime(
         client=client,
         instant_client=make_instant_client(env.slack_bot_token, env.slack_api_url),
         users=users,
-        metrics=Metrics(lambda: len(incidents.list_open()), lambda: len(spool) if spool is not None else 0),
+        metrics=metrics,
         paging=PagingService(sessions, clock, dict(teams), providers_for, scheduler, channel_link),
         diagnostics=diagnostics,
         watchdog=Watchdog(sessions, clock, diagnostics, settings.file.diagnostics.watchdog),
@@ -235,9 +238,9 @@ def paging_providers(settings: Settings, transport: Transport) -> Callable[[str]
         config = teams[team]
         found: list[Provider] = []
         if config.pagerduty_routing_key:
-            found.append(PagerDuty(transport, env.pagerduty_events_url, config.pagerduty_routing_key))
+            found.append(PagerDuty(transport.for_provider("PagerDuty"), env.pagerduty_events_url, config.pagerduty_routing_key))
         if config.opsgenie_api_key:
-            found.append(Opsgenie(transport, env.opsgenie_api_url, config.opsgenie_api_key))
+            found.append(Opsgenie(transport.for_provider("Opsgenie"), env.opsgenie_api_url, config.opsgenie_api_key))
         return found
 
     return providers_for

@@ -168,7 +168,7 @@ def register(app: App, services: Services) -> None:
                     on_error=report_publishing(services, outcome, respond),
                 )
                 if outcome.kind in (EntryKind.RESOLVED, EntryKind.CLOSED):  # ends paging and escalations
-                    services.background.submit(incident.id, lambda: paging.resolve_pages(services, outcome.incident, user_id))
+                    services.background.submit(incident.id, lambda: paging.resolve_pages(services, outcome.incident, paging.slack_doer(services, user_id)))
                 if outcome.kind is EntryKind.CLOSED:
                     requested = services.postmortems.get(outcome.data["postmortem_id"])
                     services.background.submit(incident.id, lambda: postmortems.draft_and_post(services, requested.id),

@@ -10,14 +10,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
+from handlers import pager_webhooks
 from handlers.app import Runtime
-from handlers.paging import pagerduty_webhook
 from storage.database import ping
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,11 @@ class BotWsgiApp:
         if path == "/slack/events" and self._slack is not None:
             return self._slack_request(environ, start_response)
         if path == "/webhooks/pagerduty" and method == "POST":
-            return self._pagerduty(environ, start_response)
+            return self._webhook(environ, start_response, lambda body: pager_webhooks.pagerduty(
+                self._runtime.services, body, environ.get("HTTP_X_PAGERDUTY_SIGNATURE")))
+        if path == "/webhooks/opsgenie" and method == "POST":
+            return self._webhook(environ, start_response, lambda body: pager_webhooks.opsgenie(
+                self._runtime.services, body, environ.get("HTTP_AUTHORIZATION")))
         if path == "/healthz" and method in ("GET", "HEAD"):
             return self._health(start_response)
         if path == "/metrics" and method in ("GET", "HEAD"):
@@ -75,12 +80,17 @@ class BotWsgiApp:
             log.warning("a signed Slack request could not be handled (%s); answered 400", type(error).__name__)
             return _refuse(start_response, "400 Bad Request", "malformed Slack payload")
 
-    def _pagerduty(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        status, answer = pagerduty_webhook(self._runtime.services, body, environ.get("HTTP_X_PAGERDUTY_SIGNATURE"))
-        phrase = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized"}[status]
-        return _respond(start_response, phrase, "application/json", json.dumps(answer).encode())
+    def _webhook(self, environ: dict[str, Any], start_response: StartResponse,
+                 handle: Callable[[bytes], tuple[int, dict[str, Any]]]) -> Iterable[bytes]:
+        """A provider's webhook: its body (at most MAX_BODY_BYTES; waitress answers 413 past it) to
+        `handle`, and its answer as JSON."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _refuse(start_response, "400 Bad Request", "bad Content-Length")
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        status, answer = handle(body)
+        return _respond(start_response, f"{status} {HTTPStatus(status).phrase}", "application/json", json.dumps(answer).encode())
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
         spooled = self._runtime.services.timeline.spooled

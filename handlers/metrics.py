@@ -43,6 +43,20 @@ class Metrics:
         )
         self.postmortems = Counter("incident_bot_postmortems", "Postmortem versions drafted, by outcome in Slack",
                                    ["outcome"], registry=self.registry)
+        # Per provider (PagerDuty, Opsgenie): every HTTP attempt with its outcome (ok, timeout, unreachable,
+        # http_<status>) and latency, and the calls that failed for good (out of attempts or budget, or refused).
+        self.provider_attempts = Counter(
+            "incident_bot_provider_attempts", "HTTP attempts to paging providers, by provider and outcome",
+            ["provider", "outcome"], registry=self.registry,
+        )
+        self.provider_failures = Counter(
+            "incident_bot_provider_failures", "Provider calls that failed for good (refused, or out of attempts or "
+            "budget), by provider", ["provider"], registry=self.registry,
+        )
+        self.provider_seconds = Histogram(
+            "incident_bot_provider_request_seconds", "Latency of one HTTP attempt to a paging provider, by provider",
+            ["provider"], registry=self.registry, buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0),
+        )
         self.background_failures = Counter(
             "incident_bot_background_failures", "Work after acknowledgement that failed", registry=self.registry
         )
@@ -54,6 +68,14 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    # bot.paging.providers.Observer
+    def attempt(self, provider: str, outcome: str, seconds: float) -> None:
+        self.provider_attempts.labels(provider, outcome).inc()
+        self.provider_seconds.labels(provider).observe(seconds)
+
+    def failed(self, provider: str) -> None:
+        self.provider_failures.labels(provider).inc()
 
 
 def _or_nan(count: Callable[[], int]) -> float:

@@ -36,6 +36,7 @@ from bot.config import Settings
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, IncidentService, Unchanged
 from bot.incidents.values import OPERATOR, OPERATOR_NAME, Incident, Status
+from bot.paging.events import Doer
 from bot.paging.providers import Transport
 from bot.paging.service import PagingService
 from bot.people import People
@@ -205,13 +206,17 @@ def _already(incident: Incident, name: str, domain: _Domain) -> str:
 
 
 def _end_paging(domain: _Domain, runtime: Runtime | None, incident: Incident, tell: _Teller) -> None:
-    """What `/incident resolve` does to pages (handlers.paging.resolve_pages), each Slack step on its own."""
-    open_pages = [p for p in domain.paging.pages(incident.id) if p.resolved_at is None]
-    errors = domain.paging.resolve_all(incident, OPERATOR_NAME)
-    if open_pages:
-        teams = ", ".join(sorted({domain.paging.display_name(p.team) for p in open_pages}))
-        tell.line(f"Paging: {len(open_pages)} open page{'s' if len(open_pages) != 1 else ''} resolved ({teams}); "
+    """What `/incident resolve` does to pages (handlers.paging.resolve_pages), each Slack step on its own.
+    The shell waits for the providers' answers (each within its own retry budget) to say how it went."""
+    resolved = domain.paging.resolve_all(incident, Doer(OPERATOR_NAME, "the operator's shell"))
+    if resolved.pages:
+        count = len(resolved.pages)
+        teams = ", ".join(sorted({domain.paging.display_name(p.team) for p in resolved.pages}))
+        tell.line(f"Paging: {count} open page{'s' if count != 1 else ''} resolved ({teams}); "
                   "their escalations are cancelled.")
+    errors = {f"{told.provider} ({domain.paging.display_name(domain.paging.get(told.page_id).team)})": told.error
+              for told in (future.result() for future in resolved.told)
+              if told.error is not None and told.page_id is not None}
     for provider, error in errors.items():
         tell.line(f"Paging: {provider} could not be told to close its alert ({error}): close it there by hand.")
     tell.line("Status-update reminders for it are stopped.")

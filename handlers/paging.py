@@ -3,11 +3,10 @@ the channel, PagerDuty's webhooks, and closing pages when the incident is resolv
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -16,12 +15,18 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.incidents.values import Incident
 from bot.invitations import Invitation
-from bot.paging.service import PageView, Requested, UnknownTeam
+from bot.paging.dispatch import Told
+from bot.paging.events import Doer, ProviderAction
+from bot.paging.service import Applied, PageView, Requested, UnknownTeam
+from bot.paging.webhooks import headline
 from handlers import mrkdwn, paging_blocks
+from handlers.blocks import slack_date
 from handlers.invites import describe, invite
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
+
+EVENT_WORDS = 1000  # characters of what a provider reported (a note can be long) shown in the channel
 
 
 def register(app: App, services: Services) -> None:
@@ -31,13 +36,14 @@ def register(app: App, services: Services) -> None:
         page_id, user_id = int(action["value"]), body["user"]["id"]
 
         def acknowledge() -> None:
-            result = services.paging.acknowledge(page_id, by=user_id, via="Slack", actor_id=user_id)
+            result = services.paging.acknowledge(page_id, by=slack_doer(services, user_id), actor_id=user_id)
             if result is None:
                 page = services.paging.get(page_id)
                 respond(response_type="ephemeral", replace_original=False,
                         text=f":information_source: This page is already {'acknowledged' if page.acknowledged_at else 'closed'}.")
                 return
-            show_acknowledged(services, result.page, result.notify_errors)
+            report_told(services, result.page.incident_id, result.told, "acknowledge")
+            show_acknowledged(services, result.page)
 
         services.background.submit(_lane(services, page_id), acknowledge)
 
@@ -86,10 +92,9 @@ def page_unrecorded(services: Services, team: str, message: str | None, command:
     response_url = command.get("response_url")
     name = _team(services, team)
 
-    def send() -> None:
-        outcome = services.paging.page_unrecorded(team, message, channel_id, channel_name, user_id)
-        reached = [provider for provider, error in outcome.items() if error is None]
-        failed = {provider: error for provider, error in outcome.items() if error is not None}
+    def show(told: list[Told]) -> None:
+        reached = [t.provider for t in told if t.error is None]
+        failed = {t.provider: t.error for t in told if t.error is not None}
         members = services.paging.team(team).slack_members
         invitations: list[Invitation] = []
         slack_failed: list[str] = []
@@ -108,6 +113,10 @@ def page_unrecorded(services: Services, team: str, message: str | None, command:
             verdict = f"reached {', '.join(reached)}" if reached else "no pager answered: call them"
             _best_effort([], "answering", lambda: WebhookClient(response_url).send(
                 text=f":pager: Paged {name}: {verdict}.", response_type="ephemeral", replace_original=False))
+
+    def send() -> None:
+        futures = services.paging.page_unrecorded(team, message, channel_id, channel_name, slack_doer(services, user_id))
+        when_all(futures, lambda told: services.background.submit(f"unrecorded-page:{channel_id}", lambda: show(told)))
 
     services.background.submit(f"unrecorded-page:{channel_id}", send)
     return f"{down}this page is not recorded, but it is going out now to {name}, straight to its pagers."
@@ -148,18 +157,26 @@ def announce_and_deliver(services: Services, requested: Requested) -> None:
 
 
 def deliver(services: Services, page_id: int, failed: list[str] | None = None) -> None:
-    failed = failed if failed is not None else []
+    """Send the page through its providers (each on its own lanes, bot.paging.dispatch); as each one
+    answers, its outcome is shown on the page message, and a failure is told in the channel."""
     page = services.paging.get(page_id)
     incident = services.incidents.get(page.incident_id)
-    page = services.paging.deliver(page_id, incident)
-    services.metrics.pages.labels("failed" if page.failed else "sent").inc()
-    _best_effort(failed, "updating the page message", lambda: refresh(services, page))
-    channel = incident.channel_id
-    if page.failed and channel:
-        text = paging_blocks.failure_message(page, services.paging.display_name(page.team))
-        _best_effort(failed, "telling the channel the page failed", lambda: services.publisher.post(incident, text))
+    for future in services.paging.deliver(page_id, incident):
+        future.add_done_callback(lambda done: services.background.submit(
+            incident.id, lambda: delivered(services, page_id, _told(done, "trigger", page_id))))
     if failed:
         raise SlackShowedNothing(failed)
+
+
+def delivered(services: Services, page_id: int, told: Told) -> None:
+    """One provider's outcome for a page, shown: the page message refreshed, a failure told."""
+    services.metrics.pages.labels("sent" if told.error is None else "failed").inc()
+    page = services.paging.get(page_id)
+    refresh(services, page)
+    incident = services.incidents.get(page.incident_id)
+    if told.error is not None and incident.channel_id:
+        text = paging_blocks.failure_message(page, services.paging.display_name(page.team), told.provider)
+        services.publisher.post(incident, text)
 
 
 def report_paging(services: Services, respond: Callable[..., Any]) -> Callable[[BaseException], None]:
@@ -177,7 +194,7 @@ def report_paging(services: Services, respond: Callable[..., Any]) -> Callable[[
     return report
 
 
-def show_acknowledged(services: Services, page: PageView, notify_errors: dict[str, str]) -> None:
+def show_acknowledged(services: Services, page: PageView) -> None:
     if page.acknowledged_at is not None:
         services.metrics.page_ack_seconds.observe((page.acknowledged_at - page.requested_at).total_seconds())
     incident = services.incidents.get(page.incident_id)
@@ -186,26 +203,119 @@ def show_acknowledged(services: Services, page: PageView, notify_errors: dict[st
         return
     by = paging_blocks.acknowledger(page.acknowledged_by)
     minutes = int(((page.acknowledged_at or page.requested_at) - page.requested_at).total_seconds() // 60)
-    team = services.paging.team(page.team) if page.team in services.paging.team_names() else None
-    escalation = f"; no escalation to {_team(services, team.escalate_to)}" if team and team.escalate_to else ""
     text = (f":white_check_mark: {by} acknowledged the page to *{_team(services, page.team)}* "
-            f"after {minutes} min{escalation}.")
-    if notify_errors:
-        text += " Could not tell " + "; ".join(f"{name} ({paging_blocks.provider_error(error)})" for name, error in notify_errors.items()) + ": acknowledge there too."
+            f"after {minutes} min{_no_escalation(services, page)}.")
     services.publisher.post(incident, mrkdwn.fallback(text))
 
 
-def resolve_pages(services: Services, incident: Incident, by: str) -> None:
-    """The incident is resolved: close its pages everywhere, and say so if a provider could not be told."""
-    errors = services.paging.resolve_all(incident, by)
+def resolve_pages(services: Services, incident: Incident, by: Doer) -> None:
+    """The incident is resolved: its pages are closed here, their messages say so, and each provider is
+    told on its own lanes (a failure is told in the channel when it comes)."""
+    resolved = services.paging.resolve_all(incident, by)
+    report_told(services, incident.id, resolved.told, "resolve")
     for page in services.paging.pages(incident.id):
         refresh(services, page)
-    if errors and incident.channel_id:
-        services.publisher.post(
-            services.incidents.get(incident.id),  # as stored now: refreshing may have found the channel archived
-            ":warning: The incident is resolved, but these could not be told to close their alerts: "
-            + "; ".join(f"{name}: {paging_blocks.provider_error(error)}" for name, error in errors.items()) + ". Close them by hand.",
-        )
+
+
+def show_event(services: Services, applied: Applied) -> None:
+    """What a provider reported, in the channel: a state change always (the page message refreshed too),
+    other news while the incident is open; echoes of the bot's own calls and late arrivals only go to
+    the timeline."""
+    page, event = applied.page, applied.event
+    assert page is not None
+    incident = services.incidents.get(page.incident_id)
+    words = mrkdwn.escape(mrkdwn.clip(headline(event), EVENT_WORDS))
+    link = f" <{event.link}|{event.provider}>" if event.link and event.link.startswith("https://") else ""
+    team = f"*{_team(services, page.team)}*"
+    if applied.outcome == "changed":
+        if event.action is ProviderAction.ACKNOWLEDGED:
+            show_acknowledged(services, page)
+            return
+        refresh(services, page)
+        if incident.channel_id is None:
+            return
+        if event.action is ProviderAction.RESOLVED:
+            text = f":heavy_check_mark: {words}: the page to {team} is closed{_no_escalation(services, page)}.{link}"
+        else:
+            text = f":rotating_light: {words}: the page to {team} is open again{_escalation_due(services, page)}.{link}"
+        services.publisher.post(incident, mrkdwn.fallback(text))
+    elif applied.outcome == "recorded" and event.action is not ProviderAction.TRIGGERED and incident.is_open and incident.channel_id:
+        services.publisher.post(incident, mrkdwn.fallback(f":pager: {words} (the page to {team}).{link}"))
+
+
+def slack_doer(services: Services, user_id: str) -> Doer:
+    """A Slack user as providers should read them: their name, never the raw id when Slack can say."""
+    try:
+        name = services.users.lookup(user_id)
+    except Exception:  # Slack or the store cannot say now: the page still goes out, with the id
+        log.warning("paging: could not name %s", user_id, exc_info=True)
+        name = None
+    return Doer(name or f"Slack user {user_id}", "Slack")
+
+
+def report_told(services: Services, incident_id: int, told: list[Future[Told]], action: str) -> None:
+    """When telling a provider to `action` ("acknowledge", "resolve") fails after its own retries, say
+    so in the channel: people must then do it by hand in that provider."""
+    for future in told:
+        future.add_done_callback(lambda done: _report_if_failed(services, incident_id, _told(done, action, None)))
+
+
+def when_all(futures: list[Future[Told]], then: Callable[[list[Told]], object]) -> None:
+    """Call `then` with every outcome once the last of `futures` is done (at once when there are none)."""
+    if not futures:
+        then([])
+        return
+    left = [len(futures)]
+    lock = threading.Lock()  # done callbacks run on each provider's own thread
+
+    def one_done(_: Future[Told]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            then([_told(f, "trigger", None) for f in futures])
+
+    for future in futures:
+        future.add_done_callback(one_done)
+
+
+def _report_if_failed(services: Services, incident_id: int, told: Told) -> None:
+    if told.error is None:
+        return
+    page = services.paging.get(told.page_id) if told.page_id is not None else None
+    team = f" ({_team(services, page.team)})" if page else ""
+    error = paging_blocks.provider_error(told.error)
+    if told.action == "acknowledge":
+        text = f":warning: Could not tell {told.provider}{team} that the page was acknowledged: {error}. Acknowledge it there too."
+    else:
+        text = f":warning: {told.provider}{team} could not be told to close its alert: {error}. Close it there by hand."
+
+    def post() -> None:
+        incident = services.incidents.get(incident_id)
+        if incident.channel_id:
+            services.publisher.post(incident, mrkdwn.fallback(text))
+
+    services.background.submit(incident_id, post)
+
+
+def _told(future: Future[Told], action: str, page_id: int | None) -> Told:
+    """A provider call's outcome; a bug in the call (not a provider's refusal) reads as its error."""
+    error = future.exception()
+    if error is not None:
+        return Told("the provider", action, page_id, f"the bot failed ({type(error).__name__})")
+    return future.result()
+
+
+def _no_escalation(services: Services, page: PageView) -> str:
+    team = services.paging.team(page.team) if page.team in services.paging.team_names() else None
+    return f"; no escalation to {_team(services, team.escalate_to)}" if team and team.escalate_to and not page.escalated_at else ""
+
+
+def _escalation_due(services: Services, page: PageView) -> str:
+    team = services.paging.team(page.team) if page.team in services.paging.team_names() else None
+    if not (team and team.escalate_to and page.escalation_due_at) or page.escalated_at:
+        return ""
+    return f"; unless acknowledged it escalates to {_team(services, team.escalate_to)} {slack_date(page.escalation_due_at)}"
 
 
 def refresh(services: Services, page: PageView) -> None:
@@ -225,32 +335,6 @@ def _post_page(services: Services, incident: Incident, page_id: int, text: str, 
     placed = services.publisher.place(incident, text, blocks)
     if placed is not None:
         services.paging.record_message(page_id, placed.ts, in_thread=placed.in_thread)
-
-
-def pagerduty_webhook(services: Services, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
-    """PagerDuty v3 webhooks: `X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>` (several, comma
-    separated, while a secret is rotated). Only a verified incident.acknowledged changes anything."""
-    secret = services.settings.file.paging.pagerduty_webhook_secret
-    if not secret:
-        return 401, {"error": "PagerDuty webhooks are not configured ([paging] pagerduty_webhook_secret)"}
-    expected = "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    offered = [s.strip() for s in (signature or "").split(",")]
-    if not any(hmac.compare_digest(expected, s) for s in offered):
-        return 401, {"error": "bad signature"}
-    try:
-        event = json.loads(body)["event"]
-        event_type, data, agent = event["event_type"], event.get("data") or {}, event.get("agent") or {}
-        if not isinstance(data, dict) or not isinstance(agent, dict):
-            raise TypeError("data and agent must be objects")
-    except (ValueError, KeyError, TypeError):
-        return 400, {"error": "not a PagerDuty v3 webhook event"}
-    if event_type != "incident.acknowledged" or not data.get("incident_key"):
-        return 200, {"ignored": event_type}
-    agent = agent.get("summary") or "someone in PagerDuty"
-    result = services.paging.acknowledge_by_key(str(data["incident_key"]), by=f"{agent} (PagerDuty)", via="PagerDuty")
-    if result is not None:
-        services.background.submit(result.page.incident_id, lambda: show_acknowledged(services, result.page, result.notify_errors))
-    return 200, {"acknowledged": result is not None}
 
 
 def _team(services: Services, key: str) -> str:

@@ -60,6 +60,8 @@ def page_message(page: PageView, display_name: str, team: TeamSection, incident_
     if page.acknowledged_at:
         by = acknowledger(page.acknowledged_by)
         lines.append(f":white_check_mark: *Acknowledged* by {by} {slack_date(page.acknowledged_at)}")
+    elif page.resolved_at and page.closed_by:
+        lines.append(f":heavy_check_mark: *Closed* by {mrkdwn.escape(mrkdwn.clip(page.closed_by, TEAM_NAME))} {slack_date(page.resolved_at)}")
     elif page.resolved_at:
         lines.append(f":heavy_check_mark: Closed with the incident {slack_date(page.resolved_at)}")
     # One section when it all fits (the usual page); else the heading, the message and the state each
@@ -80,9 +82,12 @@ def acknowledger(by: str | None) -> str:
     return mrkdwn.escape(mrkdwn.clip(by or "someone", TEAM_NAME))
 
 
-def failure_message(page: PageView, display_name: str) -> str:
-    failures = "; ".join(f"{provider}: {provider_error(error)}" for provider, error in page.failed.items())
+def failure_message(page: PageView, display_name: str, provider: str) -> str:
+    """`provider` could not deliver the page (its error as recorded on the page)."""
+    error = provider_error(page.failed.get(provider, "it did not say why"))
+    others = [name for name, outcome in page.deliveries.items() if name != provider and outcome.get("ok")]
+    reached = f" {', '.join(others)} did take it." if others else " Nobody was reached that way."
     return mrkdwn.fallback(
-        f":x: Paging *{team_name(display_name)}* failed: {failures}. Nobody was reached that way. Fix the cause and press "
+        f":x: Paging *{team_name(display_name)}* through {provider} failed: {error}.{reached} Fix the cause and press "
         "*Retry failed* on the page, or page another team with `/incident page &lt;team&gt;`."
     )

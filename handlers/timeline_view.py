@@ -33,7 +33,7 @@ PAGE_SECTIONS = 40
 PAGE_CHARACTERS = 12_000  # keeps a page well inside what Slack accepts for one message
 # Entries whose text the bot stored as plain text (a provider's error, a check's headline), not mrkdwn,
 # and the plain-text names entries carry in their data (a configured target, a check, a provider).
-PLAIN_TEXT_KINDS = (EntryKind.PAGE_FAILED, EntryKind.DIAGNOSTIC)
+PLAIN_TEXT_KINDS = (EntryKind.PAGE_FAILED, EntryKind.PAGE_UPDATED, EntryKind.DIAGNOSTIC)
 PLAIN_DATA = ("check", "target", "provider")
 
 NOTE_ICONS = {
@@ -134,6 +134,7 @@ ICONS = {
     EntryKind.PAGED: ":pager:",
     EntryKind.PAGE_FAILED: ":x:",
     EntryKind.PAGE_ACKNOWLEDGED: ":white_check_mark:",
+    EntryKind.PAGE_UPDATED: ":pager:",
     EntryKind.DIAGNOSTIC: ":bar_chart:",
     EntryKind.DIAGNOSTIC_DENIED: ":no_entry_sign:",
     EntryKind.FOLLOWUP: ":ballot_box_with_check:",

@@ -226,6 +226,32 @@ class Page(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # claimed once, by one process
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     slack_ts: Mapped[str | None] = mapped_column(String(32))  # the message with the Acknowledge button
+    # When the state above (open, acknowledged, resolved) last changed, in the time of whoever changed it
+    # (the bot's clock, or a provider event's occurred_at): an older provider event arriving later is
+    # recorded but changes nothing, since providers do not promise order.
+    state_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the escalation is due: requested_at + escalate_after_minutes, or later when a provider said the
+    # page is unacknowledged again (None on pages older than this column: requested_at + minutes).
+    escalation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PageEvent(Base):
+    """One event a provider reported about a page (PagerDuty v3 webhook, Opsgenie outgoing webhook),
+    kept so a redelivery is recognised (one row per provider and event id) and so events that name the
+    provider's alert only by its own id (`ref`: PagerDuty incident id, Opsgenie alertId) find their page."""
+
+    __tablename__ = "page_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"), Index("ix_page_events_ref", "provider", "ref"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(String(16))  # changed, unchanged, stale, recorded
 
 
 class DiagnosticRun(Base):

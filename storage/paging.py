@@ -1,4 +1,5 @@
-"""Queries about pages: the open page of a team, pages by dedup key, and the atomic escalation claim."""
+"""Queries about pages: the open page of a team, pages by dedup key or provider reference, the events
+providers reported, and the atomic escalation claim."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from storage.models import Page
+from storage.models import Page, PageEvent
 
 OPEN = ("sending", "sent", "failed")  # not acknowledged, not resolved
 
@@ -71,3 +72,25 @@ def claim_escalation(session: Session, page_id: int, at: datetime) -> bool:
         .values(escalated_at=at)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def event_seen(session: Session, provider: str, event_id: str) -> bool:
+    """Whether this provider's event was already recorded (a redelivery)."""
+    query = select(PageEvent.id).where(PageEvent.provider == provider, PageEvent.event_id == event_id)
+    return session.execute(query).first() is not None
+
+
+def by_ref(session: Session, provider: str, ref: str) -> Page | None:
+    """The page a provider's own alert id (PagerDuty incident id, Opsgenie alertId) was seen with."""
+    page_id = session.execute(
+        select(PageEvent.page_id).where(PageEvent.provider == provider, PageEvent.ref == ref)
+        .order_by(PageEvent.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    return by_id(session, page_id, for_update=True) if page_id is not None else None
+
+
+def add_event(session: Session, page: Page, provider: str, event_id: str, action: str, ref: str | None,
+              occurred_at: datetime, received_at: datetime, outcome: str) -> None:
+    session.add(PageEvent(page_id=page.id, provider=provider, event_id=event_id[:128], action=action,
+                          ref=ref[:64] if ref else None, occurred_at=occurred_at, received_at=received_at,
+                          outcome=outcome))

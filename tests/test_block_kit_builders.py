@@ -347,8 +347,8 @@ def test_a_page_always_posts_with_its_acknowledge_button(page: PageView, team: T
     assert (paging_blocks.ACKNOWLEDGE_ACTION in buttons) == page.is_open
     if page.message and page.escalated_from_id is None:
         assert_all_shown(page.message, texts_of(built))
-    if page.failed:
-        assert_posts(paging_blocks.failure_message(page, team.display_name or "database"))
+    for provider in page.failed:
+        assert_posts(paging_blocks.failure_message(page, team.display_name or "database", provider))
 
 
 # -- timeline --------------------------------------------------------------------------------------

@@ -216,7 +216,8 @@ def test_five_500s_fail_the_page_visibly_and_retry_recovers(paged_bot: RunningBo
     assert [r.status for r in pagerduty.received] == [500] * 5
     page = bot.runtime.services.paging.get(1)
     assert page.status == "failed" and "HTTP 500" in page.failed["PagerDuty"] and "after 5 attempts" in page.failed["PagerDuty"]
-    assert any(m["text"].startswith(":x: Paging *Database team* failed") for m in bot.slack.messages(channel["id"]))
+    assert any(m["text"].startswith(":x: Paging *Database team* through PagerDuty failed: HTTP 500")
+               for m in bot.slack.messages(channel["id"]))
     assert EntryKind.PAGE_FAILED in timeline_kinds(bot, channel)
     [retry] = [e for m in page_messages(bot, channel) for b in m["blocks"] if b["type"] == "actions"
                for e in b["elements"] if e["action_id"] == paging_blocks.RETRY_ACTION]
@@ -261,7 +262,7 @@ def test_pagerduty_webhooks_acknowledge_only_when_signed(paged_bot: RunningBot, 
 
     good = httpx.post(url, content=body, headers={"X-PagerDuty-Signature": f"v1=deadbeef, {_signed(body)}"})
     bot.settle()
-    assert good.status_code == 200 and good.json() == {"acknowledged": True}
+    assert good.status_code == 202 and good.json() == {"matched": True, "outcome": "changed"}
     page = bot.runtime.services.paging.get(1)
     assert page.acknowledged_by == "Dana DBA (PagerDuty)"
     assert [e["event_action"] for e in pagerduty.events()] == ["trigger"]  # PagerDuty told us; not told back

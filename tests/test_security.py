@@ -331,12 +331,9 @@ def test_no_secret_reaches_logs_slack_or_the_postmortem(
             run("page sre Please look too")
             pagerduty.wait_for(lambda r: r.events(), timeout=10)
             opsgenie.wait_for(lambda r: r.alerts(), timeout=10)
-            ack = json.dumps({"event": {"event_type": "incident.acknowledged", "agent": {"summary": "Dana DBA"},
-                                        "data": {"incident_key": "incident-bot-1-database"}}}).encode()
-            signature = "v1=" + hmac.new(WEBHOOK_SECRET.encode(), ack, hashlib.sha256).hexdigest()
-            answers.append(httpx.post(bot.url + "/webhooks/pagerduty", content=ack,
-                                      headers={"X-PagerDuty-Signature": signature}))
-            assert answers[-1].json() == {"acknowledged": True}
+            pagerduty.subscribe(bot.url + "/webhooks/pagerduty", [WEBHOOK_SECRET], echo=False)
+            acknowledged = pagerduty.acknowledge("incident-bot-1-database", by="Dana DBA")
+            assert acknowledged.status == 202 and json.loads(acknowledged.response) == {"matched": True, "outcome": "changed"}
             run("update Rolled back the deployment")
             run("resolve Rolled back the leaking deployment")
             run("close")

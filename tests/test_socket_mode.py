@@ -188,7 +188,7 @@ def test_serve_socket_mode_declares_an_incident(tmp_path: Path, slack: SlackSimu
         except subprocess.TimeoutExpired:
             process.kill()
             output, _ = process.communicate()
-            raise AssertionError(f"serve --socket-mode did not stop on SIGTERM:\n{output}")
+            raise AssertionError(f"serve --socket-mode did not stop on SIGTERM:\n{output}") from None
     assert process.returncode == 0, output
     assert slack.bot_token not in output and slack.app_token not in output
 

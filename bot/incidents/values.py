@@ -62,6 +62,9 @@ class EntryKind(StrEnum):
     PAGED = "paged"
     PAGE_FAILED = "page_failed"
     PAGE_ACKNOWLEDGED = "page_acknowledged"
+    # What a provider reported about a page besides an acknowledgement: unacknowledged, resolved there,
+    # reassigned, escalated, a note… (data: provider, action, outcome).
+    PAGE_UPDATED = "page_updated"
     DIAGNOSTIC = "diagnostic"
     DIAGNOSTIC_DENIED = "diagnostic_denied"
     FOLLOWUP = "followup"

@@ -1,16 +1,20 @@
 """Paging a team for an incident, and what follows: delivery, acknowledgement, escalation, resolution.
 
 A page is recorded (with its timeline entry) before anyone is told it was sent; delivery happens after
-Slack has been answered. While a team's page is open, paging it again re-sends the same key, so
+Slack has been answered, each provider on lanes of its own (bot.paging.dispatch), so a provider that
+hangs delays nobody else. While a team's page is open, paging it again re-sends the same key, so
 providers deduplicate it. Escalation jobs claim their page in one UPDATE, so with several processes
-only one escalates.
+only one escalates. What people do in PagerDuty and Opsgenie comes back as `ProviderEvent`s (`apply`):
+recorded once per event id, and ordered by when they happened, since providers do not promise order.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +24,11 @@ from bot.clock import Clock
 from bot.config import TeamSection
 from bot.incidents.values import EntryKind, Incident, Severity
 from bot.invitations import Invitation
+from bot.paging.dispatch import Dispatcher, Told
+from bot.paging.events import Doer, ProviderAction, ProviderEvent
+from bot.paging.keys import alert_key
 from bot.paging.providers import Alert, Provider, ProviderError
+from bot.paging.webhooks import headline
 from bot.scheduling import Scheduler
 from bot.slack_markup import to_plain
 from storage import incidents as incident_store
@@ -35,6 +43,8 @@ ESCALATE = "escalate"
 INVITES = "slack_invites"
 # And whether its Slack message is in the incident's announcement thread (its channel was archived).
 IN_THREAD = "slack_in_thread"
+# And who closed it at a provider, when a provider did ("Dana Scully in PagerDuty").
+CLOSED_BY = "closed_by"
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class PageView:
     slack_ts: str | None = None
     slack_in_thread: bool = False  # the message at slack_ts is in the announcement thread, not the channel
     invitation: Invitation | None = None  # who inviting the team's Slack members reached, once tried
+    closed_by: str | None = None  # who resolved it at a provider, and where; None: closed with the incident
+    escalation_due_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -77,7 +89,27 @@ class Requested:
 @dataclass(frozen=True)
 class Acknowledged:
     page: PageView
-    notify_errors: dict[str, str]  # providers we could not tell
+    told: list[Future[Told]]  # telling the team's other providers; each future's error says who was not told
+
+
+@dataclass(frozen=True)
+class Resolved:
+    pages: list[PageView]  # the pages this closed
+    told: list[Future[Told]]  # closing their alerts at the providers
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A provider event, applied. `outcome`: "changed" (the page's state moved), "unchanged" (it was
+    already so: often the echo of what the bot itself told the provider), "stale" (an older state
+    change that arrived after a newer one: recorded, changes nothing), "recorded" (an event that is
+    told, not acted on), "duplicate" (a redelivery: nothing done)."""
+
+    event: ProviderEvent
+    outcome: str
+    page: PageView | None = None  # None only for a duplicate
+    incident: Incident | None = None
+    told: list[Future[Told]] = field(default_factory=list)
 
 
 class UnknownTeam(LookupError):
@@ -100,6 +132,7 @@ class PagingService:
         providers_for: ProvidersFor,
         scheduler: Scheduler | None,
         link_for: LinkFor,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -107,6 +140,7 @@ class PagingService:
         self._providers_for = providers_for
         self._scheduler = scheduler
         self._link_for = link_for
+        self.dispatcher = dispatcher or Dispatcher()
 
     def team_names(self) -> list[str]:
         return sorted(self._teams)
@@ -137,9 +171,11 @@ class PagingService:
                 return Requested(page_view(page), repeated=False, retried=True)
             repeated = page is not None
             if page is None:
+                minutes = self._teams[team].escalate_after_minutes or 0
                 page = Page(
-                    incident_id=incident.id, team=team, dedup_key=f"incident-bot-{incident.number}-{team}",
+                    incident_id=incident.id, team=team, dedup_key=alert_key(str(incident.number), team),
                     requested_at=now, requested_by=actor, escalated_from_id=escalated_from,
+                    escalation_due_at=now + timedelta(minutes=minutes),
                 )
                 session.add(page)
             page.message = message or page.message or ""
@@ -155,72 +191,83 @@ class PagingService:
             return Requested(page_view(page), repeated)
 
     def page_unrecorded(self, team: str, message: str | None, channel_id: str, channel_name: str,
-                        actor: str) -> dict[str, str | None]:
+                        actor: Doer) -> list[Future[Told]]:
         """Page `team` while the bot's own store is down: straight to its providers, recording nothing.
         The incident's number is unknown then, so the alert is keyed by the channel (paging again from it
-        updates the same alert) and sent as SEV1: better a loud page than a lost one. Returns each
-        provider's error, or None where it went out."""
+        updates the same alert) and sent as SEV1: better a loud page than a lost one. One future per
+        provider, each holding how it went."""
         if team not in self._teams:
             raise UnknownTeam(team, self.team_names())
         message = to_plain(message)  # read in PagerDuty or Opsgenie: no Slack markup
         summary = f"[SEV1] #{channel_name}: " + (message or "paged from Slack") + " (incident-bot's database is down)"
         alert = Alert(
-            key=f"incident-bot-{channel_id}-{team}", summary=summary, severity=Severity.SEV1, source="incident-bot",
+            key=alert_key(channel_id, team), summary=summary, severity=Severity.SEV1, source="incident-bot",
             team=self.display_name(team), timestamp=self._clock.now(),
-            details={"channel": f"#{channel_name}", "team": team, "message": message or "", "paged_by": actor,
+            details={"channel": f"#{channel_name}", "team": team, "message": message or "",
+                     "paged_by": f"{actor.name} (in {actor.where})",
                      "note": "incident-bot's database was down: this page is not on the incident's timeline"},
         )
-        outcome: dict[str, str | None] = {}
-        for provider in self._providers_for(team):
-            try:
-                provider.trigger(alert)
-                outcome[provider.name] = None
-            except ProviderError as error:
-                outcome[provider.name] = error.reason
-        return outcome
+        return [self.dispatcher.submit(provider.name, alert.key, partial(_call, provider, "trigger", alert, None))
+                for provider in self._providers_for(team)]
 
-    def deliver(self, page_id: int, incident: Incident) -> PageView:
-        """Send the page through every provider the team has; record each outcome; arm escalation."""
+    def deliver(self, page_id: int, incident: Incident) -> list[Future[Told]]:
+        """Arm the page's escalation and send it through each of the team's providers, each on its own
+        lanes; each outcome is recorded as it comes (the page is "sent" once one provider took it,
+        "failed" once all refused). One future per provider; a team with none is "sent" at once."""
         page = self.get(page_id)
+        self._arm_escalation(page)
+        providers = self._providers_for(page.team)
+        if not providers:
+            with transaction(self._sessions) as session:
+                row = store.by_id(session, page_id, for_update=True)
+                if row is not None and row.status in ("sending", "failed"):
+                    row.status, row.sent_at = "sent", self._clock.now()
+            return []
         alert = self.alert(incident, page)
-        deliveries: dict[str, Any] = {}
-        for provider in self._providers_for(page.team):
-            try:
-                attempts = provider.trigger(alert)
-                deliveries[provider.name] = {"ok": True, "attempts": attempts}
-            except ProviderError as error:
-                log.warning("incident %s: paging %s via %s failed: %s", incident.number, page.team, provider.name, error.reason)
-                deliveries[provider.name] = {"ok": False, "error": error.reason, "attempts": error.attempts}
+        names = [provider.name for provider in providers]
+
+        def trigger(provider: Provider) -> Told:
+            told = _call(provider, "trigger", alert, page_id)
+            self._record_delivery(page_id, incident.id, told, names)
+            return told
+
+        return [self.dispatcher.submit(provider.name, alert.key, partial(trigger, provider))
+                for provider in providers]
+
+    def _record_delivery(self, page_id: int, incident_id: int, told: Told, providers: list[str]) -> None:
         now = self._clock.now()
         with transaction(self._sessions) as session:
             row = store.by_id(session, page_id, for_update=True)
-            assert row is not None
-            row.deliveries = {**(row.deliveries or {}), **deliveries}
+            if row is None:
+                return
+            outcome = {"ok": told.error is None, "attempts": told.attempts, **({"error": told.error} if told.error else {})}
+            row.deliveries = {**(row.deliveries or {}), told.provider: outcome}
             if row.status in ("sending", "failed"):  # a retry that gets through makes a failed page sent
-                reached = not deliveries or any(d["ok"] for d in deliveries.values())
-                row.status = "sent" if reached else "failed"
-                row.sent_at = now if reached else row.sent_at
-            incident_row = incident_store.by_id(session, incident.id)
-            assert incident_row is not None
-            for name, outcome in deliveries.items():
-                if not outcome["ok"]:
-                    incident_store.add_entry(session, incident_row, EntryKind.PAGE_FAILED, now, None, outcome["error"],
-                                             {"team": page.team, "page_id": page_id, "provider": name})
-            session.flush()
-            view = page_view(row)
-        self._arm_escalation(view)
-        return view
+                outcomes = [row.deliveries.get(name) for name in providers]
+                if any(isinstance(o, dict) and o.get("ok") for o in outcomes):
+                    row.status, row.sent_at = "sent", now
+                elif all(isinstance(o, dict) for o in outcomes):
+                    row.status = "failed"
+            if told.error is not None:
+                log.warning("paging %s via %s failed: %s", row.team, told.provider, told.error)
+                incident_row = incident_store.by_id(session, incident_id)
+                assert incident_row is not None
+                incident_store.add_entry(session, incident_row, EntryKind.PAGE_FAILED, now, None, told.error,
+                                         {"team": row.team, "page_id": page_id, "provider": told.provider})
 
-    def acknowledge(self, page_id: int, by: str, via: str, actor_id: str | None = None) -> Acknowledged | None:
-        """Mark the page acknowledged (None if it no longer is open), stop escalation, tell providers."""
+    def acknowledge(self, page_id: int, by: Doer, actor_id: str | None = None) -> Acknowledged | None:
+        """Mark the page acknowledged (None if it no longer is open), stop escalation, tell the team's
+        providers ("Acknowledged in Slack by Dana Scully"). `actor_id`: the Slack user, when it was one."""
+        now = self._clock.now()
         with transaction(self._sessions) as session:
-            acknowledged = self._acknowledged(session, store.by_id(session, page_id, for_update=True), by, via, actor_id)
-        return self._notify_acknowledged(*acknowledged, by, via) if acknowledged else None
-
-    def acknowledge_by_key(self, dedup_key: str, by: str, via: str) -> Acknowledged | None:
-        with transaction(self._sessions) as session:
-            acknowledged = self._acknowledged(session, store.latest_by_key(session, dedup_key), by, via, None)
-        return self._notify_acknowledged(*acknowledged, by, via) if acknowledged else None
+            page = store.by_id(session, page_id, for_update=True)
+            if page is None or page.acknowledged_at is not None or page.resolved_at is not None:
+                return None
+            stored_by = actor_id or f"{by.name} ({by.where})"
+            incident = self._acknowledged(session, page, stored_by, by.where, actor_id, now)
+            view = page_view(page)
+        self._cancel_escalation(page_id)
+        return Acknowledged(view, self._tell(incident, view, "acknowledge", by))
 
     def escalate(self, page_id: int) -> Requested | None:
         """The escalation job: page the next team, unless the page was acknowledged, resolved or
@@ -240,25 +287,93 @@ class PagingService:
         message = f"Escalated: {self.display_name(team)} did not acknowledge within {after} minutes."
         return self.request(incident, target, message, None, None, escalated_from=page_id)
 
-    def resolve_all(self, incident: Incident, by: str) -> dict[str, str]:
-        """Close every page of the incident, here and at the providers; returns providers' errors."""
+    def resolve_all(self, incident: Incident, by: Doer) -> Resolved:
+        """Close every page of the incident here at once, and at the providers on their own lanes."""
         now = self._clock.now()
         with transaction(self._sessions) as session:
             rows = store.unresolved(session, incident.id)
             for row in rows:
-                row.resolved_at, row.status = now, "resolved"
+                row.resolved_at, row.status, row.state_changed_at = now, "resolved", now
             session.flush()
             pages = [page_view(row) for row in rows]
-        errors: dict[str, str] = {}
+        told: list[Future[Told]] = []
         for page in pages:
             self._cancel_escalation(page.id)
-            alert = self.alert(incident, page)
-            for provider in self._providers_for(page.team):
-                try:
-                    provider.resolve(alert, by)
-                except ProviderError as error:
-                    errors[f"{provider.name} ({self.display_name(page.team)})"] = error.reason
-        return errors
+            told += self._tell(incident, page, "resolve", by)
+        return Resolved(pages, told)
+
+    def apply(self, event: ProviderEvent) -> Applied | None:
+        """What a provider reported, applied to the page it is about (None: no page of ours; providers
+        send events about alerts others raised too). A state change older than the page's last one is
+        recorded but changes nothing; a redelivered event id does nothing at all. Whatever changed is
+        told to the team's other providers: an alert acknowledged or closed in one is so in all."""
+        now = self._clock.now()
+        at = min(event.occurred_at, now)  # a provider's clock ahead of ours must not write the future
+        with transaction(self._sessions) as session:
+            page = (store.by_ref(session, event.provider, event.ref) if event.ref else None) or (
+                store.latest_by_key(session, event.key) if event.key else None)
+            if page is None:
+                return None
+            if store.event_seen(session, event.provider, event.event_id):
+                return Applied(event, "duplicate")
+            incident_row = incident_store.by_id(session, page.incident_id)
+            assert incident_row is not None
+            outcome = self._transition(session, page, event, at, now)
+            store.add_event(session, page, event.provider, event.event_id, event.action.value, event.ref,
+                            event.occurred_at, now, outcome)
+            acknowledged_now = outcome == "changed" and event.action is ProviderAction.ACKNOWLEDGED
+            if acknowledged_now:
+                self._acknowledged(session, page, f"{event.agent or 'someone'} ({event.provider})", event.provider, None, at)
+            elif outcome in ("changed", "stale", "recorded") and event.action is not ProviderAction.TRIGGERED:
+                data = {"team": page.team, "page_id": page.id, "provider": event.provider, "action": event.action.value,
+                        "outcome": outcome, "link": event.link}
+                incident_store.add_entry(session, incident_row, EntryKind.PAGE_UPDATED, at, None, headline(event), data)
+            session.flush()
+            view, incident = page_view(page), incident_store.snapshot(incident_row)
+        told: list[Future[Told]] = []
+        if outcome == "changed":
+            by = Doer(event.agent or event.provider, event.provider)
+            if event.action in (ProviderAction.ACKNOWLEDGED, ProviderAction.RESOLVED):
+                self._cancel_escalation(view.id)
+                action = "acknowledge" if event.action is ProviderAction.ACKNOWLEDGED else "resolve"
+                told = self._tell(incident, view, action, by, skip=event.provider)
+            else:  # open again: escalation re-armed from now
+                self._arm_escalation(view)
+        return Applied(event, outcome, view, incident, told)
+
+    def _transition(self, session: Session, page: Page, event: ProviderEvent, at: datetime, now: datetime) -> str:
+        if not event.changes_state:
+            return "recorded"
+        if page.state_changed_at is not None and at < page.state_changed_at:
+            return "stale"
+        page.state_changed_at = at
+        state = "resolved" if page.resolved_at else "acknowledged" if page.acknowledged_at else "open"
+        action = event.action
+        if state == "resolved" and action is not ProviderAction.REOPENED:
+            return "unchanged"  # only a reopen brings a closed page back
+        wanted = {ProviderAction.ACKNOWLEDGED: "acknowledged", ProviderAction.RESOLVED: "resolved"}.get(action, "open")
+        if wanted == state:
+            return "unchanged"
+        if action is ProviderAction.RESOLVED:
+            page.resolved_at, page.status = at, "resolved"
+            page.deliveries = {**(page.deliveries or {}), CLOSED_BY: f"{event.agent or 'someone'} in {event.provider}"}
+        elif action is not ProviderAction.ACKNOWLEDGED:  # unacknowledged, reopened: open again
+            team = self._teams.get(page.team)
+            minutes = (team.escalate_after_minutes or 0) if team else 0
+            page.acknowledged_at = page.acknowledged_by = page.resolved_at = None
+            page.status = "sent" if page.sent_at else "failed"
+            page.escalation_due_at = now + timedelta(minutes=minutes)
+            page.deliveries = {k: v for k, v in (page.deliveries or {}).items() if k != CLOSED_BY}
+        return "changed"
+
+    def _tell(self, incident: Incident, page: PageView, action: str, by: Doer, skip: str | None = None) -> list[Future[Told]]:
+        """Tell each of the page's providers (but `skip`, who told us) to acknowledge or resolve."""
+        if page.team not in self._teams:
+            return []
+        alert = self.alert(incident, page)
+        return [self.dispatcher.submit(provider.name, alert.key,
+                                       partial(_call, provider, action, alert, page.id, by))
+                for provider in self._providers_for(page.team) if provider.name != skip]
 
     def get(self, page_id: int) -> PageView:
         with self._sessions() as session:
@@ -336,40 +451,24 @@ class PagingService:
             link_text=f"#{incident.channel_name}" if incident.channel_name else None,
         )
 
-    def _acknowledged(
-        self, session: Session, page: Page | None, by: str, via: str, actor_id: str | None
-    ) -> tuple[PageView, Incident] | None:
-        if page is None or page.acknowledged_at is not None or page.resolved_at is not None:
-            return None
-        now = self._clock.now()
-        page.acknowledged_at, page.acknowledged_by, page.status = now, by[:64], "acknowledged"
+    def _acknowledged(self, session: Session, page: Page, by: str, via: str, actor_id: str | None, at: datetime) -> Incident:
+        """Mark `page` acknowledged at `at` by `by` (a Slack user id, or "<name> (<provider>)"), on the timeline."""
+        at = max(at, page.requested_at)
+        page.acknowledged_at, page.acknowledged_by, page.status = at, by[:64], "acknowledged"
+        page.state_changed_at = max(page.state_changed_at or at, at)
         incident_row = incident_store.by_id(session, page.incident_id)
         assert incident_row is not None
-        incident_store.add_entry(session, incident_row, EntryKind.PAGE_ACKNOWLEDGED, now, actor_id, f"{by} via {via}",
+        incident_store.add_entry(session, incident_row, EntryKind.PAGE_ACKNOWLEDGED, at, actor_id, f"{by} via {via}",
                                  {"team": page.team, "page_id": page.id, "via": via,
-                                  "seconds": int((now - page.requested_at).total_seconds())})
+                                  "seconds": int((at - page.requested_at).total_seconds())})
         session.flush()
-        return page_view(page), incident_store.snapshot(incident_row)
-
-    def _notify_acknowledged(self, page: PageView, incident: Incident, by: str, via: str) -> Acknowledged:
-        """After the acknowledgement is committed: no provider call ever holds a transaction open."""
-        self._cancel_escalation(page.id)
-        errors: dict[str, str] = {}
-        for provider in self._providers_for(page.team):
-            if provider.name == via:
-                continue  # it told us
-            try:
-                provider.acknowledge(self.alert(incident, page), by)
-            except ProviderError as error:
-                errors[provider.name] = error.reason
-        return Acknowledged(page, errors)
+        return incident_store.snapshot(incident_row)
 
     def _arm_escalation(self, page: PageView) -> None:
         team = self._teams[page.team]
         if self._scheduler is None or not page.is_open or page.escalated_at or not team.escalate_to:
             return
-        minutes = team.escalate_after_minutes or 0
-        when = page.requested_at + timedelta(minutes=minutes)
+        when = page.escalation_due_at or page.requested_at + timedelta(minutes=team.escalate_after_minutes or 0)
         self._scheduler.at(when, ESCALATE, page.id, job_id=_job_id(page.id))
 
     def _cancel_escalation(self, page_id: int) -> None:
@@ -381,10 +480,24 @@ def _job_id(page_id: int) -> str:
     return f"escalate-page-{page_id}"
 
 
+def _call(provider: Provider, action: str, alert: Alert, page_id: int | None, by: Doer | None = None) -> Told:
+    """One provider call, its ProviderError turned into the outcome (so a future never holds one)."""
+    try:
+        if action == "trigger":
+            attempts = provider.trigger(alert)
+        else:
+            assert by is not None
+            attempts = (provider.acknowledge if action == "acknowledge" else provider.resolve)(alert, by)
+    except ProviderError as error:
+        return Told(provider.name, action, page_id, error.reason, error.attempts)
+    return Told(provider.name, action, page_id, None, attempts)
+
+
 def page_view(page: Page) -> PageView:
     deliveries = dict(page.deliveries or {})
     invited = deliveries.pop(INVITES, None)
     in_thread = deliveries.pop(IN_THREAD, False) is True
+    closed_by = deliveries.pop(CLOSED_BY, None)
     return PageView(
         id=page.id,
         incident_id=page.incident_id,
@@ -403,4 +516,6 @@ def page_view(page: Page) -> PageView:
         slack_ts=page.slack_ts,
         slack_in_thread=in_thread,
         invitation=Invitation.from_json(invited) if isinstance(invited, dict) else None,
+        closed_by=closed_by if isinstance(closed_by, str) else None,
+        escalation_due_at=page.escalation_due_at,
     )

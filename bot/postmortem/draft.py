@@ -253,6 +253,7 @@ LABELS: dict[str, str] = {
     EntryKind.PAGED: "Escalation (page)",
     EntryKind.PAGE_FAILED: "Page failed",
     EntryKind.PAGE_ACKNOWLEDGED: "Page acknowledged",
+    EntryKind.PAGE_UPDATED: "Page (provider)",
     EntryKind.DIAGNOSTIC: "Diagnostic",
     EntryKind.DIAGNOSTIC_DENIED: "Diagnostic refused",
     EntryKind.FOLLOWUP: "Follow-up",
