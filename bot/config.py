@@ -65,11 +65,21 @@ class SlackSection(_Section):
 
 class TeamSection(_Section):
     display_name: str | None = None
-    pagerduty_routing_key: Annotated[str, StringConstraints(min_length=1)] | None = None
+    pagerduty_routing_key: str | None = None
     opsgenie_api_key: Annotated[str, StringConstraints(min_length=1)] | None = None
     slack_members: list[UserId] = Field(default_factory=list)
     escalate_after_minutes: Annotated[int, Field(gt=0)] | None = None
     escalate_to: str | None = None
+
+    @field_validator("pagerduty_routing_key")
+    @classmethod
+    def _routing_key_shape(cls, key: str | None) -> str | None:
+        # PagerDuty refuses any other length with a 400 (developer-docs, Events API v2 "Trigger events":
+        # routing_key, 32 characters): say so now rather than at the first page of an outage.
+        if key is not None and len(key.strip()) != 32:
+            raise ValueError(f"a PagerDuty routing key (Events API v2 integration key) has 32 characters; this one has "
+                             f"{len(key.strip())}. Copy it from the service's Events API v2 integration")
+        return key
 
 
 class TargetSection(_Section):

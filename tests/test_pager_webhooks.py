@@ -347,3 +347,63 @@ def test_metrics_count_provider_attempts_failures_and_latency(
     assert 'incident_bot_provider_attempts_total{outcome="http_500",provider="Opsgenie"} 3.0' in metrics
     assert 'incident_bot_provider_failures_total{provider="Opsgenie"} 1.0' in metrics
     assert 'incident_bot_provider_request_seconds_count{provider="PagerDuty"} 1.0' in metrics
+
+
+def test_an_opsgenie_unacknowledgement_rearms_and_a_close_stops_the_escalation(
+    bot: RunningBot, clock: ManualClock, pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver
+) -> None:
+    channel = paged(bot, "sre", pagerduty, opsgenie)
+    opsgenie.acknowledge(SRE_KEY, user="sam@example.com", at=clock.now())
+    settle(bot, pagerduty, opsgenie)
+    assert escalations(bot) == []
+
+    clock.advance(timedelta(minutes=3))
+    opsgenie.unacknowledge(SRE_KEY, user="sam@example.com", at=clock.now())
+    settle(bot, pagerduty, opsgenie)
+    assert page(bot).is_open and escalations(bot) == ["escalate-page-1"]
+    assert any("sam@example.com unacknowledged it in Opsgenie" in t and "open again" in t for t in texts(bot, channel))
+
+    clock.advance(timedelta(minutes=1))
+    opsgenie.close(SRE_KEY, user="sam@example.com", at=clock.now())
+    settle(bot, pagerduty, opsgenie)
+    assert page(bot).closed_by == "sam@example.com in Opsgenie" and escalations(bot) == []
+    tick(bot, clock, timedelta(minutes=11))
+    assert [p.team for p in bot.runtime.services.paging.pages(1)] == ["sre"]  # the lead was never paged
+
+
+def test_closed_in_opsgenie_is_resolved_in_pagerduty_too(
+    bot: RunningBot, clock: ManualClock, pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver
+) -> None:
+    channel = paged(bot, "both", pagerduty, opsgenie)
+    opsgenie.close(BOTH_KEY, user="sam@example.com", at=clock.now())
+    settle(bot, pagerduty, opsgenie)
+
+    assert pagerduty.alerts()[BOTH_KEY] == "resolved"  # an alert closed in one is closed in all
+    assert [e["event_action"] for e in pagerduty.events()] == ["trigger", "resolve"]
+    assert sum(t.startswith(":heavy_check_mark:") for t in texts(bot, channel)) == 1  # PagerDuty's echo is not shown again
+
+
+def test_reopened_in_pagerduty_is_open_again_with_its_escalation(
+    bot: RunningBot, clock: ManualClock, pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver
+) -> None:
+    paged(bot, "database", pagerduty, opsgenie)
+    pagerduty.resolve(DB_KEY, by="Dana Scully", at=clock.now())
+    settle(bot, pagerduty, opsgenie)
+    clock.advance(timedelta(minutes=2))
+    pagerduty.reopen(DB_KEY, by="Dana Scully", at=clock.now())
+    settle(bot, pagerduty, opsgenie)
+
+    reopened = page(bot)
+    assert reopened.is_open and reopened.closed_by is None and escalations(bot) == ["escalate-page-1"]
+    tick(bot, clock, timedelta(minutes=11))
+    opsgenie.wait_for(lambda r: r.creates(SRE_KEY) == 1)
+
+
+def test_either_secret_verifies_during_a_rotation(
+    bot: RunningBot, clock: ManualClock, pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver
+) -> None:
+    paged(bot, "database", pagerduty, opsgenie)
+    pagerduty.subscribe(bot.url + "/webhooks/pagerduty", ["the-new-secret-not-configured-yet", PD_SECRET], echo=False)
+    delivery = pagerduty.acknowledge(DB_KEY, by="Dana Scully", at=clock.now())
+    assert delivery.headers["X-PagerDuty-Signature"].count("v1=") == 2
+    assert delivery.status == 202 and page(bot).acknowledged_at is not None

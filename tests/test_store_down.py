@@ -28,10 +28,14 @@ from tests.conftest import (
 from tests.tcp_proxy import TcpProxy
 from tests.test_timeline import message
 
+WEBHOOK_SECRET = "pagerduty-webhook-secret-for-tests"
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"
-{database_team(BOB)}"""
+{database_team(BOB)}
+[paging]
+pagerduty_webhook_secret = "{WEBHOOK_SECRET}"
+"""
 
 
 @pytest.fixture
@@ -199,3 +203,24 @@ def test_a_bot_started_while_its_store_is_down_serves_and_catches_up(
         proxy.restore()
         bot.stop()
         proxy.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_provider_webhook_while_the_store_is_down_is_answered_503_and_applied_when_sent_again(
+        proxied: tuple[RunningBot, TcpProxy, PagerDutyReceiver], slack: SlackSimulator) -> None:
+    bot, proxy, pagerduty = proxied
+    channel = bot.declare()
+    sent = bot.requests.command("page database", user_id=ALICE, channel_id=channel["id"], response_url=slack.response_url("p"))
+    assert sent.response.status_code == 200
+    bot.settle()
+    pagerduty.subscribe(bot.url + "/webhooks/pagerduty", [WEBHOOK_SECRET], echo=False)
+    proxy.cut()
+
+    refused = pagerduty.acknowledge("incident-bot-1-database", by="Dana Scully")
+    assert refused.status == 503, refused.response  # PagerDuty retries a 5xx (developer-docs webhooks/Behavior)
+
+    proxy.restore()
+    retried = pagerduty.deliver(refused.payload, webhook_id=refused.headers["X-Webhook-Id"])
+    bot.settle()
+    assert retried.status == 202 and '"outcome": "changed"' in retried.response
+    assert bot.runtime.services.paging.get(1).acknowledged_by == "Dana Scully (PagerDuty)"
