@@ -123,6 +123,18 @@ class Runtime:
                                                                       Requested(page, repeated=False)))
         return len(pending)
 
+    def wait_idle(self, timeout: float = 15.0) -> bool:
+        """Block until Slack work and provider calls are all done, including the Slack work that
+        providers' outcomes bring (tests, the demo). False if that takes longer than `timeout`."""
+        deadline = time.monotonic() + timeout
+        background, dispatcher = self.services.background, self.services.paging.dispatcher
+        while time.monotonic() < deadline:
+            left = max(deadline - time.monotonic(), 0.0)
+            if background.wait_idle(left) and dispatcher.wait_idle(max(deadline - time.monotonic(), 0.0)) \
+                    and background.idle and dispatcher.idle:
+                return True
+        return False
+
     def close(self) -> None:
         self._closing.set()
         self.services.scheduler.stop()

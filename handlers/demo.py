@@ -221,7 +221,7 @@ class _Demo:
 
     def settle(self) -> list[str]:
         """Wait for the work done after the acknowledgement, show it, and return what failed."""
-        if not self.runtime.services.background.wait_idle(BACKGROUND_TIMEOUT_SECONDS):
+        if not self.runtime.wait_idle(BACKGROUND_TIMEOUT_SECONDS):
             return [f"the work after the acknowledgement did not finish in {BACKGROUND_TIMEOUT_SECONDS:.0f} s"]
         return self.show.new_activity()
 

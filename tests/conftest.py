@@ -163,14 +163,8 @@ class RunningBot:
 
     def settle(self) -> None:
         """Wait until the work done after acknowledging has finished: Slack work, provider calls, and the
-        Slack work their outcomes bring, until all are idle at once."""
-        services = self.runtime.services
-        for _ in range(20):
-            assert services.background.wait_idle(15), "background work did not finish"
-            assert services.paging.dispatcher.wait_idle(15), "provider calls did not finish"
-            if services.background.idle and services.paging.dispatcher.idle:
-                return
-        raise AssertionError("background work and provider calls kept handing work to each other")
+        Slack work their outcomes bring."""
+        assert self.runtime.wait_idle(15), "background work or provider calls did not finish"
 
     def command(self, text: str, *, user: str = ALICE, channel: str = GENERAL, respond_to: str = "default"):
         return self.requests.command(text, user_id=user, channel_id=channel, response_url=self.slack.response_url(respond_to))
