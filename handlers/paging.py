@@ -159,11 +159,16 @@ def announce_and_deliver(services: Services, requested: Requested) -> None:
 def deliver(services: Services, page_id: int, failed: list[str] | None = None) -> None:
     """Send the page through its providers (each on its own lanes, bot.paging.dispatch); as each one
     answers, its outcome is shown on the page message, and a failure is told in the channel."""
+    failed = failed if failed is not None else []
     page = services.paging.get(page_id)
     incident = services.incidents.get(page.incident_id)
-    for future in services.paging.deliver(page_id, incident):
+    futures = services.paging.deliver(page_id, incident)
+    for future in futures:
         future.add_done_callback(lambda done: services.background.submit(
             incident.id, lambda: delivered(services, page_id, _told(done, "trigger", page_id))))
+    if not futures:  # Slack members only: the page is sent as it is shown
+        _best_effort(failed, "updating the page message",
+                     lambda: refresh(services, services.paging.get(page_id)))
     if failed:
         raise SlackShowedNothing(failed)
 

@@ -407,3 +407,13 @@ def test_either_secret_verifies_during_a_rotation(
     delivery = pagerduty.acknowledge(DB_KEY, by="Dana Scully", at=clock.now())
     assert delivery.headers["X-PagerDuty-Signature"].count("v1=") == 2
     assert delivery.status == 202 and page(bot).acknowledged_at is not None
+
+
+def test_a_team_reached_only_in_slack_is_shown_sent_at_once(
+    bot: RunningBot, pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver
+) -> None:
+    channel = paged(bot, "lead", pagerduty, opsgenie)
+    assert page(bot).status == "sent"
+    [message] = [m for m in bot.slack.messages(channel["id"]) if m.get("text", "").startswith("Paging Engineering lead")]
+    shown = str(message["blocks"])
+    assert "sending" not in shown and "Acknowledge" in shown
