@@ -417,3 +417,23 @@ def test_a_team_reached_only_in_slack_is_shown_sent_at_once(
     [message] = [m for m in bot.slack.messages(channel["id"]) if m.get("text", "").startswith("Paging Engineering lead")]
     shown = str(message["blocks"])
     assert "sending" not in shown and "Acknowledge" in shown
+
+
+def test_a_provider_that_cannot_be_told_is_named_in_the_channel(
+    bot: RunningBot, pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver
+) -> None:
+    channel = paged(bot, "both", pagerduty, opsgenie)
+    opsgenie.fail_next(500, count=3)  # every attempt of the acknowledgement
+    sent = bot.requests.block_action(paging_blocks.ACKNOWLEDGE_ACTION, "1", user_id=DBA, channel_id=channel["id"],
+                                     response_url=bot.slack.response_url("button"))
+    assert sent.response.status_code == 200
+    settle(bot, pagerduty, opsgenie)
+    opsgenie.fail_next(422, body={"message": "Request body is not processable.", "took": 0.0})
+    command(bot, channel, "resolve Pool fixed")
+    settle(bot, pagerduty, opsgenie)
+
+    warnings = [t for t in texts(bot, channel) if t.startswith(":warning:")]
+    assert any("Could not tell Opsgenie (Platform) that the page was acknowledged: HTTP 500" in t
+               and "Acknowledge it there too" in t for t in warnings), warnings
+    assert any("Opsgenie (Platform) could not be told to close its alert: HTTP 422" in t for t in warnings), warnings
+    assert pagerduty.alerts()[BOTH_KEY] == "resolved"  # the other provider was told regardless
