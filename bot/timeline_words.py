@@ -61,7 +61,7 @@ def describe(item: TimelineItem, wording: Wording) -> str:
         case EntryKind.CLOSED:
             return f"{who} closed the incident"
         case EntryKind.PAGED if data.get("escalated_from"):
-            return said(f"Nobody acknowledged, so {wording.bot} escalated to {team()}")
+            return said(f"Not acknowledged in time, so {wording.bot} escalated to {team()}")
         case EntryKind.PAGED:
             return said(f"{who} paged {team()}{' again' if data.get('repeated') else ''}")
         case EntryKind.PAGE_FAILED:

@@ -207,9 +207,10 @@ def show_acknowledged(services: Services, page: PageView) -> None:
     if incident.channel_id is None:
         return
     by = paging_blocks.acknowledger(page.acknowledged_by)
-    minutes = int(((page.acknowledged_at or page.requested_at) - page.requested_at).total_seconds() // 60)
+    seconds = int(((page.acknowledged_at or page.requested_at) - page.requested_at).total_seconds())
+    after = f"{seconds} s" if seconds < 60 else f"{seconds // 60} min"
     text = (f":white_check_mark: {by} acknowledged the page to *{_team(services, page.team)}* "
-            f"after {minutes} min{_no_escalation(services, page)}.")
+            f"after {after}{_no_escalation(services, page)}.")
     services.publisher.post(incident, mrkdwn.fallback(text))
 
 

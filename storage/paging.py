@@ -3,6 +3,7 @@ providers reported, and the atomic escalation claim."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -94,3 +95,13 @@ def add_event(session: Session, page: Page, provider: str, event_id: str, action
     session.add(PageEvent(page_id=page.id, provider=provider, event_id=event_id[:128], action=action,
                           ref=ref[:64] if ref else None, occurred_at=occurred_at, received_at=received_at,
                           outcome=outcome))
+
+
+def reported_since(session: Session, page_id: int, provider: str, since: datetime,
+                   actions: Collection[str] | None = None) -> bool:
+    """Whether `provider` reported an event about the page (one of `actions`, when given) since `since`."""
+    query = select(PageEvent.id).where(PageEvent.page_id == page_id, PageEvent.provider == provider,
+                                       PageEvent.received_at >= since)
+    if actions is not None:
+        query = query.where(PageEvent.action.in_(actions))
+    return session.execute(query.limit(1)).first() is not None

@@ -199,6 +199,10 @@ def test_an_opsgenie_acknowledgement_stops_the_escalation_and_is_told_to_pagerdu
     assert [e["event_action"] for e in pagerduty.events()] == ["trigger", "acknowledge"]
     assert pagerduty.alerts()[BOTH_KEY] == "acknowledged"
     assert any("sam@example.com (Opsgenie) acknowledged the page to *Platform*" in t for t in texts(bot, channel))
+    draft = bot.runtime.services.postmortems.preview(1)
+    assert "sam@example.com via Opsgenie" in draft
+    asked = [c.params.get("user") for c in bot.slack.calls_to("users.info")]
+    assert all(str(user).startswith("U") for user in asked), f"asked Slack to name a provider's person: {asked}"
 
 
 def test_an_opsgenie_acknowledgement_stops_its_escalation(
@@ -437,3 +441,65 @@ def test_a_provider_that_cannot_be_told_is_named_in_the_channel(
                and "Acknowledge it there too" in t for t in warnings), warnings
     assert any("Opsgenie (Platform) could not be told to close its alert: HTTP 422" in t for t in warnings), warnings
     assert pagerduty.alerts()[BOTH_KEY] == "resolved"  # the other provider was told regardless
+
+
+@pytest.fixture
+def impatient_bot(tmp_path: Path, slack: SlackSimulator, database_url: str, clock: ManualClock,
+                  pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver) -> Iterator[RunningBot]:
+    """Gives up on an unanswered attempt after 0.3 s, three times."""
+    running = make_bot(tmp_path, slack, database_url, clock, pagerduty, opsgenie,
+                       Transport(RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1), timeout=0.3))
+    yield running
+    running.stop()
+
+
+def test_a_call_never_answered_but_confirmed_by_the_providers_webhook_is_not_called_failed(
+    impatient_bot: RunningBot, pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver
+) -> None:
+    bot = impatient_bot
+    pagerduty.fail_next(200, count=3, hang_seconds=2)  # takes each trigger, answers none; its webhook says triggered
+    channel = paged(bot, "database", pagerduty, opsgenie)
+
+    sent = page(bot)
+    assert sent.status == "sent" and sent.deliveries["PagerDuty"]["ok"] is True, sent.deliveries
+    assert sent.deliveries["PagerDuty"]["confirmed_by_webhook"] is True
+    assert not any(t.startswith(":x:") for t in texts(bot, channel)), "told the channel nobody was reached"
+    assert EntryKind.PAGE_FAILED not in [e.kind for e in entries(bot, channel)]
+
+    opsgenie_page = paged_again(bot, channel, "both", pagerduty, opsgenie)
+    opsgenie.fail_next(200, count=3, hang_seconds=2)  # the close goes through, unanswered; its Close webhook comes
+    command(bot, channel, "resolve Pool fixed")
+    settle(bot, pagerduty, opsgenie)
+    assert opsgenie.alerts()[BOTH_KEY] == "closed" and bot.runtime.services.paging.get(opsgenie_page).resolved_at
+    assert not any("could not be told" in t for t in texts(bot, channel)), "asked people to close a closed alert"
+
+
+def paged_again(bot: RunningBot, channel: dict, team: str, *receivers: PagerDutyReceiver | OpsgenieReceiver) -> int:
+    command(bot, channel, f"page {team}")
+    settle(bot, *receivers)
+    return max(p.id for p in bot.runtime.services.paging.pages(1))
+
+
+def test_an_acknowledgement_that_timed_out_is_escalated_in_true_words_and_still_counts_in_the_postmortem(
+    bot: RunningBot, clock: ManualClock, pagerduty: PagerDutyReceiver, opsgenie: OpsgenieReceiver
+) -> None:
+    channel = paged(bot, "database", pagerduty, opsgenie)
+    clock.advance(timedelta(seconds=3))
+    pagerduty.acknowledge(DB_KEY, by="Dana Scully", at=clock.now())
+    settle(bot, pagerduty, opsgenie)
+    clock.advance(timedelta(minutes=1))
+    pagerduty.unacknowledge(DB_KEY, at=clock.now())
+    settle(bot, pagerduty, opsgenie)
+    tick(bot, clock, timedelta(minutes=11))
+    opsgenie.wait_for(lambda r: r.creates(SRE_KEY) == 1)
+
+    [escalated] = [t for t in texts(bot, channel) if "Escalated:" in t]
+    assert "Database team's page was open again" in escalated and "within 10 minutes" in escalated
+    assert "did not acknowledge" not in escalated
+    assert [e.text for e in entries(bot, channel) if e.kind is EntryKind.PAGE_ACKNOWLEDGED] == ["Dana Scully via PagerDuty"]
+
+    draft = bot.runtime.services.postmortems.preview(bot.runtime.services.incidents.find_by_channel(channel["id"]).id)
+    assert "(Database team acknowledged the page) |" in draft, draft  # withdrawn later, it still happened
+    assert "Dana Scully via PagerDuty" in draft
+    asked = [c.params.get("user") for c in bot.slack.calls_to("users.info")]
+    assert all(str(user).startswith("U") for user in asked), f"asked Slack to name a provider's person: {asked}"

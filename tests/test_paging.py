@@ -123,7 +123,7 @@ def test_paging_sends_pagerduty_v2_invites_members_and_offers_acknowledge(paged_
     assert escalations(bot) == []
     updated = page_messages(bot, channel)[0]
     assert "Acknowledged" in json.dumps(updated["blocks"]) and all(b["type"] != "actions" for b in updated["blocks"])
-    assert any("acknowledged the page to *Database team* after 0 min; no escalation to SRE on call." in m["text"]
+    assert any("acknowledged the page to *Database team* after 0 s; no escalation to SRE on call." in m["text"]
                for m in bot.slack.messages(channel["id"]))
     assert EntryKind.PAGE_ACKNOWLEDGED in timeline_kinds(bot, channel)
     shown = json.dumps(bot.requests.command("timeline", user_id=ALICE, channel_id=channel["id"]).response.json()["blocks"])
@@ -172,7 +172,7 @@ def test_escalation_fires_when_the_clock_passes_the_deadline(
     press(bot, channel, paging_blocks.ACKNOWLEDGE_ACTION, "2", user=SRE)
     assert opsgenie.alerts() == {"incident-bot-1-sre": "acknowledged"}
     [told] = [m["text"] for m in bot.slack.messages(channel["id"]) if "acknowledged the page to *SRE on call*" in m["text"]]
-    assert told.endswith(" min.") and "escalation" not in told  # the SRE team escalates to nobody
+    assert told.endswith(" after 0 s.") and "escalation" not in told  # the SRE team escalates to nobody
     [ack] = [r for r in opsgenie.received if r.path.endswith("/acknowledge")]
     assert ack.path == "/v2/alerts/incident-bot-1-sre/acknowledge" and ack.query == {"identifierType": "alias"}
 

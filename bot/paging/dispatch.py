@@ -31,6 +31,7 @@ class Told:
     page_id: int | None
     error: str | None = None
     attempts: int = 0
+    confirmed: bool = False  # it failed, but the provider's own webhook said it happened
 
 
 class Dispatcher:

@@ -10,6 +10,7 @@ recorded once per event id, and ordered by when they happened, since providers d
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -227,7 +228,7 @@ class PagingService:
         names = [provider.name for provider in providers]
 
         def trigger(provider: Provider) -> Told:
-            told = _call(provider, "trigger", alert, page_id)
+            told = self._call(provider, "trigger", alert, page_id)
             self._record_delivery(page_id, incident.id, told, names)
             return told
 
@@ -240,7 +241,8 @@ class PagingService:
             row = store.by_id(session, page_id, for_update=True)
             if row is None:
                 return
-            outcome = {"ok": told.error is None, "attempts": told.attempts, **({"error": told.error} if told.error else {})}
+            outcome = {"ok": told.error is None, "attempts": told.attempts, **({"error": told.error} if told.error else {}),
+                       **({"confirmed_by_webhook": True} if told.confirmed else {})}
             row.deliveries = {**(row.deliveries or {}), told.provider: outcome}
             if row.status in ("sending", "failed"):  # a retry that gets through makes a failed page sent
                 outcomes = [row.deliveries.get(name) for name in providers]
@@ -263,8 +265,7 @@ class PagingService:
             page = store.by_id(session, page_id, for_update=True)
             if page is None or page.acknowledged_at is not None or page.resolved_at is not None:
                 return None
-            stored_by = actor_id or f"{by.name} ({by.where})"
-            incident = self._acknowledged(session, page, stored_by, by.where, actor_id, now)
+            incident = self._acknowledged(session, page, actor_id or by.name, by.where, actor_id, now)
             view = page_view(page)
         self._cancel_escalation(page_id)
         return Acknowledged(view, self._tell(incident, view, "acknowledge", by))
@@ -280,11 +281,16 @@ class PagingService:
             incident_row = incident_store.by_id(session, page.incident_id)
             assert incident_row is not None
             incident = incident_store.snapshot(incident_row)
-            team, after = page.team, self._teams[page.team].escalate_after_minutes
+            team, after = page.team, self._teams[page.team].escalate_after_minutes or 0
+            # Due later than the page's own deadline: a provider said it was unacknowledged or reopened.
+            reopened = page.escalation_due_at is not None and page.escalation_due_at > page.requested_at + timedelta(minutes=after)
         target = self._teams[team].escalate_to
         if target is None or not incident.is_open:
             return None
-        message = f"Escalated: {self.display_name(team)} did not acknowledge within {after} minutes."
+        within = f"{after} minute{'s' if after != 1 else ''}"
+        message = (f"Escalated: {self.display_name(team)}'s page was open again (its acknowledgement was withdrawn or "
+                   f"timed out) and nobody acknowledged it within {within}." if reopened
+                   else f"Escalated: {self.display_name(team)} did not acknowledge within {within}.")
         return self.request(incident, target, message, None, None, escalated_from=page_id)
 
     def resolve_all(self, incident: Incident, by: Doer) -> Resolved:
@@ -323,7 +329,7 @@ class PagingService:
                             event.occurred_at, now, outcome)
             acknowledged_now = outcome == "changed" and event.action is ProviderAction.ACKNOWLEDGED
             if acknowledged_now:
-                self._acknowledged(session, page, f"{event.agent or 'someone'} ({event.provider})", event.provider, None, at)
+                self._acknowledged(session, page, event.agent or "someone", event.provider, None, at)
             elif outcome in ("changed", "stale", "recorded") and event.action is not ProviderAction.TRIGGERED:
                 data = {"team": page.team, "page_id": page.id, "provider": event.provider, "action": event.action.value,
                         "outcome": outcome, "link": event.link}
@@ -371,9 +377,23 @@ class PagingService:
         if page.team not in self._teams:
             return []
         alert = self.alert(incident, page)
-        return [self.dispatcher.submit(provider.name, alert.key,
-                                       partial(_call, provider, action, alert, page.id, by))
+        return [self.dispatcher.submit(provider.name, alert.key, partial(self._call, provider, action, alert, page.id, by))
                 for provider in self._providers_for(page.team) if provider.name != skip]
+
+    def _call(self, provider: Provider, action: str, alert: Alert, page_id: int, by: Doer | None = None) -> Told:
+        """One call about a page. A call that failed (often: it never got an answer) while the provider's
+        own webhook said it happened (any event about the alert for a trigger, an acknowledgement or a
+        resolution for an acknowledge, a resolution for a resolve) did happen: it counts as done."""
+        started = self._clock.now()
+        told = _call(provider, action, alert, page_id, by)
+        if told.error is None:
+            return told
+        with self._sessions() as session:
+            confirmed = store.reported_since(session, page_id, provider.name, started, CONFIRMED_BY.get(action))
+        if confirmed:
+            log.info("%s to %s failed (%s), but its webhook says it happened", action, provider.name, told.error)
+            return dataclasses.replace(told, error=None, confirmed=True)
+        return told
 
     def get(self, page_id: int) -> PageView:
         with self._sessions() as session:
@@ -452,9 +472,11 @@ class PagingService:
         )
 
     def _acknowledged(self, session: Session, page: Page, by: str, via: str, actor_id: str | None, at: datetime) -> Incident:
-        """Mark `page` acknowledged at `at` by `by` (a Slack user id, or "<name> (<provider>)"), on the timeline."""
+        """Mark `page` acknowledged at `at` by `by` (the Slack user id, or a provider's name for the person)
+        via `via` ("Slack", "PagerDuty"…), on the timeline as "<by> via <via>"."""
         at = max(at, page.requested_at)
-        page.acknowledged_at, page.acknowledged_by, page.status = at, by[:64], "acknowledged"
+        stored_by = by if actor_id else f"{by} ({via})"  # a name is shown with where it came from
+        page.acknowledged_at, page.acknowledged_by, page.status = at, stored_by[:64], "acknowledged"
         page.state_changed_at = max(page.state_changed_at or at, at)
         incident_row = incident_store.by_id(session, page.incident_id)
         assert incident_row is not None
@@ -474,6 +496,14 @@ class PagingService:
     def _cancel_escalation(self, page_id: int) -> None:
         if self._scheduler is not None:
             self._scheduler.cancel(_job_id(page_id))
+
+
+# What a provider's own event must say for a failed call to count as done (None: any event about the alert).
+CONFIRMED_BY: dict[str, tuple[str, ...] | None] = {
+    "trigger": None,
+    "acknowledge": (ProviderAction.ACKNOWLEDGED.value, ProviderAction.RESOLVED.value),
+    "resolve": (ProviderAction.RESOLVED.value,),
+}
 
 
 def _job_id(page_id: int) -> str:

@@ -311,7 +311,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
         reporter=names(incident.reporter_id),
         roles=_roles(record.roles, at, names),
         participants=_participants(items, record.pages, names),
-        pages=_pages(record.pages, at, names, record.team_names),
+        pages=_pages(record.pages, first_acknowledgements(items, record.pages), at, names, record.team_names),
         diagnostics=[
             DiagnosticLine(at(i.occurred_at), str(i.data.get("check", "")), str(i.data.get("target", "")),
                            str(i.data.get("outcome", "")), names.text(i.text), names(i.actor_id))
@@ -386,8 +386,8 @@ def _figures(incident: Incident, start: datetime, start_reason: str, items: list
         return Figure(name, human_duration(delta), int(delta.total_seconds()),
                       f"from {since.time} ({start_reason}) to {at(moment).time} ({what})")
 
-    acknowledged = [p for p in pages if p.acknowledged_at is not None]
-    first_ack = min(acknowledged, key=lambda p: p.acknowledged_at or start, default=None)
+    acks = first_acknowledgements(items, pages)
+    first_ack = min((p for p in pages if p.id in acks), key=lambda p: acks[p.id][0], default=None)
     end = incident.resolved_at
     mitigations = [
         i for i in items
@@ -399,7 +399,7 @@ def _figures(incident: Incident, start: datetime, start_reason: str, items: list
         figure("Time to detect", incident.declared_at, "the declaration", ""),
         figure(
             "Time to acknowledge",
-            first_ack.acknowledged_at if first_ack else None,
+            acks[first_ack.id][0] if first_ack else None,
             f"{team_names.get(first_ack.team, first_ack.team)} acknowledged the page" if first_ack else "",
             "no team was paged" if not pages else "no page was acknowledged",
         ),
@@ -508,23 +508,39 @@ def _participants(items: list[TimelineItem], pages: list[PageView], names: _Name
             counts[item.actor_id] = counts.get(item.actor_id, 0) + 1
     ranked = sorted(counts.items(), key=lambda pair: (-pair[1], names(pair[0])))
     people = [Participant(names(user_id), count) for user_id, count in ranked]
-    acknowledgers = {names.person(p.acknowledged_by) for p in pages if p.acknowledged_by and p.acknowledged_by not in counts}
+    acknowledgers = {names.person(by) for _, by in first_acknowledgements(items, pages).values() if by and by not in counts}
     return people + [Participant(name, 0) for name in sorted(acknowledgers - {p.name for p in people})]
 
 
-def _pages(pages: list[PageView], at: ToMoment, names: _Names, team_names: dict[str, str]) -> list[PageLine]:
+def first_acknowledgements(items: list[TimelineItem], pages: list[PageView]) -> dict[int, tuple[datetime, str]]:
+    """Each acknowledged page's first acknowledgement: when, and who (a Slack user id, or "<name> via
+    <provider>"), from the timeline, so an acknowledgement a provider later withdrew or timed out still
+    counts as the time to acknowledge; from the page itself for pages older than their entries' page_id."""
+    found: dict[int, tuple[datetime, str]] = {}
+    for item in sorted((i for i in items if i.kind is EntryKind.PAGE_ACKNOWLEDGED), key=lambda i: i.occurred_at):
+        page_id = item.data.get("page_id")
+        if isinstance(page_id, int) and page_id not in found:
+            found[page_id] = (item.occurred_at, item.actor_id or item.text)
+    for page in pages:
+        if page.id not in found and page.acknowledged_at is not None:
+            found[page.id] = (page.acknowledged_at, page.acknowledged_by or "")
+    return found
+
+
+def _pages(pages: list[PageView], acks: dict[int, tuple[datetime, str]], at: ToMoment, names: _Names,
+           team_names: dict[str, str]) -> list[PageLine]:
     by_id = {p.id: p for p in pages}
     lines = []
     for page in pages:
         source = by_id.get(page.escalated_from_id) if page.escalated_from_id else None
-        acknowledged = page.acknowledged_at
+        acknowledged, acknowledged_by = acks.get(page.id, (None, None))
         lines.append(PageLine(
             team=team_names.get(page.team, page.team),
             requested=at(page.requested_at),
             requested_by=names(page.requested_by) if page.requested_by else "incident-bot (escalation)",
             escalated_from=team_names.get(source.team, source.team) if source else None,
             acknowledged=at(acknowledged) if acknowledged else None,
-            acknowledged_by=names.person(page.acknowledged_by) if page.acknowledged_by else None,
+            acknowledged_by=names.person(acknowledged_by) if acknowledged_by else None,
             time_to_acknowledge=human_duration(acknowledged - page.requested_at) if acknowledged else None,
             status=page.status,
         ))

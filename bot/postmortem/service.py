@@ -31,6 +31,7 @@ from bot.postmortem.templates import (
 )
 from bot.slack_markup import Lookup, references
 from bot.timeline import item_of
+from bot.timeline_words import USER_ID
 from storage import followups as followup_store
 from storage import incidents as incident_store
 from storage import paging as paging_store
@@ -189,7 +190,8 @@ class PostmortemService:
         people = {row.reporter_id} | {i.actor_id for i in items if i.actor_id} | {
             str(i.data["user"]) for i in items if i.data.get("user")} | {
             u for f in followups for u in (f.owner_id, f.created_by, f.done_by) if u} | {
-            p.acknowledged_by for p in pages if p.acknowledged_by} | {p.requested_by for p in pages if p.requested_by} | {
+            p.acknowledged_by for p in pages if p.acknowledged_by and USER_ID.fullmatch(p.acknowledged_by)} | {
+            p.requested_by for p in pages if p.requested_by} | {
             str(s["author_id"]) for s in shared if s.get("author_id")} | named.users
         channels = named.channels | {  # where a forwarded message came from, when Slack did not name it
             str(s["channel_id"]) for s in shared if s.get("channel_id") and not s.get("channel_name")}
