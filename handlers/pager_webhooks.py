@@ -44,7 +44,7 @@ def opsgenie(services: Services, body: bytes, authorization: str | None) -> Answ
     if not webhooks.bearer_matches(token, authorization):
         return 401, {"error": "bad credential: send Authorization: Bearer <[paging] opsgenie_webhook_token>"}
     try:
-        event = webhooks.parse_opsgenie(body)
+        event = webhooks.parse_opsgenie(body, received_at=services.clock.now())
     except webhooks.BadPayload as error:
         return 400, {"error": str(error)}
     return _apply(services, event)

@@ -14,7 +14,7 @@ import copy
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -235,6 +235,15 @@ def _set(name: str, value: Any) -> bytes:
 
 def _with(event_type: str = "incident.acknowledged", data: dict[str, Any] = INCIDENT, **changes: Any) -> bytes:
     return json.dumps(pd_event(event_type, data, **changes)).encode()
+
+
+def test_an_opsgenie_event_without_its_time_takes_the_time_it_was_received() -> None:
+    """Opsgenie drops what it gets a 4xx for: an older payload with no updatedAt is taken, at receipt."""
+    received = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    body = json.dumps(og_payload("EscalateNext", updatedAt=None)).encode()
+    event = parse_opsgenie(body, received_at=received)
+    assert isinstance(event, ProviderEvent) and event.occurred_at == received
+    assert parse_opsgenie(body, received_at=received + timedelta(seconds=5)).event_id == event.event_id
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -254,14 +254,16 @@ _OG_SHAPE = ('an Opsgenie outgoing-webhook payload: {"action": "Acknowledge", '
 _NS_FROM, _US_FROM, _MS_FROM = 10**17, 10**14, 10**11
 
 
-def parse_opsgenie(body: bytes) -> ProviderEvent | Ignored:
+def parse_opsgenie(body: bytes, received_at: datetime | None = None) -> ProviderEvent | Ignored:
     """One Opsgenie outgoing-webhook body -> a ProviderEvent (any action not in _OG_ACTIONS is OTHER;
     nothing is Ignored today: every action is about an alert).
 
     key = alert.alias, ref = alert.alertId, agent = alert.username (else source.name), occurred_at =
     alert.updatedAt (epoch nanoseconds; milli- and microseconds are told apart by magnitude). Opsgenie
     sends no event id and a redelivery repeats the body exactly, so event_id is the sha256 of action,
-    alertId, updatedAt and username. Raises BadPayload naming the field that was wrong.
+    alertId, updatedAt and username. Some older payloads (an Escalate's) carry no updatedAt: with
+    `received_at` (when the bot got it) that stands in, rather than refusing what Opsgenie would then
+    drop for good (a 4xx is not retried). Raises BadPayload naming the field that was wrong.
     """
     root = _object(_json(body, _OG_SHAPE), "the body", _OG_SHAPE)
     action_name = _text(root.get("action"), "action", 'the alert action, such as "Acknowledge"', limit=64)
@@ -269,7 +271,7 @@ def parse_opsgenie(body: bytes) -> ProviderEvent | Ignored:
     ref = _text(alert.get("alertId"), "alert.alertId", "the alert's id (a string)", limit=MAX_REF)
     key = _optional_text(alert.get("alias"), "alert.alias", limit=MAX_KEY) or None
     updated_at = alert.get("updatedAt")
-    occurred_at = _epoch(updated_at, "alert.updatedAt")
+    occurred_at = received_at if updated_at is None and received_at is not None else _epoch(updated_at, "alert.updatedAt")
     username = _optional_text(alert.get("username"), "alert.username")
     source = root.get("source")
     source_name = None
