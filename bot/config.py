@@ -152,6 +152,42 @@ class PostmortemSection(_Section):
         return name
 
 
+class AlertRuleSection(_Section):
+    """One `[[alerts.rules]]`: the first whose every `label = value` holds decides (bot.alerts.rules)."""
+
+    match: dict[str, str]
+    declare: bool = False
+    incident_severity: Severity = "sev2"
+    page: str | None = None  # a team of [teams] (checked in cross_section_problems)
+
+    @field_validator("match")
+    @classmethod
+    def _some_labels(cls, match: dict[str, str]) -> dict[str, str]:
+        from bot.alerts.notification import MAX_LABEL_LENGTH
+
+        if not match:
+            raise ValueError("empty; name at least one label = value (all must hold): a rule without one would match every alert")
+        if too_long := sorted(name for name, value in match.items() if len(value) > MAX_LABEL_LENGTH or len(name) > MAX_LABEL_LENGTH):
+            raise ValueError(f"{_shown(too_long[0])}: longer than the {MAX_LABEL_LENGTH} characters a label name or value "
+                             "is kept to, so it could never match")
+        return match
+
+
+class AlertsSection(_Section):
+    channel: ChannelId | None = None  # where alert groups are posted; None: slack.announce_channel
+    webhook_token: str | None = None  # POST /webhooks/alertmanager: Authorization: Bearer <token>
+    rules: list[AlertRuleSection] = Field(default_factory=list)
+
+    @field_validator("webhook_token")
+    @classmethod
+    def _token_shape(cls, token: str | None) -> str | None:
+        # Never echo it. It travels as `Authorization: Bearer <token>`, which carries no whitespace.
+        if token is not None and (len(token) < 16 or any(c.isspace() or not c.isprintable() for c in token)):
+            raise ValueError("use at least 16 printable characters without spaces (e.g. the output of `openssl rand -hex 32`); "
+                             "the sender puts it in an Authorization: Bearer header")
+        return token
+
+
 class FileConfig(_Section):
     """The whole file. Every section is optional; a missing file is the same as an empty one."""
 
@@ -161,6 +197,7 @@ class FileConfig(_Section):
     paging: PagingSection = PagingSection()
     reminders: RemindersSection = RemindersSection()
     postmortem: PostmortemSection = PostmortemSection()
+    alerts: AlertsSection = AlertsSection()
 
 
 # --- The environment.
@@ -224,6 +261,7 @@ class Settings:
         for team in self.file.teams.values():
             found += [s for s in (team.pagerduty_routing_key, team.opsgenie_api_key) if s]
         found += [s for s in (self.file.paging.pagerduty_webhook_secret, self.file.paging.opsgenie_webhook_token) if s]
+        found += [s for s in (self.file.alerts.webhook_token,) if s]
         for url in [self.env.database_url] + [t.url for t in self.file.diagnostics.targets.values()]:
             password = make_url(url).password
             if password:
@@ -252,6 +290,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, mode: Mode | None = N
     else:
         try:
             file_config = parse_config_file(path)
+            warnings += [f"{path}: {warning}" for warning in alerts_warnings(file_config)]
         except ConfigError as e:
             problems.extend(e.problems)
     template = None
@@ -334,13 +373,15 @@ def parse_config_file(path: Path) -> FileConfig:
 
 def cross_section_problems(raw: Mapping) -> list[str]:
     """Rules that span keys, checked on the raw file so they are reported next to per-key errors:
-    every team can be reached somehow, escalation chains name teams that exist and never loop, and
-    every team key can be stored and make an alert key (bot.paging.keys.team_key_problem)."""
+    every team can be reached somehow, escalation chains name teams that exist and never loop,
+    every team key can be stored and make an alert key (bot.paging.keys.team_key_problem), and
+    every `[[alerts.rules]]` `page` names a team."""
     from bot.paging.keys import team_key_problem
 
     teams = raw.get("teams")
+    alert_problems = _alert_rule_problems(raw)
     if not isinstance(teams, Mapping):
-        return []
+        return alert_problems
     problems = [f"teams.{_shown(name)}: {problem}" for name in teams if (problem := team_key_problem(name))]
     teams = {name: team for name, team in teams.items() if isinstance(team, Mapping)}
     for name, team in teams.items():
@@ -358,7 +399,47 @@ def cross_section_problems(raw: Mapping) -> list[str]:
         elif isinstance(target, str) and "escalate_after_minutes" not in team:
             problems.append(f"teams.{_shown(name)}.escalate_after_minutes: needed with escalate_to (minutes without an acknowledgement)")
     problems += [f"teams.{_shown(name)}.escalate_to: the escalation chain loops: {chain}" for name, chain in _loops(teams)]
+    return problems + alert_problems
+
+
+def _alert_rule_problems(raw: Mapping) -> list[str]:
+    """Every `[[alerts.rules]]` `page` names a team of this file (as the pages it makes are sent to it)."""
+    alerts = raw.get("alerts")
+    rules = alerts.get("rules") if isinstance(alerts, Mapping) else None
+    if not isinstance(rules, list):
+        return []
+    teams = raw.get("teams")
+    names = [name for name in teams if isinstance(teams[name], Mapping)] if isinstance(teams, Mapping) else []
+    problems = []
+    for index, rule in enumerate(rules):
+        page = rule.get("page") if isinstance(rule, Mapping) else None
+        if isinstance(page, str) and page not in names:
+            known = ", ".join(sorted(map(_shown, names))) or "none"
+            where = f"alerts.rules.{index}.page"
+            problems.append(f"{where}: no team named {_safe_repr(where, page)} (teams: {known})")
     return problems
+
+
+def alerts_warnings(config: FileConfig) -> list[str]:
+    """What `[alerts]` allows but probably does not mean: said at start and by check-config, never refused."""
+    alerts, warnings = config.alerts, []
+    if not alerts.webhook_token and (alerts.rules or alerts.channel):
+        warnings.append("alerts: no webhook_token, so POST /webhooks/alertmanager refuses every notification and the "
+                        "channel and rules are unused")
+    if alerts.webhook_token and not (alerts.channel or config.slack.announce_channel):
+        warnings.append("alerts.channel: not set, and neither is slack.announce_channel: alert groups are stored and "
+                        "rules applied, but nothing is posted in Slack (no Declare incident button)")
+    for index, rule in enumerate(alerts.rules):
+        if rule.page is not None and not rule.declare:
+            # Not refused: a declaration from the group's Declare incident button still pages the rule's team.
+            warnings.append(f"alerts.rules.{index}: page = {rule.page!r} with declare = false pages that team only when "
+                            "someone presses Declare incident on the alert's message, never when it fires; set "
+                            "declare = true to page at once")
+        earlier = next((i for i, other in enumerate(alerts.rules[:index]) if other.match.items() <= rule.match.items()), None)
+        if earlier is not None:
+            warnings.append(f"alerts.rules.{index}: never matches: alerts.rules.{earlier} comes first and matches every "
+                            "alert this one would (the first match wins)")
+    return warnings
 
 
 def _shown(name: str) -> str:
@@ -414,7 +495,7 @@ def _describe(error: Mapping) -> str:
 
 
 def _pattern_hint(location: str) -> str:
-    if location.endswith("announce_channel"):
+    if location.endswith(("announce_channel", "alerts.channel")):
         return "use the channel's id (C0123ABCD, from the channel's details), not its name"
     if location.endswith("channel_prefix"):
         return "lowercase letters, digits, '-' or '_', at most 20 characters"

@@ -52,6 +52,16 @@ followup_after_days = 7
 [postmortem]
 timezone = "Europe/Paris"
 template = "postmortem.md.j2"
+
+[alerts]
+channel = "C0ALERTS"
+webhook_token = "alertmanager-webhook-token-value"
+
+[[alerts.rules]]
+match = { severity = "critical", team = "db" }
+declare = true
+incident_severity = "sev1"
+page = "database"
 '''
 
 ENV = {"SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": "test-secret-value"}
@@ -85,6 +95,9 @@ def test_the_contract_example_is_accepted_whole(tmp_path: Path) -> None:
     assert file.diagnostics.watchdog.exhaustion_horizon_minutes == 15
     assert file.reminders.status_update_minutes.sev4 == 240
     assert file.postmortem.timezone == "Europe/Paris"
+    assert file.alerts.channel == "C0ALERTS" and file.alerts.rules[0].match == {"severity": "critical", "team": "db"}
+    assert file.alerts.rules[0].page == "database" and "alertmanager-webhook-token-value" in settings.secrets()
+    assert settings.warnings == []
     assert settings.postmortem_template is not None and settings.postmortem_template.source == str(tmp_path / "postmortem.md.j2")
 
 
@@ -123,6 +136,8 @@ def test_every_problem_is_reported_at_once_with_key_and_file(tmp_path: Path) -> 
         ('[teams.db]\nslack_members = "U0DBA1"\n', "teams.db.slack_members: expected a list, got str"),
         ("[paging]\npagerduty_webhook_secret = 42\n", "paging.pagerduty_webhook_secret: expected a string, got int (value hidden)"),
         ("[paging]\nopsgenie_webhook_token = 42\n", "paging.opsgenie_webhook_token: expected a string, got int (value hidden)"),
+        ("[alerts]\nwebhook_token = 42\n", "alerts.webhook_token: expected a string, got int (value hidden)"),
+        ('[[alerts.rules]]\nmatch = { team = "db" }\ndeclare = true\npage = "db"\n', "alerts.rules.0.page: no team named 'db' (teams: none)"),
         ('[teams.db]\npagerduty_routing_key = "R0SHORT"\n',
          "teams.db.pagerduty_routing_key: a PagerDuty routing key (Events API v2 integration key) has 32 characters; this one has 7"),
         ('[reminders]\nstatus_update_minutes = { sev5 = 3 }\n', "reminders.status_update_minutes.sev5: unknown key"),
