@@ -72,6 +72,8 @@ def describe(item: TimelineItem, wording: Wording) -> str:
         case EntryKind.PAGE_UPDATED:
             late = " (it arrived after a later change, and changed nothing)" if data.get("outcome") == "stale" else ""
             return f"{team()}'s page: {text}{late}"
+        case EntryKind.ALERT:
+            return f"Monitoring: {text}"
         case EntryKind.DIAGNOSTIC:
             return said(f"{who} ran `{data.get('check')}` on `{data.get('target')}`")
         case EntryKind.DIAGNOSTIC_DENIED:

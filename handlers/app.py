@@ -16,6 +16,8 @@ from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from sqlalchemy import Engine
 
+from bot.alerts.rules import rules_from
+from bot.alerts.service import AlertService
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.diagnostics.service import DiagnosticsService
@@ -35,6 +37,7 @@ from bot.scheduling import Scheduler
 from bot.spool import Spool
 from bot.timeline import TimelineService
 from handlers import (
+    alerts,
     capture,
     channel_events,
     commands,
@@ -127,17 +130,16 @@ class Runtime:
         """Block until Slack work and provider calls are all done, including the Slack work that
         providers' outcomes bring (tests, the demo). False if that takes longer than `timeout`."""
         deadline = time.monotonic() + timeout
-        background, dispatcher = self.services.background, self.services.paging.dispatcher
+        lanes = (self.services.alert_work, self.services.background, self.services.paging.dispatcher)
         while time.monotonic() < deadline:
-            left = max(deadline - time.monotonic(), 0.0)
-            if background.wait_idle(left) and dispatcher.wait_idle(max(deadline - time.monotonic(), 0.0)) \
-                    and background.idle and dispatcher.idle:
+            if all(lane.wait_idle(max(deadline - time.monotonic(), 0.0)) for lane in lanes) and all(lane.idle for lane in lanes):
                 return True
         return False
 
     def close(self) -> None:
         self._closing.set()
         self.services.scheduler.stop()
+        self.services.alert_work.shutdown(timeout=2)
         self.services.background.shutdown()
         self.services.paging.dispatcher.shutdown(timeout=2)  # a hung provider must not hold the stop up
         self.services.timeline.close()
@@ -212,6 +214,7 @@ def build_runtime(
         reminders=status_reminders,
         workspace_url=workspace_url,
         bot_user_id=bot_user_id,
+        alerts=AlertService(sessions, clock, incidents, rules_from(settings.file.alerts)),
     )
     bolt_logger = logging.getLogger("slack_bolt")
     bolt_logger.addFilter(_not_the_client_token_notice)  # the same function object is added once
@@ -229,6 +232,7 @@ def build_runtime(
     commands.register(app, services)
     declare_form.register(app, services)
     paging.register(app, services)
+    alerts.register(app, services)
     diagnostics_handlers.register(app, services)
     followups.register(app, services)
     reminders.register(services)

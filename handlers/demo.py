@@ -23,11 +23,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
+
 from bot.config import load_settings
 from bot.slack_markup import Names, to_plain
+from handlers import alert_blocks
 from handlers.app import Runtime, build_runtime
 from handlers.demo_postgres import LEAK_APP, LEAK_SIZE, Leak, find_postgres
 from handlers.http import BotWsgiApp, HttpServer
@@ -41,6 +45,9 @@ DBA = "U0DAVE"  # the database team's on-call engineer
 PEOPLE = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", DBA: "dave"}
 _DEMO_NAMES = Names(users={user_id: f"@{name}" for user_id, name in PEOPLE.items()})
 ROUTING_KEY = "R0DEMO00000000000000000000000000"  # PagerDuty routing keys are 32 characters
+
+ALERTS_TOKEN = "demo-alertmanager-token"
+ALERT_FIRED_SECONDS_AGO = 30  # Prometheus' rule waited its `for:` before Alertmanager sent it
 
 # Short on purpose, so the watchdog alerts within seconds instead of minutes.
 WATCHDOG_INTERVAL_SECONDS = 1
@@ -64,11 +71,12 @@ class Step:
 STORY = [
     Step("", f"{LEAK_APP} is deployed: each request opens a connection, begins a transaction and never ends it.",
          "A deployment starts leaking database connections.", act="open_leak", leak=True),
-    Step("", "The watchdog samples primary every second.", "The watchdog notices before any person does.",
+    Step("", "Prometheus' rule on idle-in-transaction connections fires; Alertmanager sends it to the bot.",
+         "Monitoring raises the first alert.", act="alertmanager"),
+    Step("", "The watchdog samples primary every second.", "The bot's own watchdog confirms it.",
          act="watchdog", leak=True),
-    Step("U0ALICE", "Declare incident", "alice, on call, declares from the alert.", act="press", leak=True),
-    Step("U0ALICE", "/incident declare sev2 Checkout errors and slow pages", "Alerts on latency: alice, on call, declares.",
-         leak=False),
+    Step("U0ALICE", "Declare incident", "alice, on call, declares from the alert: its start is when it was detected.",
+         act="press_alert"),
     Step("U0ALICE", "p99 on checkout is 8 s and 5xx are at 12%. The DB servers look busy.",
          "The channel starts talking; the bot records it."),
     Step("U0ALICE", "/incident sev sev1", "Errors keep climbing: it is a SEV1 now."),
@@ -118,7 +126,7 @@ def run_demo(out: TextIO = sys.stdout, *, diag_url: str | None = None, use_postg
                 target, found = find_postgres(stack, diag_url)
             else:
                 target, found = None, ("--no-diag: the story is told without the leak, the watchdog and "
-                                       "/incident diag; alice declares with /incident instead.")
+                                       "/incident diag.")
             runtime = _start_runtime(workdir, slack, pagerduty, target)
             stack.callback(runtime.close)
             server = HttpServer(BotWsgiApp(runtime), host="127.0.0.1", port=0, threads=4).start()
@@ -130,7 +138,7 @@ def run_demo(out: TextIO = sys.stdout, *, diag_url: str | None = None, use_postg
                 stack.callback(leak.close)
             out.write(f"incident-bot demo: the app at {server.url}, Slack simulated at {slack.url}, "
                       f"PagerDuty received at {pagerduty.url}\n{found}\n")
-            demo = _Demo(runtime, slack, requests, _Printer(out, slack, pagerduty), leak)
+            demo = _Demo(runtime, slack, requests, _Printer(out, slack, pagerduty), leak, server.url)
             failures = _tell(demo)
             postmortem = _save_postmortem(workdir, runtime)
             if postmortem is None and not failures:
@@ -190,6 +198,9 @@ display_name = "Database team"
 pagerduty_routing_key = "{ROUTING_KEY}"
 slack_members = ["{DBA}"]
 escalate_after_minutes = 10
+
+[alerts]
+webhook_token = "{ALERTS_TOKEN}"
 """
     if target is None:
         return config
@@ -213,6 +224,7 @@ class _Demo:
     requests: SlackRequests
     show: _Printer
     leak: Leak | None  # None: no PostgreSQL to leak into
+    url: str  # the app's
 
     def channel(self) -> str | None:
         """The incident's channel, once there is one."""
@@ -304,6 +316,51 @@ def _watchdog(demo: _Demo, step: Step) -> list[str]:
     return demo.settle()
 
 
+def _alertmanager(demo: _Demo, step: Step) -> list[str]:
+    """The notification a local Alertmanager sends (webhook v4) for Prometheus' rule, as it sends it."""
+    demo.show.outside(step.text)
+    started = datetime.now(UTC) - timedelta(seconds=ALERT_FIRED_SECONDS_AGO)
+    body = alertmanager_notification(started)
+    answer = httpx.post(f"{demo.url}/webhooks/alertmanager", json=body, headers={"Authorization": f"Bearer {ALERTS_TOKEN}"})
+    if answer.status_code != 200:
+        return [f"the alert webhook answered HTTP {answer.status_code}: {answer.text[:200]}"]
+    demo.show.outside(f"{body['alerts'][0]['labels']['alertname']} firing since {started:%H:%M:%S} UTC "
+                      f"({body['alerts'][0]['annotations']['summary']})")
+    return demo.settle()
+
+
+def _press_alert(demo: _Demo, step: Step) -> list[str]:
+    """Declare from the alert group's message (not the watchdog's: the alert came first)."""
+    for message in reversed(demo.slack.messages(ANNOUNCE)):
+        for element in _buttons(message.get("blocks")):
+            if element.get("action_id") == alert_blocks.DECLARE_ACTION:
+                demo.show.pressed(step.who, step.text, demo.show.channel_name(ANNOUNCE))
+                sent = demo.requests.block_action(element["action_id"], element["value"], user_id=step.who,
+                                                  channel_id=ANNOUNCE, response_url=demo.slack.response_url())
+                return [f"HTTP {sent.response.status_code}"] if sent.response.status_code != 200 else demo.settle()
+    return ["no alert group with a “Declare incident” button"]
+
+
+def alertmanager_notification(started: datetime) -> dict[str, object]:
+    """Alertmanager's webhook v4 body for the demo's alert (prometheus/alertmanager, <webhook_config>)."""
+    labels = {"alertname": "PostgresIdleInTransaction", "instance": "primary:9187", "job": "postgres",
+              "severity": "critical", "team": "db"}
+    return {
+        "version": "4", "groupKey": '{}:{alertname="PostgresIdleInTransaction"}', "truncatedAlerts": 0,
+        "status": "firing", "receiver": "incident-bot", "groupLabels": {"alertname": "PostgresIdleInTransaction"},
+        "commonLabels": labels, "commonAnnotations": {}, "externalURL": "http://alertmanager.local:9093",
+        "alerts": [{
+            "status": "firing", "labels": labels,
+            "annotations": {"summary": f"{LEAK_SIZE} connections idle in transaction on primary",
+                            "runbook_url": "https://runbooks.example.com/postgres/idle-in-transaction"},
+            "startsAt": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.local:9090/graph?g0.expr=pg_stat_activity_count",
+            "fingerprint": "5b5c0ad4e1f2d6a3",
+        }],
+    }
+
+
 def _close_leak(demo: _Demo, step: Step) -> list[str]:
     if demo.leak is not None:
         closed = demo.leak.close()
@@ -325,6 +382,8 @@ ACTS: dict[str, Callable[[_Demo, Step], list[str]]] = {
     "press": _press,
     "open_leak": _open_leak,
     "watchdog": _watchdog,
+    "alertmanager": _alertmanager,
+    "press_alert": _press_alert,
     "close_leak": _close_leak,
     "all_clear": _all_clear,
 }

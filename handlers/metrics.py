@@ -29,6 +29,8 @@ class Metrics:
             "incident_bot_events_captured", "Slack events recorded on timelines, by what and outcome",
             ["what", "outcome"], registry=self.registry,
         )
+        self.alerts = Counter("incident_bot_alerts", "Alerts received from monitoring, by source and whether they changed "
+                              "anything (a repeat does not)", ["source", "outcome"], registry=self.registry)
         self.pages = Counter("incident_bot_pages", "Pages delivered, by outcome", ["outcome"], registry=self.registry)
         self.diagnostics = Counter("incident_bot_diagnostic_runs", "Diagnostic checks run, by check and outcome",
                                    ["check", "outcome"], registry=self.registry)

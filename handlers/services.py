@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
 
+from bot.alerts.service import AlertService
 from bot.clock import Clock
 from bot.config import Settings
 from bot.diagnostics.service import DiagnosticsService
@@ -19,6 +20,7 @@ from bot.scheduling import Scheduler
 from bot.timeline import TimelineService
 from handlers.background import Background
 from handlers.metrics import Metrics
+from handlers.pacing import SlackPacing
 from handlers.publisher import IncidentPublisher
 from handlers.users import UserDirectory
 
@@ -44,3 +46,8 @@ class Services:
     reminders: StatusReminders
     workspace_url: str  # "https://<workspace>.slack.com/", for permalinks
     bot_user_id: str
+    alerts: AlertService
+    slack_pacing: SlackPacing = field(default_factory=SlackPacing)
+    # Alert groups' Slack work, paced to Slack's limits: on lanes of its own, so a storm's waits never
+    # hold up an incident's Slack work on the shared lanes.
+    alert_work: Background = field(default_factory=lambda: Background(lanes=4))

@@ -307,6 +307,53 @@ class WatchdogAlert(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
 
 
+class AlertGroup(Base):
+    """One Alertmanager (or Grafana) alert group, by its groupKey: one Slack message, kept current.
+    `version` counts changes to what the message shows; `shown_version` is what Slack shows, so a storm
+    of notifications becomes as few updates as Slack can take."""
+
+    __tablename__ = "alert_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of sender and groupKey (which can be long)
+    group_key: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # alertmanager, grafana
+    receiver: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))  # firing, resolved (the latest notification's)
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # group labels, then common labels
+    annotations: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # common annotations
+    external_url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)  # Grafana's
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    shown_version: Mapped[int] = mapped_column(Integer, default=0)
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+
+
+class AlertInstance(Base):
+    """One alert of a group, one occurrence of it: its fingerprint and when it started (an alert that
+    resolves and fires again is a new occurrence)."""
+
+    __tablename__ = "alert_instances"
+    __table_args__ = (UniqueConstraint("group_id", "fingerprint", "starts_at", name="uq_alert_instances_occurrence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("alert_groups.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    annotations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    links: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # APScheduler's job table, owned by our migrations so the schema has one author. Its shape is
 # APScheduler 3's SQLAlchemyJobStore's, which uses it as it finds it.
 scheduled_jobs = Table(

@@ -65,6 +65,8 @@ class EntryKind(StrEnum):
     # What a provider reported about a page besides an acknowledgement: unacknowledged, resolved there,
     # reassigned, escalated, a note… (data: provider, action, outcome).
     PAGE_UPDATED = "page_updated"
+    # Monitoring (Alertmanager, Grafana) said an alert of a group linked to the incident fired or resolved.
+    ALERT = "alert"
     DIAGNOSTIC = "diagnostic"
     DIAGNOSTIC_DENIED = "diagnostic_denied"
     FOLLOWUP = "followup"

@@ -254,6 +254,7 @@ LABELS: dict[str, str] = {
     EntryKind.PAGE_FAILED: "Page failed",
     EntryKind.PAGE_ACKNOWLEDGED: "Page acknowledged",
     EntryKind.PAGE_UPDATED: "Page (provider)",
+    EntryKind.ALERT: "Alert",
     EntryKind.DIAGNOSTIC: "Diagnostic",
     EntryKind.DIAGNOSTIC_DENIED: "Diagnostic refused",
     EntryKind.FOLLOWUP: "Follow-up",
@@ -357,7 +358,10 @@ def _start(incident: Incident, alerts: list[AlertRecord], items: list[TimelineIt
     if earliest is not None and earliest.opened_at < start:
         start, reason = earliest.opened_at, f"the watchdog alert on `{earliest.target}`"
     if items and items[0].occurred_at < start:
-        start, reason = items[0].occurred_at, "the first recorded entry"
+        first = items[0]
+        from_monitoring = first.kind is EntryKind.DETECTION and first.data.get("alert_group") is not None
+        start = first.occurred_at
+        reason = f"the alert from {first.data.get('source') or 'monitoring'}" if from_monitoring else "the first recorded entry"
     return start, reason
 
 

@@ -1,0 +1,68 @@
+"""Block Kit for an alert group from monitoring: one message per group, kept current as alerts join, fire
+again or resolve, with a Declare incident button until the group has an incident.
+
+What monitoring sends is plain text of any length: every piece is escaped and clipped to Block Kit's
+limits (handlers.mrkdwn), and a large group shows its first alerts and says how many more there are.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Any
+
+from bot.alerts.service import AlertView, GroupView
+from bot.incidents.values import Incident
+from handlers import mrkdwn
+from handlers.blocks import channel_link
+from handlers.timeline_view import when
+
+DECLARE_ACTION = "alert_group_declare"
+SHOWN_ALERTS = 20  # alerts listed in one message; the rest are counted
+LABEL_TEXT = 300  # characters of one alert's distinguishing labels shown
+SUMMARY_TEXT = 600  # characters of one alert's summary shown
+LINK_NAMES = {"source": "Source", "dashboard": "Dashboard", "panel": "Panel", "runbook": "Runbook",
+              "silence": "Silence", "image": "Image"}
+
+
+def group_message(group: GroupView, incident: Incident | None, zone: tzinfo) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, blocks) for the group's message in the alerts channel."""
+    firing = group.firing
+    state = f":fire: *FIRING* ({len(firing)} of {len(group.alerts)})" if firing else ":white_check_mark: *RESOLVED*"
+    name = mrkdwn.escape(mrkdwn.clip(group.title or group.name, 150))
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(group.labels.items()))
+    blocks: list[dict[str, Any]] = [
+        mrkdwn.section(f"{state} {name}"),
+        mrkdwn.context(mrkdwn.escape(mrkdwn.clip(f"{group.source} · {labels}", 2900))),
+    ]
+    shown = sorted(group.alerts, key=lambda a: (a.status != "firing", a.starts_at))[:SHOWN_ALERTS]
+    blocks += [mrkdwn.section(_alert_line(alert, group, zone)) for alert in shown]
+    if len(group.alerts) > SHOWN_ALERTS:
+        blocks.append(mrkdwn.context(f"…and {len(group.alerts) - SHOWN_ALERTS} more alerts in this group"))
+    if incident is not None:
+        blocks.append(mrkdwn.section(f":white_check_mark: Incident {incident.number}: {channel_link(incident)}"))
+    else:
+        blocks.append(mrkdwn.actions([mrkdwn.button("Declare incident", DECLARE_ACTION, str(group.id), style="danger")],
+                                     block_id=f"alert-group-{group.id}"))
+    text = f"{'FIRING' if firing else 'RESOLVED'}: {mrkdwn.clip(group.title or group.name, 150)}"
+    return mrkdwn.message(mrkdwn.escape(text), blocks)
+
+
+def _alert_line(alert: AlertView, group: GroupView, zone: tzinfo) -> str:
+    icon = ":red_circle:" if alert.status == "firing" else ":large_green_circle:"
+    own = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()) if group.labels.get(k) != v and k != "alertname")
+    head = f"{icon} *{mrkdwn.escape(mrkdwn.clip(alert.name, 150))}*"
+    if own:
+        head += f" `{mrkdwn.escape(mrkdwn.clip(own, LABEL_TEXT))}`"
+    lines = [head + f" since {when(alert.starts_at, zone, dated=True)}"
+             + (f", resolved {when(alert.ends_at, zone)}" if alert.status == "resolved" and alert.ends_at else "")]
+    if alert.summary:
+        lines.append(mrkdwn.escape(mrkdwn.clip(" ".join(alert.summary.split()), SUMMARY_TEXT)))
+    links = [f"<{url}|{LINK_NAMES.get(kind, kind.title())}>" for kind, url in alert.links.items() if _linkable(url)]
+    if links:
+        lines.append(" · ".join(links))
+    return mrkdwn.fit("\n".join(lines), mrkdwn.SECTION_TEXT)
+
+
+def _linkable(url: str) -> bool:
+    """A URL Slack can show as a link: http(s), no characters that end or split mrkdwn's <url|text>."""
+    return url.startswith(("http://", "https://")) and not any(ch in url for ch in "<>| \n") and len(url) < 1500

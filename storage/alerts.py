@@ -1,0 +1,52 @@
+"""Queries about alert groups (Alertmanager, Grafana) and their alerts."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import AlertGroup, AlertInstance
+
+
+def key_hash(group_key: str) -> str:
+    return hashlib.sha256(group_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def by_key(session: Session, key: str) -> AlertGroup | None:
+    """The group whose key (its sender and groupKey, bot.alerts.service) this is."""
+    query = select(AlertGroup).where(AlertGroup.key_hash == key_hash(key)).with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def by_id(session: Session, group_id: int, *, for_update: bool = False) -> AlertGroup | None:
+    query = select(AlertGroup).where(AlertGroup.id == group_id)
+    return session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
+
+
+def for_incident(session: Session, incident_id: int) -> list[AlertGroup]:
+    return list(session.execute(select(AlertGroup).where(AlertGroup.incident_id == incident_id)
+                                .order_by(AlertGroup.id)).scalars())
+
+
+def instances(session: Session, group_id: int) -> list[AlertInstance]:
+    query = select(AlertInstance).where(AlertInstance.group_id == group_id).order_by(AlertInstance.starts_at, AlertInstance.id)
+    return list(session.execute(query).scalars())
+
+
+def instance(session: Session, group_id: int, fingerprint: str, starts_at: datetime) -> AlertInstance | None:
+    query = select(AlertInstance).where(AlertInstance.group_id == group_id, AlertInstance.fingerprint == fingerprint,
+                                        AlertInstance.starts_at == starts_at)
+    return session.execute(query).scalar_one_or_none()
+
+
+def mark_shown(session: Session, group_id: int, version: int) -> None:
+    """Slack now shows `version` of the group (never moves back: two posters may finish out of order)."""
+    session.execute(update(AlertGroup).where(AlertGroup.id == group_id, AlertGroup.shown_version < version)
+                    .values(shown_version=version))
+
+
+def count_instances(session: Session) -> int:
+    return int(session.execute(select(func.count(AlertInstance.id))).scalar_one())
