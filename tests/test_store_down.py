@@ -29,12 +29,16 @@ from tests.tcp_proxy import TcpProxy
 from tests.test_timeline import message
 
 WEBHOOK_SECRET = "pagerduty-webhook-secret-for-tests"
+ALERTS_TOKEN = "alertmanager-webhook-token-for-tests"
 CONFIG = f"""
 [slack]
 announce_channel = "{ANNOUNCE}"
 {database_team(BOB)}
 [paging]
 pagerduty_webhook_secret = "{WEBHOOK_SECRET}"
+
+[alerts]
+webhook_token = "{ALERTS_TOKEN}"
 """
 
 
@@ -224,3 +228,25 @@ def test_a_provider_webhook_while_the_store_is_down_is_answered_503_and_applied_
     bot.settle()
     assert retried.status == 202 and '"outcome": "changed"' in retried.response
     assert bot.runtime.services.paging.get(1).acknowledged_by == "Dana Scully (PagerDuty)"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_alert_while_the_store_is_down_is_answered_503_and_stored_when_sent_again(
+        proxied: tuple[RunningBot, TcpProxy, PagerDutyReceiver], slack: SlackSimulator) -> None:
+    bot, proxy, _ = proxied
+    body = {"version": "4", "groupKey": '{}:{alertname="PgDown"}', "status": "firing", "receiver": "incident-bot",
+            "groupLabels": {"alertname": "PgDown"}, "commonLabels": {"alertname": "PgDown"}, "commonAnnotations": {},
+            "externalURL": "http://alertmanager.local:9093", "truncatedAlerts": 0,
+            "alerts": [{"status": "firing", "labels": {"alertname": "PgDown"}, "annotations": {"summary": "primary down"},
+                        "startsAt": "2026-11-30T09:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                        "generatorURL": "http://prometheus.local:9090/graph", "fingerprint": "aa11"}]}
+    headers = {"Authorization": f"Bearer {ALERTS_TOKEN}"}
+    proxy.cut()
+    refused = httpx.post(bot.url + "/webhooks/alertmanager", json=body, headers=headers, timeout=30)
+    assert refused.status_code == 503, refused.text  # Alertmanager retries a 5xx (its notifier's retry)
+
+    proxy.restore()
+    accepted = httpx.post(bot.url + "/webhooks/alertmanager", json=body, headers=headers, timeout=30)
+    bot.settle()
+    assert accepted.status_code == 200 and accepted.json()["stored"] == 1
+    assert any("PgDown" in m.get("text", "") for m in slack.messages(ANNOUNCE))
