@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -34,12 +33,6 @@ def for_incident(session: Session, incident_id: int) -> list[AlertGroup]:
 def instances(session: Session, group_id: int) -> list[AlertInstance]:
     query = select(AlertInstance).where(AlertInstance.group_id == group_id).order_by(AlertInstance.starts_at, AlertInstance.id)
     return list(session.execute(query).scalars())
-
-
-def instance(session: Session, group_id: int, fingerprint: str, starts_at: datetime) -> AlertInstance | None:
-    query = select(AlertInstance).where(AlertInstance.group_id == group_id, AlertInstance.fingerprint == fingerprint,
-                                        AlertInstance.starts_at == starts_at)
-    return session.execute(query).scalar_one_or_none()
 
 
 def mark_shown(session: Session, group_id: int, version: int) -> None:

@@ -137,11 +137,15 @@ class AlertService:
             session.flush()
             fired: list[AlertInstance] = []
             resolved: list[AlertInstance] = []
+            rows = store.instances(session, group.id)  # one query, not one per alert: a storm's groups are large
+            known = {(r.fingerprint, r.starts_at): r for r in rows}
             for alert in notification.alerts:
-                row = store.instance(session, group.id, alert.fingerprint[:64], alert.starts_at)
+                row = known.get((alert.fingerprint[:64], alert.starts_at))
                 if row is None:
                     row = _instance(group.id, alert, now)
                     session.add(row)
+                    rows.append(row)
+                    known[(row.fingerprint, row.starts_at)] = row
                     (fired if alert.status == "firing" else resolved).append(row)
                     changed = True
                 elif row.status != alert.status or row.ends_at != alert.ends_at or (row.annotations or {}) != alert.annotations:
@@ -157,7 +161,7 @@ class AlertService:
             fired_views, resolved_views = [_alert_view(r) for r in fired], [_alert_view(r) for r in resolved]
             if changed and group.incident_id is not None:
                 self._record_on_incident(session, group, fired_views, resolved_views, now)
-            view = _group_view(session, group)
+            view = _group_view(session, group, sorted(rows, key=lambda r: (r.starts_at, r.id or 0)))
         return Received(view, changed, fired_views, resolved_views, first_match(self._rules, labels))
 
     def group(self, group_id: int) -> GroupView:
@@ -228,13 +232,13 @@ def _alert_view(row: AlertInstance) -> AlertView:
                      row.starts_at, row.ends_at, dict(row.links or {}))
 
 
-def _group_view(session: Session, row: AlertGroup) -> GroupView:
+def _group_view(session: Session, row: AlertGroup, instances: list[AlertInstance] | None = None) -> GroupView:
     return GroupView(
         id=row.id, group_key=row.group_key, source=row.source, status=row.status, labels=dict(row.labels or {}),
         annotations=dict(row.annotations or {}), external_url=row.external_url, title=row.title,
         first_seen_at=row.first_seen_at, version=row.version, shown_version=row.shown_version,
         slack_channel=row.slack_channel, slack_ts=row.slack_ts, incident_id=row.incident_id,
-        alerts=[_alert_view(a) for a in store.instances(session, row.id)],
+        alerts=[_alert_view(a) for a in (store.instances(session, row.id) if instances is None else instances)],
     )
 
 
