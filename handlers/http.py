@@ -1,107 +1,171 @@
-"""The HTTP edge: Slack at POST /slack/events, GET /healthz and GET /metrics, served by waitress."""
+"""The HTTP edge, routed by Falcon and served by waitress: Slack at POST /slack/events, GET|HEAD /healthz,
+GET|HEAD /metrics, and the providers' webhooks, one line each in `webhook_routes`.
+
+Falcon answers what no resource does: 404 for an unknown path, 405 (with `Allow`) for a method a known
+path does not serve, both as `{"error": "..."}` JSON; waitress refuses a body past MAX_BODY_BYTES with 413
+before any of this runs. No answer carries a traceback.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterable
-from http import HTTPStatus
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+import falcon
+from slack_bolt import App
+from slack_bolt.adapter.falcon import SlackAppResource
+from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
-from handlers import pager_webhooks
+from handlers import alerts, pager_webhooks
 from handlers.app import Runtime
+from handlers.services import Services
 from storage.database import ping
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_WINDOW_SECONDS = 5 * 60  # Slack's own rule against replays
 MAX_BODY_BYTES = 1 << 20  # Slack's payloads are small; anything larger is refused with 413
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# A provider's webhook: its raw body (at most MAX_BODY_BYTES) and its headers (names lower-cased) to the
+# HTTP status and the JSON object to answer with.
+WebhookHandler = Callable[[bytes, Mapping[str, str]], tuple[int, dict[str, Any]]]
+
+
+def webhook_routes(services: Services) -> dict[str, WebhookHandler]:
+    """Every provider webhook the bot serves, path -> handler, each at POST only (another method is a 405).
+    Adding one, say POST /webhooks/alertmanager, is one entry here. A handler that raises is answered
+    500 `{"error": "internal error"}`, and logged with its traceback (secrets redacted by handlers/logs)."""
+    return {
+        "/webhooks/pagerduty": lambda body, h: pager_webhooks.pagerduty(services, body, h.get("x-pagerduty-signature")),
+        "/webhooks/opsgenie": lambda body, h: pager_webhooks.opsgenie(services, body, h.get("authorization")),
+        "/webhooks/alertmanager": lambda body, h: alerts.webhook(services, body, h.get("authorization")),
+    }
 
 
 class BotWsgiApp:
-    """`slack_events=False` in Socket Mode: Slack comes over the WebSocket, and the app (which then does
-    not check signatures) must not be reachable over HTTP; health, metrics and webhooks still are."""
+    """The bot's WSGI application: a Falcon app, one resource per path.
 
-    def __init__(self, runtime: Runtime, *, slack_events: bool = True) -> None:
-        self._runtime = runtime
-        self._slack = SlackRequestHandler(runtime.app, path="/slack/events") if slack_events else None
-        self._secret = (runtime.settings.env.slack_signing_secret or "").encode()
+    `slack_events=False` in Socket Mode: Slack comes over the WebSocket, and the app (which then does
+    not check signatures) must not be reachable over HTTP (/slack/events is a 404); health, metrics and
+    webhooks still are. `webhooks` stands in for `webhook_routes(runtime.services)` when given."""
+
+    def __init__(self, runtime: Runtime, *, slack_events: bool = True,
+                 webhooks: Mapping[str, WebhookHandler] | None = None) -> None:
+        self.app = falcon.App()
+        self.app.set_error_serializer(_serialize_error)
+        self.app.add_error_handler(Exception, _internal_error)
+        if slack_events:
+            self.app.add_route("/slack/events", SlackEvents(runtime.app, runtime.settings.env.slack_signing_secret))
+        self.app.add_route("/healthz", Health(runtime))
+        self.app.add_route("/metrics", Metrics(runtime))
+        for path, handle in (webhook_routes(runtime.services) if webhooks is None else webhooks).items():
+            self.app.add_route(path, Webhook(handle))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
-        if path == "/slack/events" and self._slack is not None:
-            return self._slack_request(environ, start_response)
-        if path == "/webhooks/pagerduty" and method == "POST":
-            return self._webhook(environ, start_response, lambda body: pager_webhooks.pagerduty(
-                self._runtime.services, body, environ.get("HTTP_X_PAGERDUTY_SIGNATURE")))
-        if path == "/webhooks/opsgenie" and method == "POST":
-            return self._webhook(environ, start_response, lambda body: pager_webhooks.opsgenie(
-                self._runtime.services, body, environ.get("HTTP_AUTHORIZATION")))
-        if path == "/healthz" and method in ("GET", "HEAD"):
-            return self._health(start_response)
-        if path == "/metrics" and method in ("GET", "HEAD"):
-            metrics = self._runtime.services.metrics
-            return _respond(start_response, "200 OK", metrics.content_type, metrics.render())
-        return _respond(start_response, "404 Not Found", "text/plain; charset=utf-8", b"not found\n")
+        return self.app(environ, start_response)
 
-    def _slack_request(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Bolt parses a body before it checks its signature, and some malformed bodies make it raise:
-        so the signature and the body's shape are checked here first, and what Bolt still cannot take is
-        a 400. Nothing unsigned reaches the app; no answer carries a traceback."""
-        assert self._slack is not None
+
+class SlackEvents:
+    """/slack/events: slash commands, events and interactivity, to Bolt through its Falcon adapter.
+
+    Bolt parses a body before it checks its signature, and some malformed bodies make it raise: so the
+    signature and the body's shape are checked here first, and what Bolt still cannot take is a 400.
+    Nothing unsigned reaches the app. The signature is Slack's v0 HMAC over the raw body, from the last
+    five minutes, checked by slack_sdk's SignatureVerifier (Slack: "Verifying requests from Slack",
+    https://docs.slack.dev/authentication/verifying-requests-from-slack/). GET is served for Slack's
+    ssl_check as Slack once sent it; anything else over GET goes on to Bolt (404 without OAuth)."""
+
+    def __init__(self, app: App, signing_secret: str | None) -> None:
+        self._bolt = SlackAppResource(app)
+        # SignatureVerifier refuses an empty secret; without one nothing verifies (and every request is a 401).
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret and signing_secret.strip() else None
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._handle(req, resp, self._bolt.on_post)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._handle(req, resp, self._bolt.on_get)
+
+    def _handle(self, req: falcon.Request, resp: falcon.Response,
+                bolt: Callable[[falcon.Request, falcon.Response], None]) -> None:
+        body = req.bounded_stream.read()
+        content_type = req.content_type or ""
+        if _ssl_check(req.method, req.query_string, content_type, body):  # unsigned by design, and inert
+            resp.content_type = falcon.MEDIA_TEXT
+            resp.data = b""
+            return
+        if not self._signed(body, req.get_header("X-Slack-Request-Timestamp"), req.get_header("X-Slack-Signature")):
+            return _refuse(resp, 401, "invalid or stale signature")
+        if not _slack_shaped(body, content_type):
+            return _refuse(resp, 400, "not a Slack payload")
+        req.stream = io.BytesIO(body)  # the adapter reads the body from req.stream, which was read above
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _refuse(start_response, "400 Bad Request", "bad Content-Length")
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        if _ssl_check(environ, body):  # unsigned by design, and nothing in it can be acted on
-            return _respond(start_response, "200 OK", "text/plain; charset=utf-8", b"")
-        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or ""
-        signature = environ.get("HTTP_X_SLACK_SIGNATURE") or ""
-        if not _signed(self._secret, body, timestamp, signature):
-            return _refuse(start_response, "401 Unauthorized", "invalid or stale signature")
-        if not _slack_shaped(body, environ.get("CONTENT_TYPE") or ""):
-            return _refuse(start_response, "400 Bad Request", "not a Slack payload")
-        environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
-        try:
-            return self._slack(environ, start_response)
+            bolt(req, resp)
         except Exception as error:  # Bolt could not make sense of a signed payload (not a listener: Bolt catches those)
             log.warning("a signed Slack request could not be handled (%s); answered 400", type(error).__name__)
-            return _refuse(start_response, "400 Bad Request", "malformed Slack payload")
+            _refuse(resp, 400, "malformed Slack payload")
 
-    def _webhook(self, environ: dict[str, Any], start_response: StartResponse,
-                 handle: Callable[[bytes], tuple[int, dict[str, Any]]]) -> Iterable[bytes]:
-        """A provider's webhook: its body (at most MAX_BODY_BYTES; waitress answers 413 past it) to
-        `handle`, and its answer as JSON."""
+    def _signed(self, body: bytes, timestamp: str | None, signature: str | None) -> bool:
+        """slack_sdk's check; it raises ValueError where it cannot read the request: a timestamp that is
+        not an integer, or a body that is not UTF-8 (which Slack never sends). Neither is verified."""
+        if self._verifier is None:
+            return False
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            return self._verifier.is_valid(body, timestamp, signature)
         except ValueError:
-            return _refuse(start_response, "400 Bad Request", "bad Content-Length")
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        status, answer = handle(body)
-        return _respond(start_response, f"{status} {HTTPStatus(status).phrase}", "application/json", json.dumps(answer).encode())
+            return False
 
-    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+
+class Health:
+    """GET|HEAD /healthz: 200 `{"status": "ok", "database": "ok", "spooled": N}` while the bot's own
+    store answers, 503 `{"status": "unavailable", "database": "not answering (<error type>)", ...}`
+    otherwise (the error's type only: its message may hold the store's URL)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         spooled = self._runtime.services.timeline.spooled
         try:
             ping(self._runtime.engine)
         except Exception as error:
             log.warning("health check: the store does not answer: %s", type(error).__name__)
-            body = {"status": "unavailable", "database": f"not answering ({type(error).__name__})", "spooled": spooled}
-            return _respond(start_response, "503 Service Unavailable", "application/json", json.dumps(body).encode())
-        body = {"status": "ok", "database": "ok", "spooled": spooled}
-        return _respond(start_response, "200 OK", "application/json", json.dumps(body).encode())
+            _answer(resp, 503, {"status": "unavailable", "database": f"not answering ({type(error).__name__})",
+                                "spooled": spooled})
+            return
+        _answer(resp, 200, {"status": "ok", "database": "ok", "spooled": spooled})
+
+    on_head = on_get  # Falcon sends HEAD no body, and the Content-Length GET's would have
+
+
+class Metrics:
+    """GET|HEAD /metrics: the Prometheus text exposition format."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._metrics = runtime.services.metrics
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = self._metrics.content_type
+        resp.data = self._metrics.render()
+
+    on_head = on_get
+
+
+class Webhook:
+    """POST to one of `webhook_routes`: the body to its handler, its answer as JSON."""
+
+    def __init__(self, handle: WebhookHandler) -> None:
+        self._handle = handle
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        status, answer = self._handle(req.bounded_stream.read(), req.headers_lower)
+        _answer(resp, status, answer)
 
 
 class HttpServer:
@@ -157,24 +221,14 @@ class HttpServer:
             close_all()
 
 
-def _signed(secret: bytes, body: bytes, timestamp: str, signature: str) -> bool:
-    """Slack's v0 signature over the raw bytes, from the last five minutes (slack_sdk's verifier decodes
-    the body as UTF-8 first, and raises on bytes that are not)."""
-    if not secret or not timestamp.isdigit() or abs(time.time() - int(timestamp)) > SIGNATURE_WINDOW_SECONDS:
-        return False
-    expected = "v0=" + hmac.new(secret, b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
-
-
-def _ssl_check(environ: dict[str, Any], body: bytes) -> bool:
+def _ssl_check(method: str, query: str, content_type: str, body: bytes) -> bool:
     """Slack's certificate check of a slash command's URL: `ssl_check=1` and, at most, the (deprecated)
     verification `token`, form-encoded in a POST body (or, as Slack once sent it, a GET's query), sent
     without a signature; Slack asks for a 200 and nothing else (Slack: "Implementing slash commands",
     "SSL"; bolt-python answers it in slack_bolt/middleware/ssl_check/ssl_check.py, before verifying
     signatures). Anything more, such as a command's fields beside `ssl_check=1`, is not one: it goes on
     to the signature check like every other request."""
-    method, query = environ.get("REQUEST_METHOD", ""), environ.get("QUERY_STRING") or ""
-    if method == "POST" and not query and (environ.get("CONTENT_TYPE") or "").startswith("application/x-www-form-urlencoded"):
+    if method == "POST" and not query and content_type.startswith("application/x-www-form-urlencoded"):
         fields = body
     elif method == "GET" and not body:
         fields = query.encode("latin-1", "replace")
@@ -220,10 +274,24 @@ def _objects_where_due(payload: object) -> bool:
         isinstance(item, dict) for item in payload.get("actions") or [])
 
 
-def _refuse(start_response: StartResponse, status: str, reason: str) -> Iterable[bytes]:
-    return _respond(start_response, status, "application/json", json.dumps({"error": reason}).encode())
+def _refuse(resp: falcon.Response, status: int, reason: str) -> None:
+    _answer(resp, status, {"error": reason})
 
 
-def _respond(start_response: StartResponse, status: str, content_type: str, body: bytes) -> Iterable[bytes]:
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-    return [body]
+def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json.dumps(body).encode()
+
+
+def _serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+    """Falcon's own refusals (404, 405, a header it cannot read) in the shape of ours: {"error": "..."}."""
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json.dumps({"error": error.description or error.title}).encode()
+
+
+def _internal_error(req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, Any]) -> None:
+    """Anything a resource did not catch: logged with its traceback (through logging, whose formatter
+    redacts secrets; Falcon's default handler would print it to wsgi.errors), answered without it."""
+    log.error("%s %s failed (%s); answered 500", req.method, req.path, type(error).__name__, exc_info=error)
+    _answer(resp, 500, {"error": "internal error"})

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+import pytest
 
 from handlers.app import build_runtime
-from handlers.http import MAX_BODY_BYTES, BotWsgiApp, HttpServer
+from handlers.http import MAX_BODY_BYTES, BotWsgiApp, HttpServer, webhook_routes
 from simulators.slack import SlackSimulator
 from simulators.slack_requests import SlackRequests
-from tests.conftest import CONFIG, GENERAL, SIGNING_SECRET, RunningBot, make_settings
+from tests.conftest import ALICE, CONFIG, GENERAL, SIGNING_SECRET, RunningBot, make_settings
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def no_internals(response: httpx.Response) -> bool:
+    """No traceback, source file or path of this machine in an answer."""
+    return not any(leak in response.text for leak in ("Traceback", ".py", "File \"", "/work/"))
 
 
 def test_healthz_answers_200_when_the_store_answers(bot: RunningBot) -> None:
@@ -51,6 +63,143 @@ def test_oversized_bodies_and_unknown_paths_are_refused(bot: RunningBot) -> None
     big = b"x" * (MAX_BODY_BYTES + 1)
     assert bot.requests.send(big, "application/x-www-form-urlencoded").response.status_code == 413
     assert httpx.get(bot.url + "/nope").status_code == 404
+
+
+# --- Routing (Falcon): unknown paths, wrong methods, HEAD.
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/nope"), ("POST", "/nope"), ("GET", "/healthz/"),
+                                          ("POST", "/webhooks/nope"), ("GET", "/slack/events/")])
+def test_an_unknown_path_is_a_json_404(bot: RunningBot, method: str, path: str) -> None:
+    response = httpx.request(method, bot.url + path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json" and set(response.json()) == {"error"}
+    assert no_internals(response)
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("GET", "/webhooks/pagerduty", "POST"), ("PUT", "/webhooks/opsgenie", "POST"), ("POST", "/healthz", "GET"),
+    ("DELETE", "/metrics", "GET"), ("PUT", "/slack/events", "POST"), ("HEAD", "/slack/events", "POST"),
+])
+def test_a_known_path_answers_405_to_a_method_it_does_not_serve(bot: RunningBot, method: str, path: str,
+                                                                 allowed: str) -> None:
+    response = httpx.request(method, bot.url + path, content=b"{}")
+    assert response.status_code == 405
+    assert allowed in [m.strip() for m in response.headers["allow"].split(",")]
+    if method != "HEAD":
+        assert set(response.json()) == {"error"} and no_internals(response)
+    bot.settle()
+    assert bot.runtime.services.incidents.list_open() == []
+
+
+def test_head_answers_as_get_does_without_the_body(bot: RunningBot) -> None:
+    for path in ("/healthz", "/metrics"):
+        got, head = httpx.get(bot.url + path), httpx.head(bot.url + path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert int(head.headers["content-length"]) > 0, path
+    assert httpx.head(bot.url + "/healthz").headers["content-length"] == str(len(httpx.get(bot.url + "/healthz").content))
+
+
+# --- Webhooks: a table of path -> handler.
+
+
+def test_a_webhook_is_one_entry_in_the_table_and_one_that_raises_answers_500(bot: RunningBot,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[bytes, dict[str, str]]] = []
+
+    def echo(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        seen.append((body, dict(headers)))
+        return 202, {"stored": len(body)}
+
+    def broken(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        raise RuntimeError(f"broken at {__file__}")
+
+    routes = {**webhook_routes(bot.runtime.services), "/webhooks/echo": echo, "/webhooks/broken": broken}
+    server = HttpServer(BotWsgiApp(bot.runtime, webhooks=routes), host="127.0.0.1", port=0).start()
+    try:
+        answer = httpx.post(server.url + "/webhooks/echo", content=b"ping",
+                            headers={"Authorization": "Bearer t0ken", "X-Custom-Thing": "1"})
+        assert (answer.status_code, answer.json()) == (202, {"stored": 4})
+        assert answer.headers["content-type"] == "application/json"
+        [(body, headers)] = seen
+        assert body == b"ping" and headers["authorization"] == "Bearer t0ken" and headers["x-custom-thing"] == "1"
+
+        with caplog.at_level(logging.ERROR, logger="handlers.http"):
+            failed = httpx.post(server.url + "/webhooks/broken", content=b"{}")
+        assert (failed.status_code, failed.json()) == (500, {"error": "internal error"})
+        assert no_internals(failed)
+        [record] = [r for r in caplog.records if r.name == "handlers.http" and r.levelno == logging.ERROR]
+        assert "POST /webhooks/broken" in record.getMessage()
+        assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+        # The table's own entries are served beside them, and Slack's path too.
+        assert httpx.post(server.url + "/webhooks/pagerduty", content=b"{}").status_code == 401
+        assert httpx.post(server.url + "/slack/events", content=b"{}").status_code == 401
+    finally:
+        server.stop()
+
+
+def test_without_slack_events_only_slacks_path_is_gone(bot: RunningBot) -> None:
+    """Socket Mode: Slack comes over the WebSocket; even a correctly signed request over HTTP is a 404."""
+    server = HttpServer(BotWsgiApp(bot.runtime, slack_events=False), host="127.0.0.1", port=0).start()
+    try:
+        stamp = int(time.time())
+        body = _command("declare sev1 Over HTTP in Socket Mode")
+        signed = httpx.post(server.url + "/slack/events", content=body, headers={
+            "Content-Type": FORM, "X-Slack-Request-Timestamp": str(stamp), "X-Slack-Signature": bot.requests.sign(body, stamp)})
+        assert signed.status_code == 404
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        assert httpx.get(server.url + "/metrics").status_code == 200
+        assert httpx.post(server.url + "/webhooks/opsgenie", content=b"{}").status_code == 401
+    finally:
+        server.stop()
+    bot.settle()
+    assert bot.runtime.services.incidents.list_open() == []
+
+
+# --- Slack's signature, checked with slack_sdk's SignatureVerifier before Bolt sees the body.
+
+
+def _command(text: str) -> bytes:
+    return urlencode({"token": "t", "team_id": "T0SIMULATE", "channel_id": GENERAL, "user_id": ALICE,
+                      "user_name": "alice", "command": "/incident", "text": text, "api_app_id": "A0INCBOT",
+                      "response_url": "http://127.0.0.1:9/response", "trigger_id": f"{time.time()}.9.chunked"}).encode()
+
+
+def test_a_signed_chunked_command_reaches_bolt_whole(bot: RunningBot) -> None:
+    """The edge reads the body to verify it; Bolt's adapter must still get all of it (waitress de-chunks)."""
+    body = _command("declare sev2 Sent in chunks")
+    stamp = int(time.time())
+
+    def chunks() -> Iterator[bytes]:
+        yield from (body[i:i + 17] for i in range(0, len(body), 17))
+
+    response = httpx.post(bot.requests.events_url, content=chunks(), headers={
+        "Content-Type": FORM, "X-Slack-Request-Timestamp": str(stamp), "X-Slack-Signature": bot.requests.sign(body, stamp)})
+    assert response.status_code == 200 and "Declaring incident 1" in response.json()["text"]
+    bot.settle()
+    [incident] = bot.runtime.services.incidents.list_open()
+    assert incident.title == "Sent in chunks"
+
+
+def test_what_slack_sdk_cannot_verify_is_a_401(bot: RunningBot) -> None:
+    """slack_sdk's verifier raises ValueError on a body that is not UTF-8 (Slack never sends one) and on a
+    timestamp int() will not read (here, past Python's 4,300-digit limit): neither is verified."""
+    not_utf8 = bot.requests.send(b"command=%2Fincident&text=\xff&user_id=U1&channel_id=C1", FORM)
+    assert not_utf8.response.status_code == 401 and no_internals(not_utf8.response)
+    stamp = "9" * 5000
+    long_stamp = httpx.post(bot.requests.events_url, content=b"text=x", headers={
+        "Content-Type": FORM, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": "v0=" + "0" * 64})
+    assert long_stamp.status_code == 401 and no_internals(long_stamp)
+    # Over GET, what is not Slack's ssl_check is held to the signature too; signed, it reaches Bolt (404).
+    assert httpx.get(bot.requests.events_url + "?text=x").status_code == 401
+    now = int(time.time())
+    signed_get = httpx.get(bot.requests.events_url, headers={
+        "X-Slack-Request-Timestamp": str(now), "X-Slack-Signature": bot.requests.sign(b"", now)})
+    assert signed_get.status_code == 404
+    bot.settle()
+    assert bot.runtime.services.incidents.list_open() == []
 
 
 def _free_port() -> int:

@@ -160,6 +160,8 @@ SIGNED_GARBAGE = {
     "an event that is not an object": (json.dumps({"type": "event_callback", "event": "x"}).encode(), "application/json"),
     "block actions that are not a list": (b"payload=" + json.dumps({"type": "block_actions", "actions": "x"}).encode(), FORM),
     "a view that is not an object": (b"payload=" + json.dumps({"type": "view_submission", "view": "x"}).encode(), FORM),
+    # slack_sdk's verifier decodes the body as UTF-8 first, and raises on bytes that are not
+    "bytes that are not utf-8": (b"command=%2Fincident&text=\xff&user_id=U1&channel_id=C1", FORM),
 }
 
 
