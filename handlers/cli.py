@@ -47,9 +47,9 @@ def serve(args: argparse.Namespace) -> int:
         if mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-            # Health, metrics and PagerDuty's webhooks are still HTTP; Slack itself is not.
+            # Health, metrics and the webhooks (PagerDuty, Opsgenie, Alertmanager) are still HTTP; Slack itself is not.
             side = HttpServer(BotWsgiApp(runtime, slack_events=False), host=args.host, port=args.port).start()
-            log.info("serving Slack over Socket Mode; /healthz, /metrics and /webhooks/pagerduty at %s", side.url)
+            log.info("serving Slack over Socket Mode; /healthz, /metrics and /webhooks/… at %s", side.url)
             handler = SocketModeHandler(runtime.app, settings.env.slack_app_token)
             try:
                 handler.start()

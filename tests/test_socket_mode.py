@@ -159,7 +159,7 @@ def test_serve_socket_mode_declares_an_incident(tmp_path: Path, slack: SlackSimu
     early: list[str] = []
     try:
         assert process.stdout is not None
-        while not (side := re.search(r"/webhooks/pagerduty at (\S+)", early[-1] if early else "")):
+        while not (side := re.search(r"/webhooks/… at (\S+)", early[-1] if early else "")):
             early.append(process.stdout.readline())
             assert early[-1], "".join(early)
         # Health and metrics are served over HTTP in Socket Mode too; Slack's own path is not.
