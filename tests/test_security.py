@@ -224,6 +224,8 @@ APP_TOKEN = "xapp-1-fake-secret-app-token-for-grep"
 ROUTING_KEY = "RKgrepSecret0123456789abcdef0123"  # PagerDuty routing keys are 32 characters
 GENIE_KEY = "og-grep-secret-genie-key-5f1c2d3e"
 WEBHOOK_SECRET = "pd-webhook-secret-for-grep-7781"
+OPSGENIE_TOKEN = "og-webhook-token-for-grep-3141"
+ALERTS_TOKEN = "alerts-webhook-token-for-grep-2718"
 TARGET_PASSWORD = "target-password-for-grep-9911"
 DOWN_PASSWORD = "down-target-password-for-grep-5150"
 DB_PASSWORD = "db-password-for-grep-4242"
@@ -245,6 +247,10 @@ slack_members = ["{SRE}"]
 
 [paging]
 pagerduty_webhook_secret = "{WEBHOOK_SECRET}"
+opsgenie_webhook_token = "{OPSGENIE_TOKEN}"
+
+[alerts]
+webhook_token = "{ALERTS_TOKEN}"
 
 [diagnostics]
 allowed_users = ["{ALICE}", "{BOB}"]
@@ -300,8 +306,8 @@ def test_no_secret_reaches_logs_slack_or_the_postmortem(
     with PagerDutyReceiver(routing_keys=[ROUTING_KEY]) as pagerduty, OpsgenieReceiver(api_keys=[GENIE_KEY]) as opsgenie:
         env |= {"PAGERDUTY_EVENTS_URL": pagerduty.events_url, "OPSGENIE_API_URL": opsgenie.url}
         secrets = make_settings(tmp_path, slack, database_url, SECRET_CONFIG, env).secrets()
-        expected = {BOT_TOKEN, SIGNING_SECRET, APP_TOKEN, ROUTING_KEY, GENIE_KEY, WEBHOOK_SECRET, TARGET_PASSWORD,
-                    DOWN_PASSWORD} | ({DB_PASSWORD} if DB_PASSWORD in database_url else set())
+        expected = {BOT_TOKEN, SIGNING_SECRET, APP_TOKEN, ROUTING_KEY, GENIE_KEY, WEBHOOK_SECRET, OPSGENIE_TOKEN, ALERTS_TOKEN,
+                    TARGET_PASSWORD, DOWN_PASSWORD} | ({DB_PASSWORD} if DB_PASSWORD in database_url else set())
         assert set(secrets) == expected  # Settings.secrets() knows every one of them
         sys.stderr = log_lines
         configure_logging(secrets, logging.DEBUG)  # what `serve` does, one level lower
@@ -336,6 +342,13 @@ def test_no_secret_reaches_logs_slack_or_the_postmortem(
             pagerduty.subscribe(bot.url + "/webhooks/pagerduty", [WEBHOOK_SECRET], echo=False)
             acknowledged = pagerduty.acknowledge("incident-bot-1-database", by="Dana DBA")
             assert acknowledged.status == 202 and json.loads(acknowledged.response) == {"matched": True, "outcome": "changed"}
+            alert = {"version": "4", "groupKey": '{}:{alertname="PgIdle"}', "status": "firing", "receiver": "bot",
+                     "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "truncatedAlerts": 0,
+                     "alerts": [{"status": "firing", "labels": {"alertname": "PgIdle"}, "annotations": {},
+                                 "startsAt": "2026-11-30T09:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "f1"}]}
+            answers.append(httpx.post(bot.url + "/webhooks/alertmanager", json=alert,
+                                      headers={"Authorization": f"Bearer {ALERTS_TOKEN}"}))
+            assert answers[-1].status_code == 200, answers[-1].text
             run("update Rolled back the deployment")
             run("resolve Rolled back the leaking deployment")
             run("close")
