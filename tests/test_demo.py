@@ -21,7 +21,7 @@ from tests.conftest import PG_ADMIN
 
 # What the drafted postmortem's timeline must tell, in this order, whatever the wording around it.
 STORY_IN_THE_DRAFT = [
-    "**Detection (watchdog)** · The watchdog alerted on `primary`: ",
+    "**Detection** · incident-bot: PostgresIdleInTransaction firing (monitoring: alertmanager): ",
     "**Declared** · Alice declared the incident (SEV2)",
     "**Message** · Alice: p99 on checkout is 8 s",
     "**Misleading path** · Bob: Buffer tuning and the network checks changed nothing.",
@@ -35,7 +35,7 @@ STORY_IN_THE_DRAFT = [
     "**Follow-up** · Alice added a follow-up (owner: Bob)",
     "**Closed** · Dave closed the incident",
 ]
-NEEDS_THE_LEAK = ("Detection (watchdog)", "Diagnostic")
+NEEDS_THE_LEAK = ("Diagnostic",)
 
 
 def leaked_connections(settle: float = 3.0) -> int:
@@ -85,10 +85,13 @@ def test_the_demo_tells_the_whole_outage_against_the_local_postgresql(tmp_path: 
     assert result.returncode == 0, out + result.stderr
     assert took < 60, f"the demo took {took:.0f} s"
     assert "The leak happens in the PostgreSQL at postgresql+psycopg://postgres@127.0.0.1:5432/" in out
-    assert "[1/24] A deployment starts leaking database connections." in out
+    assert "[1/25] A deployment starts leaking database connections." in out
+    assert "[2/25] Monitoring raises the first alert." in out
     assert "#incidents · incident-bot: Watchdog: connection trouble on primary" in out and "[Declare incident]" in out
     assert "alice presses [Declare incident] in #incidents" in out
-    assert "-connection-trouble-on-primary created)" in out
+    assert "-postgresidleintransaction-" in out and " created)" in out
+    # Time to detect counts from the alert Alertmanager sent, not from the declaration.
+    assert "(the alert from alertmanager) to" in Path(drafted(out)[0]).read_text()
     # The diagnostic's headline, with the leak in it (the server may hold others' connections too).
     assert re.search(r"primary connections: \d+ of \d+ usable connections in use .*; \d+ idle in a transaction", out)
     assert "→ PagerDuty got “trigger” for incident-bot-1-database" in out
@@ -125,7 +128,7 @@ def test_without_a_postgresql_the_rest_of_the_story_is_told(options: dict[str, A
     assert "without the leak, the watchdog and /incident diag" in line
     if "diag_url" in options:
         assert "Pass --diag-url postgresql+psycopg://USER@HOST:PORT/DB" in line
-    assert "alice › /incident declare sev2 Checkout errors and slow pages" in printed
+    assert "alice presses [Declare incident] in #incidents" in printed
     assert "Watchdog" not in printed.split("The timeline of the drafted postmortem:")[0]
     _, timeline = drafted(printed)
     in_order(timeline, [line for line in STORY_IN_THE_DRAFT if not line.startswith(tuple(f"**{k}" for k in NEEDS_THE_LEAK))])
@@ -135,14 +138,14 @@ def test_without_a_postgresql_the_rest_of_the_story_is_told(options: dict[str, A
 def test_a_failed_step_stops_the_story_exits_non_zero_and_closes_the_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     # A page to a team nobody configured: the bot answers with a warning, which is a failed step.
     wrong = demo.Step("U0BOB", "/incident page networking is it the network?", "bob pages the wrong team.")
-    story = [s for s in demo.STORY if s.act in ("open_leak", "watchdog", "press") and s.text != "Acknowledge"]
+    story = [s for s in demo.STORY if s.act in ("open_leak", "alertmanager", "watchdog", "press_alert")]
     monkeypatch.setattr(demo, "STORY", [*story, wrong, *demo.STORY[-1:]])
     out = StringIO()
 
     assert demo.run_demo(out=out) == 1
 
     printed = out.getvalue()
-    assert "Step 4 failed; the story stops here." in printed
+    assert "Step 5 failed; the story stops here." in printed
     assert "step(s) failed in" in printed and "There is no team networking." in printed
-    assert "[5/5]" not in printed and "The drafted postmortem:" not in printed
+    assert "[6/6]" not in printed and "The drafted postmortem:" not in printed
     assert leaked_connections() == 0
