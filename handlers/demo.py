@@ -341,7 +341,7 @@ def _press_alert(demo: _Demo, step: Step) -> list[str]:
     return ["no alert group with a “Declare incident” button"]
 
 
-def alertmanager_notification(started: datetime) -> dict[str, object]:
+def alertmanager_notification(started: datetime) -> dict[str, Any]:
     """Alertmanager's webhook v4 body for the demo's alert (prometheus/alertmanager, <webhook_config>)."""
     labels = {"alertname": "PostgresIdleInTransaction", "instance": "primary:9187", "job": "postgres",
               "severity": "critical", "team": "db"}

@@ -47,6 +47,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from bot.json_shapes import shown
 from bot.paging.limits import shorten
 
 MAX_ALERTS = 1000
@@ -126,7 +127,7 @@ def parse(body: bytes) -> Notification:
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadNotification(f"the body is not JSON ({_clip(str(error), 100)}); expected {_SHAPE}") from None
     if not isinstance(document, dict):
-        raise BadNotification(f"the body is {_shown(document)}; expected {_SHAPE}")
+        raise BadNotification(f"the body is {shown(document)}; expected {_SHAPE}")
     if "alerts" not in document and any(key in document for key in _GRAFANA_LEGACY_FIELDS):
         raise BadNotification("this is Grafana's legacy alerting webhook (ruleName, evalMatches), which is not read; "
                               "send from a Grafana Alerting webhook contact point instead")
@@ -137,7 +138,7 @@ def parse(body: bytes) -> Notification:
             raise BadNotification(f'version is missing; expected "{ALERTMANAGER_VERSION}" (Alertmanager\'s webhook payload '
                                   "version 4; Grafana Alerting's contact point is recognised by orgId, title, state or message)")
         if version != ALERTMANAGER_VERSION:
-            raise BadNotification(f'version is {_shown(version)}; expected the string "{ALERTMANAGER_VERSION}": only '
+            raise BadNotification(f'version is {shown(version)}; expected the string "{ALERTMANAGER_VERSION}": only '
                                   "Alertmanager's webhook payload version 4 is read")
     status = _status(document.get("status"), "status")
     group_key = _required_text(document.get("groupKey"), "groupKey", "the key of the alert group (the sender's groupKey)")
@@ -151,7 +152,7 @@ def parse(body: bytes) -> Notification:
     if "alerts" not in document:
         raise BadNotification(f"alerts is missing; expected an array of {_ALERT_SHAPE}")
     if not isinstance(alerts, list):
-        raise BadNotification(f"alerts must be an array; got {_shown(alerts)}; expected an array of {_ALERT_SHAPE}")
+        raise BadNotification(f"alerts must be an array; got {shown(alerts)}; expected an array of {_ALERT_SHAPE}")
     return Notification(
         source=source,
         receiver=shorten(receiver, MAX_LABEL_LENGTH),
@@ -169,7 +170,7 @@ def parse(body: bytes) -> Notification:
 
 def _alert(value: Any, where: str) -> Alert:
     if not isinstance(value, dict):
-        raise BadNotification(f"{where} must be an object; got {_shown(value)}; expected {_ALERT_SHAPE}")
+        raise BadNotification(f"{where} must be an object; got {shown(value)}; expected {_ALERT_SHAPE}")
     status = _status(value.get("status"), f"{where}.status")
     labels = _labels(value.get("labels"), f"{where}.labels")
     annotations = _annotations(value.get("annotations"), f"{where}.annotations")
@@ -214,7 +215,7 @@ def _status(value: Any, where: str) -> str:
     if value is None:
         raise BadNotification(f'{where} is missing; expected "firing" or "resolved"')
     if value not in _STATUSES:
-        raise BadNotification(f'{where} is {_shown(value)}; expected "firing" or "resolved"')
+        raise BadNotification(f'{where} is {shown(value)}; expected "firing" or "resolved"')
     return str(value)
 
 
@@ -222,7 +223,7 @@ def _count(value: Any, where: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadNotification(f"{where} is {_shown(value)}; expected a whole number, 0 or more (alerts left out)")
+        raise BadNotification(f"{where} is {shown(value)}; expected a whole number, 0 or more (alerts left out)")
     return value
 
 
@@ -230,7 +231,7 @@ def _required_text(value: Any, where: str, expected: str) -> str:
     if value is None:
         raise BadNotification(f"{where} is missing; expected {expected}")
     if not isinstance(value, str) or not value:
-        raise BadNotification(f"{where} must be a non-empty string; got {_shown(value)}; expected {expected}")
+        raise BadNotification(f"{where} must be a non-empty string; got {shown(value)}; expected {expected}")
     return _clean(value)
 
 
@@ -238,7 +239,7 @@ def _optional_text(value: Any, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadNotification(f"{where} must be a string; got {_shown(value)}")
+        raise BadNotification(f"{where} must be a string; got {shown(value)}")
     return _clean(value)
 
 
@@ -256,11 +257,11 @@ def _string_map(value: Any, where: str, value_limit: int) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise BadNotification(f"{where} must be an object; got {_shown(value)}; expected {_MAP_SHAPE}")
+        raise BadNotification(f"{where} must be an object; got {shown(value)}; expected {_MAP_SHAPE}")
     result: dict[str, str] = {}
     for name, item in value.items():
         if not isinstance(item, str):
-            raise BadNotification(f"{where}[{_clip(name, 40)!r}] must be a string; got {_shown(item)}; expected {_MAP_SHAPE}")
+            raise BadNotification(f"{where}[{_clip(name, 40)!r}] must be a string; got {shown(item)}; expected {_MAP_SHAPE}")
         result[shorten(_clean(name), MAX_LABEL_LENGTH)] = shorten(_clean(item), value_limit)
     return result
 
@@ -272,10 +273,10 @@ _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(
 def _time(value: Any, where: str) -> datetime | None:
     """A UTC-aware time, or None for Go's zero time (year 1, whatever its zone)."""
     if not isinstance(value, str):
-        raise BadNotification(f"{where} must be a string; got {_shown(value)}; expected {_TIME_SHAPE}")
+        raise BadNotification(f"{where} must be a string; got {shown(value)}; expected {_TIME_SHAPE}")
     found = _RFC3339.fullmatch(value.strip())
     if found is None:
-        raise BadNotification(f"{where} is {_shown(value)}; expected {_TIME_SHAPE}")
+        raise BadNotification(f"{where} is {shown(value)}; expected {_TIME_SHAPE}")
     year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
     fraction, zulu, sign, offset_hours, offset_minutes = found.group(7, 8, 9, 10, 11)
     if year == 1 and month == 1 and day == 1:
@@ -285,7 +286,7 @@ def _time(value: Any, where: str) -> datetime | None:
         microseconds = int((fraction or "0")[:6].ljust(6, "0"))
         return datetime(year, month, day, hour, minute, second, microseconds, tzinfo=zone).astimezone(UTC)
     except (ValueError, OverflowError) as error:
-        raise BadNotification(f"{where} is {_shown(value)}, not a real time ({error}); expected {_TIME_SHAPE}") from None
+        raise BadNotification(f"{where} is {shown(value)}, not a real time ({error}); expected {_TIME_SHAPE}") from None
 
 
 _SAFE_IN_URL = ";/?:@&=+$,#[]!'()*%~-._"  # RFC 3986 reserved and unreserved, and "%" (already encoded)
@@ -318,16 +319,3 @@ def _clip(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _shown(value: Any) -> str:
-    """A JSON value as a message names it: its kind, and a short sample of a scalar."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"the string {_clip(value, 40)!r}" if value.strip() else "an empty string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

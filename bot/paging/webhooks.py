@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.json_shapes import shown
 from bot.paging.events import ProviderAction, ProviderEvent
 
 PAGERDUTY = "PagerDuty"
@@ -126,7 +127,7 @@ def parse_pagerduty(body: bytes) -> ProviderEvent | Ignored:
     data = _object(event.get("data"), "event.data", "the incident data the event_type documents")
     action, data_type = _PD_ACTIONS.get(event_type, (ProviderAction.OTHER, ""))
     if data_type and data.get("type") != data_type:
-        raise BadPayload(f"{event_type} carries event.data of type {data_type!r}; got {_shown(data.get('type'))}")
+        raise BadPayload(f"{event_type} carries event.data of type {data_type!r}; got {shown(data.get('type'))}")
 
     key: str | None = None
     ref: str | None
@@ -188,7 +189,7 @@ def _summaries(value: Any, where: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise BadPayload(f"{where} must be an array of references {{id, summary}}; got {_shown(value)}")
+        raise BadPayload(f"{where} must be an array of references {{id, summary}}; got {shown(value)}")
     names = [_summary(item, f"{where}[{i}]") for i, item in enumerate(value)]
     return [name for name in names if name]
 
@@ -222,9 +223,9 @@ def _iso_time(value: Any, where: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise BadPayload(f"{where} is not {expected}; got {_shown(text)}") from None
+        raise BadPayload(f"{where} is not {expected}; got {shown(text)}") from None
     if when.tzinfo is None or when.utcoffset() is None:
-        raise BadPayload(f"{where} has no time zone; expected {expected}; got {_shown(text)}")
+        raise BadPayload(f"{where} has no time zone; expected {expected}; got {shown(text)}")
     return when.astimezone(UTC)
 
 
@@ -312,7 +313,7 @@ def _epoch(value: Any, where: str) -> datetime:
     if value is None:
         raise BadPayload(f"{where} is missing; expected {expected}")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadPayload(f"{where} must be {expected}; got {_shown(value)}")
+        raise BadPayload(f"{where} must be {expected}; got {shown(value)}")
     if value >= _NS_FROM:
         seconds, rest = divmod(value, 10**9)
         micros = rest // 1000
@@ -407,7 +408,7 @@ def _object(value: Any, where: str, expected: str) -> dict[str, Any]:
     if value is None:
         raise BadPayload(f"{where} is missing; expected {expected}")
     if not isinstance(value, dict):
-        raise BadPayload(f"{where} must be an object; got {_shown(value)}; expected {expected}")
+        raise BadPayload(f"{where} must be an object; got {shown(value)}; expected {expected}")
     return value
 
 
@@ -415,7 +416,7 @@ def _text(value: Any, where: str, expected: str, *, limit: int | None = None) ->
     if value is None:
         raise BadPayload(f"{where} is missing; expected {expected}")
     if not isinstance(value, str) or not value.strip():
-        raise BadPayload(f"{where} must be a non-empty string; got {_shown(value)}; expected {expected}")
+        raise BadPayload(f"{where} must be a non-empty string; got {shown(value)}; expected {expected}")
     if limit is not None and len(value) > limit:
         raise BadPayload(f"{where} is {len(value)} characters long; expected at most {limit}")
     return value
@@ -425,25 +426,10 @@ def _optional_text(value: Any, where: str, *, limit: int | None = None) -> str |
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadPayload(f"{where} must be a string or null; got {_shown(value)}")
+        raise BadPayload(f"{where} must be a string or null; got {shown(value)}")
     if limit is not None and len(value) > limit:
         raise BadPayload(f"{where} is {len(value)} characters long; expected at most {limit}")
     return value
-
-
-def _shown(value: Any) -> str:
-    """A JSON value as a message names it: its kind, and a short sample of a scalar."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"the string {_clip(value, 40)!r}" if value.strip() else "an empty string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 _SPACE = re.compile(r"\s+")
