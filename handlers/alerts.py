@@ -36,7 +36,8 @@ def register(app: App, services: Services) -> None:
     def declare_pressed(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
         ack()
         group_id, user_id = int(action["value"]), body["user"]["id"]
-        services.alert_work.submit(_lane(group_id), lambda: declare(services, group_id, user_id))
+        # Not on the alert lanes: a storm's paced posts must never delay an incident (or its page).
+        services.background.submit(_lane(group_id), lambda: declare(services, group_id, user_id))
 
 
 def webhook(services: Services, body: bytes, authorization: str | None) -> Answer:
@@ -64,7 +65,7 @@ def webhook(services: Services, body: bytes, authorization: str | None) -> Answe
             services.alert_work.submit(_lane(group_id), lambda: tell_incident(services, received))
     rule = received.rule
     if rule is not None and rule.declare and received.group.firing and received.group.incident_id is None:
-        services.alert_work.submit(_lane(group_id), lambda: declare(services, group_id, services.bot_user_id))
+        services.background.submit(_lane(group_id), lambda: declare(services, group_id, services.bot_user_id))
     return 200, {"stored": len(parsed.alerts), "group": group_id, "changed": received.changed}
 
 
@@ -105,11 +106,12 @@ def declare(services: Services, group_id: int, user_id: str) -> None:
         rule = services.alerts.rule_for(declared.group)
         if rule is not None and rule.page:
             message = f"Alert: {declared.group.name}"
-            result = paging.page_command(services, incident, rule.page, message, user_id, f"alert-page:{group_id}",
+            result = paging.page_command(services, incident, rule.page, message, user_id,
+                                         f"alert-page:{group_id}:{declared.group.episode}",
                                          lambda **kwargs: None)
             if result:
                 log.warning("alert group %s: paging %s: %s", group_id, rule.page, result)
-    show(services, group_id)
+    services.alert_work.submit(_lane(group_id), lambda: show(services, group_id))
 
 
 def tell_incident(services: Services, received: Received) -> None:
@@ -128,6 +130,15 @@ def tell_incident(services: Services, received: Received) -> None:
         services.publisher.post(incident, mrkdwn.fallback("Monitoring: " + "\n".join(lines)))
     except SlackApiError as error:
         log.warning("alert group %s: could not tell incident %s: %s", group.id, incident.number, error.response.get("error"))
+
+
+def show_unshown(services: Services) -> int:
+    """At start-up: groups stored but not shown as they stand (the last run stopped in a storm); a repeat
+    of the same notification changes nothing, so nothing else would bring them up to date."""
+    groups = services.alerts.unshown()
+    for group_id in groups:
+        services.alert_work.submit(_lane(group_id), lambda group_id=group_id: show(services, group_id))
+    return len(groups)
 
 
 def alerts_channel(services: Services) -> str | None:

@@ -119,6 +119,9 @@ class Runtime:
         for change in self.services.incidents.unpublished(since=self.started_at - timedelta(days=1), before=self.started_at):
             log.info("incident %s: showing a change the last run did not get to", change.incident.number)
             self.services.background.submit(change.incident.id, partial(self.services.publisher.publish, change))
+        shown = alerts.show_unshown(self.services)
+        if shown:
+            log.info("alerts: %d groups not shown as they stand by the last run; showing them", shown)
         self.services.paging.rearm_escalations()
         for page in self.services.paging.undelivered(before=self.started_at):
             log.info("page %s: resuming its delivery", page.id)

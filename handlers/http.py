@@ -2,8 +2,9 @@
 GET|HEAD /metrics, and the providers' webhooks, one line each in `webhook_routes`.
 
 Falcon answers what no resource does: 404 for an unknown path, 405 (with `Allow`) for a method a known
-path does not serve, both as `{"error": "..."}` JSON; waitress refuses a body past MAX_BODY_BYTES with 413
-before any of this runs. No answer carries a traceback.
+path does not serve, both as `{"error": "..."}` JSON. Bodies: waitress refuses one past MAX_ALERT_BODY_BYTES
+with 413 before any of this runs; each path then answers 413 (JSON) past its own limit, MAX_BODY_BYTES but
+for Alertmanager's notifications (BODY_LIMITS). No answer carries a traceback.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from storage.database import ping
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 20  # Slack's payloads are small; anything larger is refused with 413
+MAX_BODY_BYTES = 1 << 20  # Slack's payloads and the pagers' webhooks are small; anything larger is a 413
+# Alertmanager sends a whole group in one notification (hundreds of alerts with long annotations) and never
+# retries a 4xx: what it sends must be taken. waitress refuses past this; each path keeps its own limit.
+MAX_ALERT_BODY_BYTES = 16 << 20
+BODY_LIMITS = {"/webhooks/alertmanager": MAX_ALERT_BODY_BYTES}  # every other path: MAX_BODY_BYTES
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # A provider's webhook: its raw body (at most MAX_BODY_BYTES) and its headers (names lower-cased) to the
@@ -65,7 +70,7 @@ class BotWsgiApp:
         self.app.add_route("/healthz", Health(runtime))
         self.app.add_route("/metrics", Metrics(runtime))
         for path, handle in (webhook_routes(runtime.services) if webhooks is None else webhooks).items():
-            self.app.add_route(path, Webhook(handle))
+            self.app.add_route(path, Webhook(handle, BODY_LIMITS.get(path, MAX_BODY_BYTES)))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         return self.app(environ, start_response)
@@ -94,7 +99,9 @@ class SlackEvents:
 
     def _handle(self, req: falcon.Request, resp: falcon.Response,
                 bolt: Callable[[falcon.Request, falcon.Response], None]) -> None:
-        body = req.bounded_stream.read()
+        body = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return _refuse(resp, 413, f"body larger than {MAX_BODY_BYTES} bytes")
         content_type = req.content_type or ""
         if _ssl_check(req.method, req.query_string, content_type, body):  # unsigned by design, and inert
             resp.content_type = falcon.MEDIA_TEXT
@@ -160,11 +167,15 @@ class Metrics:
 class Webhook:
     """POST to one of `webhook_routes`: the body to its handler, its answer as JSON."""
 
-    def __init__(self, handle: WebhookHandler) -> None:
+    def __init__(self, handle: WebhookHandler, limit: int = MAX_BODY_BYTES) -> None:
         self._handle = handle
+        self._limit = limit
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        status, answer = self._handle(req.bounded_stream.read(), req.headers_lower)
+        body = req.bounded_stream.read(self._limit + 1)
+        if len(body) > self._limit:
+            return _refuse(resp, 413, f"body larger than {self._limit} bytes")
+        status, answer = self._handle(body, req.headers_lower)
         _answer(resp, status, answer)
 
 
@@ -178,7 +189,7 @@ class HttpServer:
             host=host,
             port=port,
             threads=threads,
-            max_request_body_size=MAX_BODY_BYTES,
+            max_request_body_size=MAX_ALERT_BODY_BYTES,
             clear_untrusted_proxy_headers=True,
             ident="incident-bot",
         )

@@ -43,3 +43,8 @@ def mark_shown(session: Session, group_id: int, version: int) -> None:
 
 def count_instances(session: Session) -> int:
     return int(session.execute(select(func.count(AlertInstance.id))).scalar_one())
+
+
+def unshown(session: Session) -> list[int]:
+    query = select(AlertGroup.id).where(AlertGroup.version > AlertGroup.shown_version).order_by(AlertGroup.id)
+    return list(session.execute(query).scalars())

@@ -326,6 +326,9 @@ class AlertGroup(Base):
     title: Mapped[str | None] = mapped_column(Text)  # Grafana's
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # An episode: from the first alert firing to all of them resolved. A group that fires again after that
+    # is a new episode: a new message, and a new incident when declared (the last one may be closed).
+    episode: Mapped[int] = mapped_column(Integer, default=1)
     version: Mapped[int] = mapped_column(Integer, default=1)
     shown_version: Mapped[int] = mapped_column(Integer, default=0)
     slack_channel: Mapped[str | None] = mapped_column(String(32))
@@ -342,6 +345,7 @@ class AlertInstance(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("alert_groups.id", ondelete="CASCADE"))
+    episode: Mapped[int] = mapped_column(Integer, default=1)
     fingerprint: Mapped[str] = mapped_column(String(64))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

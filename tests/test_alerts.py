@@ -251,3 +251,80 @@ def test_a_storm_is_stored_whole_and_shown_in_few_slack_calls(bot: RunningBot) -
     assert updates < len(bodies) - groups, f"{updates} updates for {len(bodies)} notifications: nothing coalesced"
     assert all("(20 of 20)" in json.dumps(m["blocks"]) for m in group_messages(bot)), "a group shows a stale state"
     print(f"{len(bodies)} notifications, {stored} alerts stored, {len(posts)} posts + {updates} updates in {elapsed:.1f} s")
+
+
+def test_a_group_that_fires_again_after_resolving_is_a_new_episode_with_its_own_message_and_incident(
+    bot: RunningBot, pagerduty: PagerDutyReceiver,
+) -> None:
+    first = alert("PgPoolExhausted", severity="page")
+    send(bot, notification(first, group="PgPoolExhausted"))
+    [incident] = bot.runtime.services.incidents.list_open()
+    send(bot, notification({**first, "status": "resolved", "endsAt": "2026-11-30T09:10:00Z"}, group="PgPoolExhausted"))
+    for text in ("resolve Pool back", "close"):
+        sent = bot.requests.command(text, user_id=ALICE, channel_id=incident.channel_id, response_url=bot.slack.response_url("c"))
+        assert sent.response.status_code == 200
+        bot.settle()
+
+    again = alert("PgPoolExhausted", severity="page", started=STARTED + timedelta(hours=2))
+    send(bot, notification(again, group="PgPoolExhausted"))
+    bot.settle()
+
+    messages = group_messages(bot)
+    assert len(messages) == 2, "the recurrence edited yesterday's message instead of posting"
+    assert "(1 of 1)" in json.dumps(messages[-1]["blocks"]) and "RESOLVED" in json.dumps(messages[0]["blocks"])
+    [second] = bot.runtime.services.incidents.list_open()
+    assert second.number != incident.number
+    assert bot.runtime.services.timeline.items(second.id)[0].occurred_at == STARTED + timedelta(hours=2)
+    pagerduty.wait_for(lambda r: len([e for e in r.events() if e["event_action"] == "trigger"]) == 2)
+
+
+def test_groups_a_stopped_run_did_not_show_are_shown_at_the_next_start(
+    tmp_path: Path, slack: SlackSimulator, database_url: str, pagerduty: PagerDutyReceiver,
+) -> None:
+    slack.add_user(DBA, "dba1")
+    slack.add_channel("alerts", channel_id=ALERTS, members=[ALICE, BOB])
+    env = {"PAGERDUTY_EVENTS_URL": pagerduty.events_url}
+    first = start_bot(tmp_path, slack, database_url, CONFIG, env=env)
+    slack.fail_next("chat.postMessage", "fatal_error")  # Slack cannot take the post: the run stops meanwhile
+    send(first, notification(alert()))
+    first.stop()
+    assert group_messages(first) == []
+
+    second = start_bot(tmp_path, slack, database_url, CONFIG, env=env)
+    try:
+        second.runtime.resume()
+        second.settle()
+        assert len(group_messages(second)) == 1
+    finally:
+        second.stop()
+
+
+def test_declaring_and_paging_do_not_wait_behind_a_storms_paced_posts(bot: RunningBot, pagerduty: PagerDutyReceiver) -> None:
+    bot.runtime.services.slack_pacing.posts.interval = 0.5  # Slack's pace, halved: 40 groups take ~18 s to post
+    send(bot, notification(alert("Early"), group="Early"))
+    [message] = group_messages(bot)
+    group_id = next(e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+    for g in range(40):
+        httpx.post(bot.url + "/webhooks/alertmanager", json=notification(alert(f"Noise{g}"), group=f"Noise{g}"),
+                   headers={"Authorization": f"Bearer {TOKEN}"})
+    started = time.monotonic()
+    bot.requests.block_action(alert_blocks.DECLARE_ACTION, group_id, user_id=ALICE, channel_id=ALERTS,
+                              response_url=bot.slack.response_url("declare"))
+    while not bot.runtime.services.incidents.list_open() or not bot.runtime.services.incidents.list_open()[0].channel_id:
+        assert time.monotonic() - started < 5, "the declaration waited behind the storm's posts"
+        time.sleep(0.05)
+    assert bot.runtime.wait_idle(60)
+
+
+def test_a_notification_past_slacks_body_limit_is_taken_whole(bot: RunningBot) -> None:
+    """Alertmanager never retries a 4xx: a large group (400 alerts with 2.5 KB descriptions, about 1.2 MB)
+    must be stored, not refused with 413 as Slack's 1 MiB limit would."""
+    many = [{**alert(instance=f"pod-{i}"), "annotations": {"summary": f"pod-{i} crash looping", "description": "x" * 2500}}
+            for i in range(400)]
+    body = json.dumps(notification(*many)).encode()
+    assert len(body) > 1 << 20
+    answer = send(bot, body)
+    assert answer.status_code == 200 and answer.json()["stored"] == 400
+    assert "(400 of 400)" in json.dumps(group_messages(bot)[0]["blocks"])
+    too_big = httpx.post(bot.url + "/webhooks/pagerduty", content=b"x" * ((1 << 20) + 1))
+    assert too_big.status_code == 413 and "error" in too_big.json()  # the other paths keep Slack's 1 MiB

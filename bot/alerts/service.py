@@ -65,7 +65,8 @@ class GroupView:
     slack_channel: str | None
     slack_ts: str | None
     incident_id: int | None
-    alerts: list[AlertView] = field(default_factory=list)  # every occurrence, oldest first
+    alerts: list[AlertView] = field(default_factory=list)  # this episode's alerts, every occurrence, oldest first
+    episode: int = 1
 
     @property
     def firing(self) -> list[AlertView]:
@@ -139,10 +140,18 @@ class AlertService:
             resolved: list[AlertInstance] = []
             rows = store.instances(session, group.id)  # one query, not one per alert: a storm's groups are large
             known = {(r.fingerprint, r.starts_at): r for r in rows}
+            current = [r for r in rows if r.episode == group.episode]
+            fires_anew = any(a.status == "firing" and (a.fingerprint[:64], a.starts_at) not in known for a in notification.alerts)
+            if current and fires_anew and not any(r.status == "firing" for r in current):
+                # Everything had resolved: this is a new episode of the group, with a message and an incident of its own.
+                group.episode += 1
+                group.slack_ts = group.slack_channel = None
+                group.incident_id = None
+                changed = True
             for alert in notification.alerts:
                 row = known.get((alert.fingerprint[:64], alert.starts_at))
                 if row is None:
-                    row = _instance(group.id, alert, now)
+                    row = _instance(group.id, group.episode, alert, now)
                     session.add(row)
                     rows.append(row)
                     known[(row.fingerprint, row.starts_at)] = row
@@ -175,6 +184,11 @@ class AlertService:
         with self._sessions() as session:
             return [_group_view(session, g) for g in store.for_incident(session, incident_id)]
 
+    def unshown(self) -> list[int]:
+        """Groups whose latest version Slack does not show yet."""
+        with self._sessions() as session:
+            return store.unshown(session)
+
     def rule_for(self, group: GroupView) -> Rule | None:
         return first_match(self._rules, group.labels)
 
@@ -193,7 +207,7 @@ class AlertService:
         rule = self.rule_for(view)
         severity = rule.incident_severity if rule and rule.incident_severity else Severity.SEV2
         declared = self._incidents.declare(c.Declare(title=_title(view), severity=severity, description=_description(view)),
-                                           actor_id, f"alert-group:{group_id}")
+                                           actor_id, f"alert-group:{group_id}:{view.episode}")
         if declared.created:
             earliest = min(view.alerts, key=lambda a: a.starts_at, default=None)
             at = min(earliest.starts_at, declared.incident.declared_at) if earliest else declared.incident.declared_at
@@ -203,7 +217,8 @@ class AlertService:
                 assert row is not None and incident_row is not None
                 row.incident_id = incident_row.id
                 row.version += 1  # its message now names the incident
-                words = f"{view.name} firing (monitoring: {view.source})" + (f": {earliest.summary}" if earliest and earliest.summary else "")
+                name = earliest.name if earliest else view.name
+                words = f"{name} firing (monitoring: {view.source})" + (f": {earliest.summary}" if earliest and earliest.summary else "")
                 incident_store.add_entry(session, incident_row, EntryKind.DETECTION, at, None, _escape(words)[:ENTRY_TEXT],
                                          {"alert_group": group_id, "source": view.source})
             view = self.group(group_id)
@@ -221,8 +236,8 @@ class AlertService:
                                      {"alert_group": group.id, "status": what, "fingerprint": alert.fingerprint})
 
 
-def _instance(group_id: int, alert: Alert, now: datetime) -> AlertInstance:
-    return AlertInstance(group_id=group_id, fingerprint=alert.fingerprint[:64], starts_at=alert.starts_at, ends_at=alert.ends_at,
+def _instance(group_id: int, episode: int, alert: Alert, now: datetime) -> AlertInstance:
+    return AlertInstance(group_id=group_id, episode=episode, fingerprint=alert.fingerprint[:64], starts_at=alert.starts_at, ends_at=alert.ends_at,
                          status=alert.status, name=alert.name, labels=dict(alert.labels), annotations=dict(alert.annotations),
                          links=dict(alert.links), first_seen_at=now, updated_at=now)
 
@@ -238,7 +253,9 @@ def _group_view(session: Session, row: AlertGroup, instances: list[AlertInstance
         annotations=dict(row.annotations or {}), external_url=row.external_url, title=row.title,
         first_seen_at=row.first_seen_at, version=row.version, shown_version=row.shown_version,
         slack_channel=row.slack_channel, slack_ts=row.slack_ts, incident_id=row.incident_id,
-        alerts=[_alert_view(a) for a in (store.instances(session, row.id) if instances is None else instances)],
+        alerts=[_alert_view(a) for a in (store.instances(session, row.id) if instances is None else instances)
+                if a.episode == row.episode],
+        episode=row.episode,
     )
 
 
@@ -249,8 +266,12 @@ def _escape(text: str) -> str:
 
 
 def _title(group: GroupView) -> str:
+    """The earliest alert's own name and summary (never one alert's name with another's summary)."""
     first = min(group.alerts, key=lambda a: a.starts_at, default=None)
-    words = f"{group.name}: {first.summary}" if first and first.summary else group.name
+    name = first.name if first else group.name
+    others = len(group.alerts) - 1
+    words = name + (f": {first.summary}" if first and first.summary else "") + (
+        f" (and {others} more alert{'s' if others != 1 else ''})" if others > 0 else "")
     words = " ".join(words.split())
     if len(_escape(words)) <= MAX_TITLE_LENGTH:
         return _escape(words)
