@@ -7,6 +7,7 @@ limits (handlers.mrkdwn), and a large group shows its first alerts and says how 
 
 from __future__ import annotations
 
+import re
 from datetime import tzinfo
 from typing import Any
 
@@ -28,7 +29,7 @@ def group_message(group: GroupView, incident: Incident | None, zone: tzinfo) -> 
     """(fallback text, blocks) for the group's message in the alerts channel."""
     firing = group.firing
     state = f":fire: *FIRING* ({len(firing)} of {len(group.alerts)})" if firing else ":white_check_mark: *RESOLVED*"
-    name = mrkdwn.escape(mrkdwn.clip(group.title or group.name, 150))
+    name = mrkdwn.escape(mrkdwn.clip(_without_state(group.title) or group.name, 150))
     labels = ", ".join(f"{k}={v}" for k, v in sorted(group.labels.items()))
     blocks: list[dict[str, Any]] = [
         mrkdwn.section(f"{state} {name}"),
@@ -43,24 +44,32 @@ def group_message(group: GroupView, incident: Incident | None, zone: tzinfo) -> 
     else:
         blocks.append(mrkdwn.actions([mrkdwn.button("Declare incident", DECLARE_ACTION, str(group.id), style="danger")],
                                      block_id=f"alert-group-{group.id}"))
-    text = f"{'FIRING' if firing else 'RESOLVED'}: {mrkdwn.clip(group.title or group.name, 150)}"
+    text = f"{'FIRING' if firing else 'RESOLVED'}: {mrkdwn.clip(_without_state(group.title) or group.name, 150)}"
     return mrkdwn.message(mrkdwn.escape(text), blocks)
+
+
+def named(alert: AlertView, group: GroupView) -> str:
+    """An alert's name (bold) and the labels that tell it apart from the rest of its group (as code)."""
+    own = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()) if group.labels.get(k) != v and k != "alertname")
+    head = f"*{mrkdwn.escape(mrkdwn.clip(alert.name, 150))}*"
+    return head + (f" `{mrkdwn.escape(mrkdwn.clip(own, LABEL_TEXT)).replace('`', chr(39))}`" if own else "")
 
 
 def _alert_line(alert: AlertView, group: GroupView, zone: tzinfo) -> str:
     icon = ":red_circle:" if alert.status == "firing" else ":large_green_circle:"
-    own = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()) if group.labels.get(k) != v and k != "alertname")
-    head = f"{icon} *{mrkdwn.escape(mrkdwn.clip(alert.name, 150))}*"
-    if own:
-        head += f" `{mrkdwn.escape(mrkdwn.clip(own, LABEL_TEXT))}`"
-    lines = [head + f" since {when(alert.starts_at, zone, dated=True)}"
-             + (f", resolved {when(alert.ends_at, zone)}" if alert.status == "resolved" and alert.ends_at else "")]
+    lines = [f"{icon} {named(alert, group)} since {when(alert.starts_at, zone, dated=True)}"
+             + (f", resolved {when(alert.ends_at, zone, dated=True)}" if alert.status == "resolved" and alert.ends_at else "")]
     if alert.summary:
         lines.append(mrkdwn.escape(mrkdwn.clip(" ".join(alert.summary.split()), SUMMARY_TEXT)))
     links = [f"<{url}|{LINK_NAMES.get(kind, kind.title())}>" for kind, url in alert.links.items() if _linkable(url)]
     if links:
         lines.append(" · ".join(links))
     return mrkdwn.fit("\n".join(lines), mrkdwn.SECTION_TEXT)
+
+
+def _without_state(title: str | None) -> str:
+    """Grafana's title starts with its own state ("[FIRING:2] High memory"): the message says the state once."""
+    return re.sub(r"^\[(?:FIRING|RESOLVED)(?::\d+)?\]\s*", "", title or "")
 
 
 def _linkable(url: str) -> bool:

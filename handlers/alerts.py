@@ -120,9 +120,9 @@ def tell_incident(services: Services, received: Received) -> None:
     incident = services.incidents.get(group.incident_id or 0)
     if not incident.is_open or incident.channel_id is None:
         return
-    lines = [f":red_circle: *{mrkdwn.escape(mrkdwn.clip(a.name, 150))}* firing" + (
+    lines = [f":red_circle: {alert_blocks.named(a, group)} firing" + (
         f": {mrkdwn.escape(mrkdwn.clip(a.summary, 300))}" if a.summary else "") for a in received.fired[:10]]
-    lines += [f":large_green_circle: *{mrkdwn.escape(mrkdwn.clip(a.name, 150))}* resolved" for a in received.resolved[:10]]
+    lines += [f":large_green_circle: {alert_blocks.named(a, group)} resolved" for a in received.resolved[:10]]
     more = len(received.fired) + len(received.resolved) - len(lines)
     if more > 0:
         lines.append(f"…and {more} more")

@@ -135,7 +135,7 @@ ICONS = {
     EntryKind.PAGE_FAILED: ":x:",
     EntryKind.PAGE_ACKNOWLEDGED: ":white_check_mark:",
     EntryKind.PAGE_UPDATED: ":pager:",
-    EntryKind.ALERT: ":rotating_light:",
+    EntryKind.ALERT: ":bell:",
     EntryKind.DIAGNOSTIC: ":bar_chart:",
     EntryKind.DIAGNOSTIC_DENIED: ":no_entry_sign:",
     EntryKind.FOLLOWUP: ":ballot_box_with_check:",
