@@ -15,7 +15,7 @@ import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError
 
 from bot.alerts import notification
@@ -33,11 +33,18 @@ Answer = tuple[int, dict[str, Any]]
 
 def register(app: App, services: Services) -> None:
     @app.action(alert_blocks.DECLARE_ACTION)
-    def declare_pressed(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
+    def declare_pressed(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
         ack()
         group_id, user_id = int(action["value"]), body["user"]["id"]
+
+        def failed(error: BaseException) -> None:  # after the acknowledgement: the presser must hear of it
+            services.metrics.background_failures.inc()
+            respond(response_type="ephemeral", replace_original=False,
+                    text=f":warning: Declaring from this alert failed ({type(error).__name__}). Press again, "
+                         "or declare with `/incident declare`.")
+
         # Not on the alert lanes: a storm's paced posts must never delay an incident (or its page).
-        services.background.submit(_lane(group_id), lambda: declare(services, group_id, user_id))
+        services.background.submit(_lane(group_id), lambda: declare(services, group_id, user_id), on_error=failed)
 
 
 def webhook(services: Services, body: bytes, authorization: str | None) -> Answer:
@@ -62,7 +69,7 @@ def webhook(services: Services, body: bytes, authorization: str | None) -> Answe
     if received.changed:
         services.alert_work.submit(_lane(group_id), lambda: show(services, group_id))
         if received.group.incident_id is not None and (received.fired or received.resolved):
-            services.alert_work.submit(_lane(group_id), lambda: tell_incident(services, received))
+            services.background.submit(received.group.incident_id, lambda: tell_incident(services, received))
     rule = received.rule
     if rule is not None and rule.declare and received.group.firing and received.group.incident_id is None:
         services.background.submit(_lane(group_id), lambda: declare(services, group_id, services.bot_user_id))

@@ -329,3 +329,16 @@ def test_a_notification_past_slacks_body_limit_is_taken_whole(bot: RunningBot) -
     assert "(400 of 400)" in json.dumps(group_messages(bot)[0]["blocks"])
     too_big = httpx.post(bot.url + "/webhooks/pagerduty", content=b"x" * ((1 << 20) + 1))
     assert too_big.status_code == 413 and "error" in too_big.json()  # the other paths keep Slack's 1 MiB
+
+
+def test_a_declaration_whose_channel_slack_cannot_create_is_told_to_the_presser(bot: RunningBot) -> None:
+    send(bot, notification(alert()))
+    [message] = group_messages(bot)
+    group_id = next(e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+    bot.slack.fail_next("conversations.create", "fatal_error", count=10)  # Slack cannot make the incident's channel
+    bot.requests.block_action(alert_blocks.DECLARE_ACTION, group_id, user_id=ALICE, channel_id=ALERTS,
+                              response_url=bot.slack.response_url("declare"))
+    bot.settle()
+    told = [r.get("text", "") for r in bot.slack.responses("declare")] + [
+        m.get("text", "") for c in bot.slack.calls_to("chat.postMessage") for m in [c.params] if c.params.get("channel") == ALICE]
+    assert any(":warning:" in t for t in told), told
