@@ -181,10 +181,11 @@ class AlertsSection(_Section):
     @field_validator("webhook_token")
     @classmethod
     def _token_shape(cls, token: str | None) -> str | None:
-        # Never echo it. It travels as `Authorization: Bearer <token>`, which carries no whitespace.
-        if token is not None and (len(token) < 16 or any(c.isspace() or not c.isprintable() for c in token)):
-            raise ValueError("use at least 16 printable characters without spaces (e.g. the output of `openssl rand -hex 32`); "
-                             "the sender puts it in an Authorization: Bearer header")
+        # Never echo it. It travels as `Authorization: Bearer <token>`, which carries no whitespace: a token
+        # that cannot be sent is refused; one that is merely short is warned about (alerts_warnings).
+        if token is not None and (not token or any(c.isspace() or not c.isprintable() for c in token)):
+            raise ValueError("use printable characters without spaces, at least 16 (e.g. the output of "
+                             "`openssl rand -hex 32`); the sender puts it in an Authorization: Bearer header")
         return token
 
 
@@ -423,6 +424,9 @@ def _alert_rule_problems(raw: Mapping) -> list[str]:
 def alerts_warnings(config: FileConfig) -> list[str]:
     """What `[alerts]` allows but probably does not mean: said at start and by check-config, never refused."""
     alerts, warnings = config.alerts, []
+    if alerts.webhook_token and len(alerts.webhook_token) < 16:
+        warnings.append("alerts.webhook_token: shorter than 16 characters, so easy to guess; use e.g. the output of "
+                        "`openssl rand -hex 32` (value hidden)")
     if not alerts.webhook_token and (alerts.rules or alerts.channel):
         warnings.append("alerts: no webhook_token, so POST /webhooks/alertmanager refuses every notification and the "
                         "channel and rules are unused")

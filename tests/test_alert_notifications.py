@@ -570,13 +570,21 @@ def test_paging_from_a_rule_needs_some_team(tmp_path: Path) -> None:
     assert found == ["alerts.rules.0.page: no team named 'database' (teams: none)"]
 
 
-@pytest.mark.parametrize("token", ["short-token", "a token with spaces in it", "tab\tseparated-token-value", 42])
+def test_a_short_webhook_token_is_warned_about_not_refused(tmp_path: Path) -> None:
+    """INTERFACE.md's own example reads `webhook_token = "…"`: every key it shows must be accepted."""
+    settings = settings_of(tmp_path, TEAMS + '[alerts]\nwebhook_token = "short-token"\n')
+    assert settings.file.alerts.webhook_token == "short-token"
+    [warning] = [w for w in settings.warnings if ": alerts.webhook_token: " in w]
+    assert "shorter than 16 characters" in warning and "short-token" not in warning
+
+
+@pytest.mark.parametrize("token", ["a token with spaces in it", "tab\tseparated-token-value", "bell\u0007token-value-1234", 42])
 def test_a_webhook_token_that_cannot_work_is_refused_and_never_echoed(tmp_path: Path, token: object) -> None:
     [problem] = problems_of(tmp_path, TEAMS + f"[alerts]\nwebhook_token = {json.dumps(token)}\n")
     assert problem.startswith("alerts.webhook_token: ")
     assert str(token) not in problem
     if isinstance(token, str):
-        assert problem == ("alerts.webhook_token: use at least 16 printable characters without spaces (e.g. the output of "
+        assert problem == ("alerts.webhook_token: use printable characters without spaces, at least 16 (e.g. the output of "
                            "`openssl rand -hex 32`); the sender puts it in an Authorization: Bearer header")
     else:
         assert problem == "alerts.webhook_token: expected a string, got int (value hidden)"
