@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from storage.models import AlertGroup, AlertInstance
@@ -25,10 +25,6 @@ def by_id(session: Session, group_id: int, *, for_update: bool = False) -> Alert
     return session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
 
 
-def for_incident(session: Session, incident_id: int) -> list[AlertGroup]:
-    return list(session.execute(select(AlertGroup).where(AlertGroup.incident_id == incident_id)
-                                .order_by(AlertGroup.id)).scalars())
-
 
 def instances(session: Session, group_id: int) -> list[AlertInstance]:
     query = select(AlertInstance).where(AlertInstance.group_id == group_id).order_by(AlertInstance.starts_at, AlertInstance.id)
@@ -40,9 +36,6 @@ def mark_shown(session: Session, group_id: int, version: int) -> None:
     session.execute(update(AlertGroup).where(AlertGroup.id == group_id, AlertGroup.shown_version < version)
                     .values(shown_version=version))
 
-
-def count_instances(session: Session) -> int:
-    return int(session.execute(select(func.count(AlertInstance.id))).scalar_one())
 
 
 def unshown(session: Session) -> list[int]:

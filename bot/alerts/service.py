@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.alerts.notification import Alert, Notification
+from bot.alerts.notification import Alert, Notification, identity
 from bot.alerts.rules import Rule, first_match
 from bot.clock import Clock
 from bot.incidents import commands as c
@@ -76,11 +76,6 @@ class GroupView:
     def name(self) -> str:
         names = sorted({a.name for a in self.alerts}) or [self.labels.get("alertname", "alert")]
         return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
-
-    @property
-    def started_at(self) -> datetime:
-        """When monitoring first saw any alert of the group fire."""
-        return min((a.starts_at for a in self.alerts), default=self.first_seen_at)
 
 
 @dataclass(frozen=True)
@@ -141,7 +136,7 @@ class AlertService:
             rows = store.instances(session, group.id)  # one query, not one per alert: a storm's groups are large
             known = {(r.fingerprint, r.starts_at): r for r in rows}
             current = [r for r in rows if r.episode == group.episode]
-            fires_anew = any(a.status == "firing" and (a.fingerprint[:64], a.starts_at) not in known for a in notification.alerts)
+            fires_anew = any(a.status == "firing" and identity(a) not in known for a in notification.alerts)
             if current and fires_anew and not any(r.status == "firing" for r in current):
                 # Everything had resolved: this is a new episode of the group, with a message and an incident of its own.
                 group.episode += 1
@@ -149,7 +144,7 @@ class AlertService:
                 group.incident_id = None
                 changed = True
             for alert in notification.alerts:
-                row = known.get((alert.fingerprint[:64], alert.starts_at))
+                row = known.get(identity(alert))
                 if row is None:
                     row = _instance(group.id, group.episode, alert, now)
                     session.add(row)
@@ -179,10 +174,6 @@ class AlertService:
             if row is None:
                 raise LookupError(group_id)
             return _group_view(session, row)
-
-    def groups_of(self, incident_id: int) -> list[GroupView]:
-        with self._sessions() as session:
-            return [_group_view(session, g) for g in store.for_incident(session, incident_id)]
 
     def unshown(self) -> list[int]:
         """Groups whose latest version Slack does not show yet."""
@@ -237,7 +228,7 @@ class AlertService:
 
 
 def _instance(group_id: int, episode: int, alert: Alert, now: datetime) -> AlertInstance:
-    return AlertInstance(group_id=group_id, episode=episode, fingerprint=alert.fingerprint[:64], starts_at=alert.starts_at, ends_at=alert.ends_at,
+    return AlertInstance(group_id=group_id, episode=episode, fingerprint=alert.fingerprint, starts_at=alert.starts_at, ends_at=alert.ends_at,
                          status=alert.status, name=alert.name, labels=dict(alert.labels), annotations=dict(alert.annotations),
                          links=dict(alert.links), first_seen_at=now, updated_at=now)
 
