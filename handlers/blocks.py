@@ -237,11 +237,22 @@ def not_an_incident_channel() -> str:
     )
 
 
-def declare_form(origin_channel: str | None) -> dict[str, Any]:
+PRIVATE_OPTION = "private"
+
+
+def declare_form(origin_channel: str | None, *, private: bool = False) -> dict[str, Any]:
     """The declare modal. Its inputs take plain text, escaped on submission: the description's 2,900
     characters may grow to 14,500 then, which the summary splits over sections. The origin channel
-    rides in private_metadata (a channel id, far under its 3,000)."""
+    rides in private_metadata (a channel id, far under its 3,000). `private`: the Private box ticked."""
     options = [{"text": mrkdwn.plain(s.label, mrkdwn.OPTION_TEXT), "value": s.value} for s in Severity]
+    private_option = {
+        "text": mrkdwn.plain("Private incident", mrkdwn.OPTION_TEXT),
+        "description": mrkdwn.plain("A private channel; the announcement leaves the title out", mrkdwn.OPTION_TEXT),
+        "value": PRIVATE_OPTION,
+    }
+    private_element: dict[str, Any] = {"type": "checkboxes", "action_id": "value", "options": [private_option]}
+    if private:
+        private_element["initial_options"] = [private_option]
     metadata = origin_channel or ""
     if mrkdwn.length(metadata) > mrkdwn.PRIVATE_METADATA:
         raise ValueError("private_metadata holds a channel id, at most 3,000 characters")
@@ -281,6 +292,13 @@ def declare_form(origin_channel: str | None) -> dict[str, Any]:
                 "optional": True,
                 "label": {"type": "plain_text", "text": "What is happening?"},
                 "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": MAX_DESCRIPTION},
+            },
+            {
+                "type": "input",
+                "block_id": "private",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Visibility"},
+                "element": private_element,
             },
         ],
     }

@@ -49,7 +49,9 @@ def _declare_command(values: dict[str, Any]) -> c.Declare:
     title = _title(value("title"))
     severity = Severity(value("severity")) if value("severity") in Severity._value2member_map_ else c.DEFAULT_SEVERITY
     description = html.escape(c.without_nul(value("description")).strip(), quote=False) or None
-    return c.Declare(title=title, severity=severity, description=description)
+    ticked = values.get("private", {}).get("value", {}).get("selected_options") or []
+    private = any(option.get("value") == blocks.PRIVATE_OPTION for option in ticked)
+    return c.Declare(title=title, severity=severity, description=description, private=private)
 
 
 def _title(typed: str) -> str:

@@ -148,6 +148,7 @@ def snapshot(row: Incident) -> values.Incident:
         provisioned_at=row.provisioned_at,
         roles={values.Role(a.role): a.user_id for a in row.roles if a.ended_at is None},
         channel_archived_at=row.channel_archived_at,
+        private=row.private,
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     Unicode,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -96,6 +97,9 @@ class Incident(Base):
     status_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Since when Slack refuses posts in the channel (someone archived or deleted it); NULL once unarchived.
     channel_archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Declared private (or made private later): its channel is private, announcements leave its title
+    # out, and providers are told only its number and severity. Never made public again by the bot.
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="incident", order_by="RoleAssignment.id", cascade="all, delete-orphan"

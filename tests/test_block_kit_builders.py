@@ -292,7 +292,7 @@ def test_the_open_incidents_list_fits_one_message_and_says_how_many_it_left_out(
 def test_the_declare_form_opens_and_says_what_it_takes() -> None:
     form = blocks.declare_form("C0GENERAL")
     assert view_problems(form) == []
-    assert [b["element"].get("max_length") for b in form["blocks"] if b["block_id"] != "severity"] == [MAX_TITLE_LENGTH, MAX_TEXT_LENGTH]
+    assert [b["element"].get("max_length") for b in form["blocks"] if b["block_id"] in ("title", "description")] == [MAX_TITLE_LENGTH, MAX_TEXT_LENGTH]
 
 
 @BUILDERS

@@ -115,7 +115,7 @@ def test_declare_without_a_title_opens_the_form_and_its_submission_declares(bot:
     opened = bot.slack.calls_to("views.open")
     assert len(opened) == 1 and opened[0].response["ok"]
     view = opened[0].response["view"]
-    assert {b["block_id"] for b in view["blocks"]} == {"title", "severity", "description"}
+    assert {b["block_id"] for b in view["blocks"]} == {"title", "severity", "description", "private"}
 
     values = {
         "title": {"value": {"type": "plain_text_input", "value": "Payments <failing> & slow"}},
@@ -259,5 +259,5 @@ def test_a_form_slack_refuses_to_open_says_how_to_declare_instead(bot: RunningBo
     sent = bot.command("declare")
 
     assert "expired_trigger_id" in sent.response.json()["text"]
-    assert "/incident declare [sev1|sev2|sev3|sev4] &lt;title&gt;" in sent.response.json()["text"]  # escaped: not markup
+    assert "/incident declare [sev1|sev2|sev3|sev4] [--private] &lt;title&gt;" in sent.response.json()["text"]  # escaped: not markup
     assert bot.runtime.services.incidents.list_open() == []

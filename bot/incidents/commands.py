@@ -25,7 +25,8 @@ from bot.incidents.values import (
 
 # One line per sub-command: `help` shows them all, a usage error shows its own.
 USAGE: dict[str, str] = {
-    "declare": "`/incident declare [sev1|sev2|sev3|sev4] <title>`: open an incident (no title: a form asks)",
+    "declare": "`/incident declare [sev1|sev2|sev3|sev4] [--private] <title>`: open an incident "
+    "(`--private`: in a private channel, announced without its title; no title: a form asks)",
     "status": "`/incident status <investigating|identified|monitoring|resolved>`: change the status",
     "sev": "`/incident sev <sev1|sev2|sev3|sev4>`: change the severity",
     "role": "`/incident role <commander|comms|scribe> <@user>`: assign a role",
@@ -41,6 +42,8 @@ USAGE: dict[str, str] = {
     "close": "`/incident close`: close the incident and post the drafted postmortem here",
     "postmortem": "`/incident postmortem`: draft a new version of the postmortem (earlier versions are kept)",
     "list": "`/incident list`: the open incidents",
+    "summary": "`/incident summary`: where this incident stands and what was already ruled out (only you see it)",
+    "private": "`/incident private`: make this incident private (its channel too, where Slack lets the bot)",
     "help": "`/incident help`: this list",
 }
 
@@ -55,15 +58,29 @@ class UsageError(Exception):
 
 
 @dataclass(frozen=True)
+class SourceMessage:
+    """The Slack message an incident was declared from (the `declare_from_message` shortcut): it becomes
+    the incident's first Detection entry, at the message's own time."""
+
+    channel_id: str
+    ts: str  # Slack's message ts: when it was posted
+    author_id: str | None  # a user id; None for a bot's or an app's message
+    text: str  # mrkdwn, as Slack stored it
+    permalink: str | None = None
+
+
+@dataclass(frozen=True)
 class Declare:
     title: str
     severity: Severity = DEFAULT_SEVERITY
     description: str | None = None
+    private: bool = False
+    source: SourceMessage | None = None
 
 
 @dataclass(frozen=True)
 class OpenDeclareForm:
-    pass
+    private: bool = False  # the form opens with its Private box ticked
 
 
 @dataclass(frozen=True)
@@ -146,9 +163,20 @@ class Help:
     pass
 
 
+@dataclass(frozen=True)
+class ShowSummary:
+    pass
+
+
+@dataclass(frozen=True)
+class MakePrivate:
+    pass
+
+
 Command = (
     Declare | OpenDeclareForm | SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | ShowTimeline
     | PageTeam | ListDiagnostics | RunDiagnostic | AddFollowup | DraftPostmortem | Resolve | Close | ListOpen | Help
+    | ShowSummary | MakePrivate
 )
 # Commands that change the incident of the channel they are typed in.
 IncidentCommand = SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | Resolve | Close
@@ -205,15 +233,34 @@ def parse_severity(word: str, usage: str) -> Severity:
 
 
 def _declare(rest: str) -> Declare | OpenDeclareForm:
-    if not rest:
-        return OpenDeclareForm()
-    first, _, remainder = rest.partition(" ")
-    if re.fullmatch(r"(?i)sev\w*", first):
-        severity = parse_severity(first, USAGE["declare"])
-        if not remainder.strip():
-            raise UsageError(f"The incident needs a title after `{severity.value}`.", USAGE["declare"])
-        return Declare(title=clean_title(remainder), severity=severity)
-    return Declare(title=clean_title(rest))
+    """`[sev1..sev4] [--private] <title>`, the options in either order before the title; `--private`
+    alone opens the form with its Private box ticked."""
+    severity: Severity | None = None
+    private = False
+    words = rest.split()
+    while words:
+        first = words[0]
+        if severity is None and _SEVERITY_WORD.fullmatch(first):
+            severity = parse_severity(first, USAGE["declare"])
+        elif not private and _PRIVATE_FLAG.fullmatch(first):
+            private = True
+        elif _OPTION_LIKE.match(first):
+            raise UsageError(f"`{_shorten(first)}` is not an option of declare; the only one is `--private`.", USAGE["declare"])
+        else:
+            break
+        words = words[1:]
+    if not words:
+        if not rest or (private and severity is None):
+            return OpenDeclareForm(private=private)
+        raise UsageError(f"The incident needs a title after `{_shorten(rest)}`.", USAGE["declare"])
+    return Declare(title=clean_title(" ".join(words)), severity=severity or DEFAULT_SEVERITY, private=private)
+
+
+# A word meant as a severity ("sev1", "SEV2", "sev5", "sev"), not a title's first word ("Several…").
+_SEVERITY_WORD = re.compile(r"(?i)sev-?\d*")
+# `--private`, also as Slack's clients may send it: "—private" (an em dash), "–private" (an en dash).
+_PRIVATE_FLAG = re.compile(r"(?i)(?:--|\u2014|\u2013)private")
+_OPTION_LIKE = re.compile(r"(?:--|\u2014|\u2013)[A-Za-z]")
 
 
 def _status(rest: str) -> SetStatus:
@@ -324,7 +371,7 @@ def _bounded_text(text: str, name: str) -> str:
     return text
 
 
-NoArguments = Close | ListOpen | Help | ShowTimeline | DraftPostmortem
+NoArguments = Close | ListOpen | Help | ShowTimeline | DraftPostmortem | ShowSummary | MakePrivate
 
 
 def _no_arguments(command: NoArguments, name: str) -> Callable[[str], Command]:
@@ -368,5 +415,7 @@ _PARSERS = {
     "close": _no_arguments(Close(), "close"),
     "postmortem": _no_arguments(DraftPostmortem(), "postmortem"),
     "list": _no_arguments(ListOpen(), "list"),
+    "summary": _no_arguments(ShowSummary(), "summary"),
+    "private": _no_arguments(MakePrivate(), "private"),
     "help": _no_arguments(Help(), "help"),
 }

@@ -111,6 +111,7 @@ class IncidentService:
                 reporter_id=reporter_id,
                 declared_at=now,
                 updated_at=now,
+                private=command.private,
             )
             session.add(row)
             session.flush()
@@ -118,7 +119,8 @@ class IncidentService:
             store.assign_role(session, row, Role.COMMANDER.value, reporter_id, reporter_id, now)
             store.add_entry(
                 session, row, EntryKind.DECLARED, now, reporter_id, command.title,
-                {"severity": command.severity.value, "description": command.description},
+                {"severity": command.severity.value, "description": command.description,
+                 **({"private": True} if command.private else {})},
             )
             store.record_request(session, request_key, row.id, now)
             session.flush()

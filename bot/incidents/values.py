@@ -126,6 +126,7 @@ class Incident:
     provisioned_at: datetime | None = None
     roles: dict[Role, str] = field(default_factory=dict)  # current holder of each role
     channel_archived_at: datetime | None = None  # archived or deleted in Slack, and not unarchived since
+    private: bool = False  # a private channel; nothing outside it names the incident (docs/design.md)
 
     @property
     def commander(self) -> str | None:
