@@ -32,8 +32,9 @@ with Slack's ``hello`` and carries envelopes both ways (`socket_send()`)::
     sim.wait_for_socket()
     ack = sim.socket_send("slash_commands", {"command": "/incident", ...})
 
-Supported methods: apps.connections.open, auth.test,
-conversations.{create,info,join,invite,setTopic,archive,unarchive},
+Supported methods: admin.conversations.convertToPrivate (refused as Slack refuses a bot token, unless
+`grant_admin_api()`), apps.connections.open, auth.test,
+conversations.{create,info,join,invite,members,setTopic,archive,unarchive},
 chat.{postMessage,update,postEphemeral,getPermalink},
 files.{getUploadURLExternal,completeUploadExternal,info}, pins.{add,remove}, users.info, usergroups.list,
 views.{open,update}.  Anything else answers HTTP 404 ``unknown_method``.
@@ -130,18 +131,21 @@ class SlackSimulator:
         self._calls: list[ApiCall] = []
         self._responses: list[tuple[str, dict[str, Any]]] = []
         self._failures: dict[str, deque[_Failure]] = {}
+        self._admin_api = False  # admin.* methods answer as for an Enterprise Grid admin's token: grant_admin_api()
         # Socket Mode: open connections that got `hello` (the last one receives envelopes), acks by envelope id.
         self._socket_changed = threading.Condition(self._lock)
         self._sockets: list[_WebSocket] = []
         self._tickets: set[str] = set()
         self._acks: dict[str, dict[str, Any]] = {}
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "admin.conversations.convertToPrivate": self._admin_conversations_convert_to_private,
             "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "conversations.create": self._conversations_create,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "conversations.invite": self._conversations_invite,
+            "conversations.members": self._conversations_members,
             "conversations.setTopic": self._conversations_set_topic,
             "conversations.archive": self._conversations_archive,
             "conversations.unarchive": self._conversations_unarchive,
@@ -364,6 +368,28 @@ class SlackSimulator:
             if ch.is_private:
                 return {"type": "group_unarchive", "channel": ch.id, "actor_id": by, "event_ts": ts}
             return {"type": "channel_unarchive", "channel": ch.id, "user": by, "event_ts": ts}
+
+    def convert_to_private(self, channel_id: str) -> None:
+        """A workspace admin or the channel's manager converts a public channel to private from the client
+        (the channel's name → Settings → Change to a private channel): the same id, members and history,
+        found and read by its members only from then on. Slack sends apps no event for it."""
+        with self._lock:
+            ch = self._channels[channel_id]
+            if ch.is_private or ch.im_user:
+                raise ValueError(f"{channel_id} is already private")
+            ch.is_private = True
+
+    def add_members(self, channel_id: str, *users: str) -> None:
+        """People join a channel (or are added to a private one by a member), as in the client."""
+        with self._lock:
+            self._channels[channel_id].members.update(users)
+
+    def grant_admin_api(self) -> None:
+        """From now on admin.conversations.convertToPrivate answers as it does for a token that may use it:
+        in Slack, a user token with admin.conversations:write from an app installed on a whole Enterprise
+        Grid org (never a bot token); here the bot's token stands in for it."""
+        with self._lock:
+            self._admin_api = True
 
     def delete_channel(self, channel_id: str, *, by: str) -> dict[str, Any]:
         """A workspace admin deletes a channel: from then on every method answers `channel_not_found`.
@@ -670,6 +696,53 @@ class SlackSimulator:
             result = {"warning": "already_in_channel", "response_metadata": {"warnings": ["already_in_channel"]}}
         ch.members.add(self.bot_user_id)
         return {"channel": self._conversation(ch), **result}
+
+    def _conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Slack: conversations.members. A page of member ids (`limit`: default 100, at most 1,000; "Fewer
+        than the requested number of items may be returned"), `response_metadata.next_cursor` "" on the
+        last page; errors `channel_not_found` (also for a private channel the bot is not in: Slack shows
+        a bot only the private channels it is in), `invalid_cursor`, `invalid_limit`. The cursor is
+        Slack's shape, base64 of "user:<the next page's first member>"."""
+        ch = self._channel_arg(p)
+        if ch.is_private and ch.im_user is None and self.bot_user_id not in ch.members:
+            raise _SlackError("channel_not_found")
+        raw_limit = p.get("limit")
+        try:
+            limit = 100 if raw_limit in (None, "") else int(str(raw_limit))
+        except ValueError:
+            raise _SlackError("invalid_limit") from None
+        if not 1 <= limit <= 1000:
+            raise _SlackError("invalid_limit")
+        members = sorted(ch.members)
+        start = 0
+        if p.get("cursor"):
+            try:
+                after = base64.b64decode(str(p["cursor"]), validate=True).decode("ascii")
+            except ValueError:
+                raise _SlackError("invalid_cursor") from None
+            if not after.startswith("user:"):
+                raise _SlackError("invalid_cursor")
+            start = next((i for i, m in enumerate(members) if m >= after[5:]), len(members))
+        page = members[start:start + limit]
+        rest = members[start + limit:]
+        cursor = base64.b64encode(f"user:{rest[0]}".encode("ascii")).decode("ascii") if rest else ""
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
+
+    def _admin_conversations_convert_to_private(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Slack: admin.conversations.convertToPrivate, an Admin API method ("This API method can only be
+        used on Enterprise Grid workspaces"; scope admin.conversations:write, user tokens only). A bot
+        token gets `not_allowed_token_type`, as every method its token type may not call. With
+        `grant_admin_api()`: `channel_not_found`, `channel_type_not_supported` ("a DM, MPDM, private, or
+        the 'general' channel"), else the channel is private from then on."""
+        if not self._admin_api:
+            raise _SlackError("not_allowed_token_type")
+        ch = self._channels.get(self._require(p, "channel_id"))
+        if ch is None:
+            raise _SlackError("channel_not_found")
+        if ch.is_private or ch.im_user:
+            raise _SlackError("channel_type_not_supported")
+        ch.is_private = True
+        return {}
 
     def _conversations_invite(self, p: dict[str, Any]) -> dict[str, Any]:
         """Slack: conversations.invite, "Partially failed calls" and the `force` argument. Each user who
