@@ -70,6 +70,9 @@ class TeamSection(_Section):
     slack_members: list[UserId] = Field(default_factory=list)
     escalate_after_minutes: Annotated[int, Field(gt=0)] | None = None
     escalate_to: str | None = None
+    # Pages for a private incident tell this team's providers its number and severity only; true: also its
+    # title, status and the page's message, as for any incident (docs/security.md, "Private incidents").
+    private_details: bool = False
 
     @field_validator("pagerduty_routing_key")
     @classmethod

@@ -90,6 +90,8 @@ def describe(item: TimelineItem, wording: Wording) -> str:
             return f"The incident channel was {gone}"
         case EntryKind.CHANNEL_UNARCHIVED:
             return f"{who if item.actor_id else 'Someone'} unarchived the incident channel"
+        case EntryKind.MADE_PRIVATE:
+            return f"{who} made the incident {strong('private')}: nothing outside its channel names it from then on"
     return said(who)  # typed notes, whose kind is shown as their label
 
 

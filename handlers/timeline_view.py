@@ -141,6 +141,7 @@ ICONS = {
     EntryKind.FOLLOWUP: ":ballot_box_with_check:",
     EntryKind.CHANNEL_ARCHIVED: ":file_cabinet:",
     EntryKind.CHANNEL_UNARCHIVED: ":open_file_folder:",
+    EntryKind.MADE_PRIVATE: ":lock:",
     **NOTE_ICONS,
 }
 

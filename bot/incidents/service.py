@@ -163,6 +163,32 @@ class IncidentService:
         self._changed(changed.incident, kind)
         return changed
 
+    def make_private(self, incident_id: int, actor_id: str, request_key: str) -> Outcome:
+        """`/incident private`: from this commit on nothing outside the incident's channel names it
+        (docs/design.md, "Private incidents"). One transaction with its timeline entry (marked to be
+        shown in Slack) and the request's key: a retried request is AlreadyDone. A closed incident can
+        still be made private (its announcement is then edited). Never undone: an incident already
+        private is Unchanged, saying so."""
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            row = store.by_id(session, incident_id, for_update=True)
+            if row is None:
+                raise IncidentNotFound(incident_id)
+            if store.processed_request(session, request_key) is not None:
+                return AlreadyDone(store.snapshot(row))
+            if row.private:
+                return Unchanged(store.snapshot(row), f"Incident {row.number} is already private. A private incident stays "
+                                 "private: the bot never makes one public again, and Slack lets no app make a private "
+                                 "channel public.")
+            row.private = True
+            row.updated_at = now
+            entry = store.add_entry(session, row, EntryKind.MADE_PRIVATE, now, actor_id, "", {"channel": row.channel_id},
+                                    to_publish=True)
+            store.record_request(session, request_key, row.id, now)
+            session.flush()
+            return Changed(store.snapshot(row), EntryKind.MADE_PRIVATE, actor_id, data={"channel": row.channel_id},
+                           entry_id=entry.id)
+
     # --- Slack provisioning progress
 
     def record_channel(self, incident_id: int, channel_id: str, channel_name: str) -> Incident:

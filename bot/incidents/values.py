@@ -73,6 +73,8 @@ class EntryKind(StrEnum):
     # Someone archived (or deleted) the incident channel, or unarchived it: Slack refuses posts there meanwhile.
     CHANNEL_ARCHIVED = "channel_archived"
     CHANNEL_UNARCHIVED = "channel_unarchived"
+    # `/incident private`: from then on nothing outside its channel names the incident (never undone).
+    MADE_PRIVATE = "made_private"
     # `/incident note [kind] <text>`: the postmortem groups its timeline by these.
     NOTE = "note"
     DETECTION = "detection"

@@ -192,21 +192,27 @@ class PagingService:
             return Requested(page_view(page), repeated)
 
     def page_unrecorded(self, team: str, message: str | None, channel_id: str, channel_name: str,
-                        actor: Doer) -> list[Future[Told]]:
+                        actor: Doer, *, private: bool = False) -> list[Future[Told]]:
         """Page `team` while the bot's own store is down: straight to its providers, recording nothing.
         The incident's number is unknown then, so the alert is keyed by the channel (paging again from it
         updates the same alert) and sent as SEV1: better a loud page than a lost one. One future per
-        provider, each holding how it went."""
+        provider, each holding how it went. `private`: paged from a private channel (or one Slack could
+        not say is public), so unless the team's `private_details = true` the channel's name and the
+        message stay out of it, as they do of a private incident's page."""
         if team not in self._teams:
             raise UnknownTeam(team, self.team_names())
-        message = to_plain(message)  # read in PagerDuty or Opsgenie: no Slack markup
-        summary = f"[SEV1] #{channel_name}: " + (message or "paged from Slack") + " (incident-bot's database is down)"
+        note = "incident-bot's database was down: this page is not on the incident's timeline"
+        if private and not self._teams[team].private_details:
+            summary = "[SEV1] A private incident (details in Slack; incident-bot's database is down)"
+            details = {"team": team, "paged_by": f"{actor.name} (in {actor.where})", "note": note}
+        else:
+            message = to_plain(message)  # read in PagerDuty or Opsgenie: no Slack markup
+            summary = f"[SEV1] #{channel_name}: " + (message or "paged from Slack") + " (incident-bot's database is down)"
+            details = {"channel": f"#{channel_name}", "team": team, "message": message or "",
+                       "paged_by": f"{actor.name} (in {actor.where})", "note": note}
         alert = Alert(
             key=alert_key(channel_id, team), summary=summary, severity=Severity.SEV1, source="incident-bot",
-            team=self.display_name(team), timestamp=self._clock.now(),
-            details={"channel": f"#{channel_name}", "team": team, "message": message or "",
-                     "paged_by": f"{actor.name} (in {actor.where})",
-                     "note": "incident-bot's database was down: this page is not on the incident's timeline"},
+            team=self.display_name(team), timestamp=self._clock.now(), details=details,
         )
         return [self.dispatcher.submit(provider.name, alert.key, partial(_call, provider, "trigger", alert, None))
                 for provider in self._providers_for(team)]
@@ -446,7 +452,14 @@ class PagingService:
 
     def alert(self, incident: Incident, page: PageView) -> Alert:
         """What PagerDuty and Opsgenie show, to people outside Slack: Slack markup in the title and
-        message as plain text (`<@U1|dana>` reads "dana", `&amp;` reads "&"; bot.slack_markup)."""
+        message as plain text (`<@U1|dana>` reads "dana", `&amp;` reads "&"; bot.slack_markup).
+
+        A private incident's page carries only its number and severity (and the team, and a link to its
+        channel by id, which opens only for its members), unless the team's `private_details = true`:
+        providers keep what they are sent, and show it to everyone in their account (docs/security.md)."""
+        team = self._teams.get(page.team)
+        if incident.private and not (team and team.private_details):
+            return self._minimal_alert(incident, page)
         title, message = to_plain(incident.title), to_plain(page.message)
         summary = f"[{incident.severity.label}] Incident {incident.number}: {title}"
         if message:
@@ -469,6 +482,22 @@ class PagingService:
             },
             link=link,
             link_text=f"#{incident.channel_name}" if incident.channel_name else None,
+        )
+
+    def _minimal_alert(self, incident: Incident, page: PageView) -> Alert:
+        """A private incident's page: its number and severity, the team, the channel's link by id with a
+        neutral text; not its title, status, channel name nor the page's message."""
+        return Alert(
+            key=page.dedup_key,
+            summary=f"[{incident.severity.label}] Incident {incident.number} (private: details in Slack)",
+            severity=incident.severity,
+            source="incident-bot",
+            team=self.display_name(page.team),
+            timestamp=page.requested_at,
+            details={"incident": str(incident.number), "severity": incident.severity.label, "team": page.team,
+                     "private": "details only in the incident's Slack channel"},
+            link=self._link_for(incident),
+            link_text="Private incident channel in Slack",
         )
 
     def _acknowledged(self, session: Session, page: Page, by: str, via: str, actor_id: str | None, at: datetime) -> Incident:

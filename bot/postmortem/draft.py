@@ -260,6 +260,7 @@ LABELS: dict[str, str] = {
     EntryKind.FOLLOWUP: "Follow-up",
     EntryKind.CHANNEL_ARCHIVED: "Channel archived",
     EntryKind.CHANNEL_UNARCHIVED: "Channel unarchived",
+    EntryKind.MADE_PRIVATE: "Made private",
     "watchdog_alert": "Detection (watchdog)",
     "watchdog_clear": "Watchdog all-clear",
 }
