@@ -14,7 +14,7 @@ from typing import Any
 from bot.alerts.service import AlertView, GroupView
 from bot.incidents.values import Incident
 from handlers import mrkdwn
-from handlers.blocks import channel_link
+from handlers.blocks import incident_reference
 from handlers.timeline_view import when
 
 DECLARE_ACTION = "alert_group_declare"
@@ -40,7 +40,8 @@ def group_message(group: GroupView, incident: Incident | None, zone: tzinfo) -> 
     if len(group.alerts) > SHOWN_ALERTS:
         blocks.append(mrkdwn.context(f"…and {len(group.alerts) - SHOWN_ALERTS} more alerts in this group"))
     if incident is not None:
-        blocks.append(mrkdwn.section(f":white_check_mark: Incident {incident.number}: {channel_link(incident)}"))
+        # Named by number alone when private: this channel is read by everyone the alerts reach.
+        blocks.append(mrkdwn.section(f":white_check_mark: {_capitalized(incident_reference(incident))}"))
     else:
         blocks.append(mrkdwn.actions([mrkdwn.button("Declare incident", DECLARE_ACTION, str(group.id), style="danger")],
                                      block_id=f"alert-group-{group.id}"))
@@ -65,6 +66,11 @@ def _alert_line(alert: AlertView, group: GroupView, zone: tzinfo) -> str:
     if links:
         lines.append(" · ".join(links))
     return mrkdwn.fit("\n".join(lines), mrkdwn.SECTION_TEXT)
+
+
+def _capitalized(text: str) -> str:
+    """"incident 7, <#C…>" as the start of a line: "Incident 7, <#C…>"."""
+    return text.replace("incident", "Incident", 1)
 
 
 def _without_state(title: str | None) -> str:

@@ -12,6 +12,7 @@ is retried after its Retry-After by the Web client (handlers.slack_client).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -146,6 +147,13 @@ def show_unshown(services: Services) -> int:
     for group_id in groups:
         services.alert_work.submit(_lane(group_id), lambda group_id=group_id: show(services, group_id))
     return len(groups)
+
+
+def show_again(services: Services, group_ids: list[int]) -> None:
+    """Bring these groups' messages up to their latest versions, each on its own lane (e.g. after the
+    incident they name was made private: handlers.private)."""
+    for group_id in group_ids:
+        services.alert_work.submit(_lane(group_id), partial(show, services, group_id))
 
 
 def alerts_channel(services: Services) -> str | None:

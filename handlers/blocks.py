@@ -8,7 +8,7 @@ long text is split over sections (the summary) or shortened visibly, never cut i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,15 @@ def channel_link(incident: Incident) -> str:
     return f"<#{incident.channel_id}|{incident.channel_name or incident.channel_id}>"
 
 
+def incident_reference(incident: Incident) -> str:
+    """The incident as named where anyone may read it (the alerts and announcement channels): its number
+    and channel; a private one by its number only, since even a `<#C…>` link names its channel to its
+    members and says that it exists to everyone else."""
+    if incident.private:
+        return f":lock: incident {incident.number} (private)"
+    return f"incident {incident.number}, {channel_link(incident)}"
+
+
 def slack_date(moment: datetime) -> str:
     """A time every reader sees in their own time zone, with a UTC fallback."""
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
@@ -98,6 +107,8 @@ def summary(incident: Incident) -> tuple[str, list[Block]]:
         fields.append(("Resolved", slack_date(incident.resolved_at)))
     if incident.closed_at:
         fields.append(("Closed", slack_date(incident.closed_at)))
+    if incident.private:
+        fields.append(("Visibility", ":lock: Private: announced without its title, not named outside this channel"))
     blocks: list[Block] = [
         mrkdwn.section(f"*{headline}*"),
         mrkdwn.fields([f"*{name}*\n{value}" for name, value in fields]),
@@ -113,7 +124,15 @@ def summary(incident: Incident) -> tuple[str, list[Block]]:
 
 def declared_announcement(incident: Incident) -> str:
     """The incident's announcement: who declared what, and where to help (not in an archived channel:
-    what the bot says of it then is in this announcement's thread)."""
+    what the bot says of it then is in this announcement's thread). A private incident's says only that
+    it was declared, its severity and who leads it: no title, no channel (docs/design.md)."""
+    if incident.private:
+        lead = incident.commander or incident.reporter_id
+        return mrkdwn.fallback(
+            f":rotating_light: :lock: A private {SEVERITY_ICON[incident.severity]} *{incident.severity.label}* incident "
+            f"(incident {incident.number}) was declared; <@{lead}> leads it.\n"
+            "Its channel is private: if you should be in it, ask them."
+        )
     where = (f"Join {channel_link(incident)} to help." if incident.channel_archived_at is None
              else ":file_cabinet: Its channel is archived: follow this thread.")
     return mrkdwn.fallback(
@@ -162,6 +181,9 @@ def _change_words(change: Changed) -> str:
             return f":white_check_mark: {who} marked incident {incident.number} *resolved*.{summary_text}"
         case EntryKind.CLOSED:
             return f":lock: {who} closed incident {incident.number}. Thank you, everyone."
+        case EntryKind.MADE_PRIVATE:
+            return (f":lock: {who} made incident {incident.number} *private*: its announcement now leaves out the title "
+                    "and this channel, nothing more is announced, and pagers get only its number and severity.")
     if change.kind in NOTE_KINDS or change.kind is EntryKind.NOTE:
         label = "note" if change.kind is EntryKind.NOTE else f"{change.kind.value} note"
         return f":spiral_note_pad: {who} added a {label} to the timeline: {change.text}"
@@ -170,7 +192,9 @@ def _change_words(change: Changed) -> str:
 
 def change_announcement(change: Changed) -> tuple[str, list[Block]] | None:
     """What the announcement channel is told about a change, all of it (as `change_message`); None for
-    changes only the channel needs."""
+    changes only the channel needs, and for every change of a private incident."""
+    if change.incident.private:
+        return None
     words = _announcement_words(change)
     return None if words is None else mrkdwn.message(words, mrkdwn.sections(words))
 
@@ -199,17 +223,14 @@ def changes_topic(change: Changed) -> bool:
     )
 
 
-def open_incidents(incidents: list[Incident], now: datetime) -> tuple[str, list[Block]]:
+def open_incidents(incidents: list[Incident], now: datetime, *, members_of: Collection[int] = frozenset()) -> tuple[str, list[Block]]:
     """`/incident list`: one line per incident, packed into sections; past what one message holds, a
-    last line says how many more there are."""
+    last line says how many more there are. A private incident is shown whole only when its id is in
+    `members_of` (the caller is in its channel); otherwise it is counted, not named: its number,
+    severity, status and age, no title, channel or commander."""
     if not incidents:
         return mrkdwn.message("No open incidents.", [mrkdwn.section(":sunny: No open incidents.")])
-    lines = [
-        f"{icon(i)} *{i.number}* {i.title} · {i.severity.label} · {i.status.label} · "
-        f"{channel_link(i)}{ARCHIVED if i.channel_archived_at else ''} · commander {mention(i.commander)} · "
-        f"open for {_duration(now - i.declared_at)}"
-        for i in incidents
-    ]
+    lines = [_listed(i, now) if not i.private or i.id in members_of else _counted(i, now) for i in incidents]
     chunks = mrkdwn.pack(lines, mrkdwn.SECTION_TEXT)
     room = mrkdwn.MESSAGE_BLOCKS - 1
     if len(chunks) > room:  # a line each, so the lines left out are the incidents left out
@@ -220,6 +241,18 @@ def open_incidents(incidents: list[Incident], now: datetime) -> tuple[str, list[
     blocks = [mrkdwn.section(f"*{count}*")]
     blocks += [mrkdwn.section(chunk) for chunk in chunks]
     return mrkdwn.message(count, blocks)
+
+
+def _listed(incident: Incident, now: datetime) -> str:
+    private = " · :lock: private" if incident.private else ""
+    return (f"{icon(incident)} *{incident.number}* {incident.title} · {incident.severity.label} · {incident.status.label}{private} · "
+            f"{channel_link(incident)}{ARCHIVED if incident.channel_archived_at else ''} · commander {mention(incident.commander)} · "
+            f"open for {_duration(now - incident.declared_at)}")
+
+
+def _counted(incident: Incident, now: datetime) -> str:
+    return (f":lock: Incident {incident.number} · private · {incident.severity.label} · {incident.status.label} · "
+            f"open for {_duration(now - incident.declared_at)}")
 
 
 def help_message() -> str:

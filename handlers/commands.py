@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind, Status
-from handlers import blocks, diagnostics, followups, mrkdwn, paging, postmortems, timeline_view
+from handlers import blocks, diagnostics, followups, mrkdwn, paging, postmortems, private, timeline_view
 from handlers.assignees import Vetted, vet
 from handlers.logs import about
 from handlers.reporting import report_provisioning, report_publishing
@@ -62,7 +62,10 @@ def register(app: App, services: Services) -> None:
             case c.Help():
                 ack(response_type="ephemeral", text=blocks.help_message())
             case c.ListOpen():
-                text, list_blocks = blocks.open_incidents(services.incidents.list_open(), services.clock.now())
+                incidents = services.incidents.list_open()
+                # A private incident's details only for its channel's members, asked of Slack within the 3 s.
+                members = private.members_of(services.instant_client, incidents, user_id, here=command.get("channel_id"))
+                text, list_blocks = blocks.open_incidents(incidents, services.clock.now(), members_of=members)
                 ack(response_type="ephemeral", text=text, blocks=list_blocks)
             case c.OpenDeclareForm():
                 # A trigger_id lives 3 seconds: open the form now, before answering, not from a queue.
@@ -99,6 +102,12 @@ def register(app: App, services: Services) -> None:
                     answer(ack, "\n".join(part for part in (recorded, vetted.caveat) if part) or None)
                 else:
                     answer(ack, postmortems.request_draft(services, incident, user_id, request_key, respond))
+            case c.MakePrivate():
+                incident = context.get("incident")
+                if incident is None:
+                    ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
+                else:
+                    answer(ack, private.make_private_command(services, incident, user_id, request_key, respond))
             case c.ListDiagnostics() | c.RunDiagnostic():
                 answer(ack, diagnostics.diag_command(services, parsed, context.get("incident"), user_id, respond))
             case c.ShowTimeline():

@@ -12,7 +12,7 @@ from bot.diagnostics.watchdog import WatchdogEvent
 from bot.incidents import commands as c
 from bot.incidents.values import MAX_TEXT_LENGTH, MAX_TITLE_LENGTH, EntryKind, Incident, Severity
 from handlers import diagnostics_blocks, mrkdwn
-from handlers.blocks import channel_link
+from handlers.blocks import incident_reference
 from handlers.mrkdwn import escape
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
@@ -126,6 +126,6 @@ def declare_from_alert(services: Services, alert_id: int, user_id: str) -> None:
     if channel and alert.slack_ts:
         text, blocks = diagnostics_blocks.watchdog_alert(alert_id, alert.target, reasons,
                                                          str((alert.snapshot or {}).get("headline", "")),
-                                                         f"incident {incident.number}, {channel_link(incident)}")
+                                                         incident_reference(incident))  # by number alone if private
         services.client.chat_update(channel=channel, ts=alert.slack_ts, text=text, blocks=blocks)
 

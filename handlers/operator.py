@@ -95,7 +95,10 @@ def end(settings: Settings, reference: str, command: c.Resolve | c.Close, *, out
         if isinstance(command, c.Close):
             _postmortem(domain, runtime, outcome, _tell)
         shown = domain.incidents.get(incident.id)
-        if runtime and shown.channel_archived_at is not None and not _tell.failed:
+        if runtime and shown.channel_archived_at is not None and shown.private:
+            _tell.line(f"Slack: its channel #{shown.channel_name} is archived and the incident is private, so Slack was "
+                       "not told (a private incident is shown nowhere but its channel, not even the announcement thread).")
+        elif runtime and shown.channel_archived_at is not None and not _tell.failed:
             _tell.line(f"Slack: its channel #{shown.channel_name} is archived, so this went to the incident's "
                        "announcement thread.")
         if _tell.failed and slack_problem is None:
@@ -255,7 +258,7 @@ def _postmortem_where(view: PostmortemView, number: int) -> str:
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, StepFailed):
-        return f"{error.step} failed: Slack said `{error.error}`"
+        return f"{error.step} failed: {error.said}"
     if isinstance(error, SlackApiError):
         return f"Slack said `{slack_error(error)}`"
     if isinstance(error, BoltError):

@@ -115,11 +115,24 @@ def page_unrecorded(services: Services, team: str, message: str | None, command:
                 text=f":pager: Paged {name}: {verdict}.", response_type="ephemeral", replace_original=False))
 
     def send() -> None:
-        futures = services.paging.page_unrecorded(team, message, channel_id, channel_name, slack_doer(services, user_id))
+        # Without the store the bot cannot tell a private incident's channel from the rest: Slack can. A
+        # channel Slack cannot say is public counts as private: the page still goes out, with less in it.
+        futures = services.paging.page_unrecorded(team, message, channel_id, channel_name, slack_doer(services, user_id),
+                                                  private=not _public_channel(services, channel_id))
         when_all(futures, lambda told: services.background.submit(f"unrecorded-page:{channel_id}", lambda: show(told)))
 
     services.background.submit(f"unrecorded-page:{channel_id}", send)
     return f"{down}this page is not recorded, but it is going out now to {name}, straight to its pagers."
+
+
+def _public_channel(services: Services, channel_id: str) -> bool:
+    """Slack says the channel is public (conversations.info `is_private` false); False when it cannot say."""
+    try:
+        return services.client.conversations_info(channel=channel_id)["channel"].get("is_private") is False
+    except (SlackApiError, OSError) as error:
+        log.warning("paging: could not tell whether %s is public (%s): paged as from a private channel",
+                    channel_id, error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__)
+        return False
 
 
 class SlackShowedNothing(Exception):

@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from bot.incidents.values import Incident
 from bot.postmortem.service import PostmortemView
 from handlers import blocks, mrkdwn
+from handlers.publisher import StepFailed
 from handlers.services import Services
 from handlers.slack_client import slack_error
 
@@ -31,7 +32,8 @@ def request_draft(services: Services, incident: Incident, user_id: str, request_
 
 def draft_and_post(services: Services, postmortem_id: int) -> PostmortemView:
     """Draft the version (if not drafted yet), upload it to the incident channel, link it from the
-    announcement. Safe to run again: each step checks what is already done."""
+    announcement. Safe to run again: each step checks what is already done. A private incident's draft
+    goes to its channel only: never the announcement thread, nor a link in the announcement."""
     view = services.postmortems.draft(postmortem_id)
     incident = services.incidents.get(view.incident_id)
     if incident.channel_id is None or view.file_id is not None:
@@ -62,8 +64,9 @@ def _permalink(services: Services, file_id: str) -> str | None:
 
 
 def _link_from_announcement(services: Services, incident: Incident, view: PostmortemView) -> None:
+    """A private incident's announcement says nothing after its declaration (docs/design.md): no link."""
     channel = services.settings.file.slack.announce_channel
-    if not channel or not incident.announcement_ts:
+    if not channel or not incident.announcement_ts or incident.private:
         return
     text = blocks.declared_announcement(incident) + "\n" + blocks.postmortem_link(view.version, view.permalink)
     try:
@@ -80,7 +83,9 @@ def report_failure(services: Services, requested: PostmortemView, respond: Calla
         services.metrics.postmortems.labels("failed").inc()
         incident = services.incidents.get(requested.incident_id)
         view = services.postmortems.get(requested.id)
-        if isinstance(error, SlackApiError):
+        if isinstance(error, StepFailed):  # the upload found the channel archived (a private one's: withheld)
+            what = error.said
+        elif isinstance(error, SlackApiError):
             what = f"Slack said `{slack_error(error)}`"
         elif isinstance(error, SlackRequestError | OSError):
             what = f"Slack could not be reached ({type(error).__name__})"

@@ -9,6 +9,11 @@ Someone may archive (or delete) the incident channel while the incident is open.
 then meets `is_archived` (or `channel_not_found`); `post`, `update` and `upload` handle that for all of
 the bot: the channel is marked archived (once, with a timeline entry and a notice), and what was meant
 for it goes to the incident's announcement thread. Apps cannot unarchive channels, so none is tried.
+
+A private incident is named nowhere but its own channel (docs/design.md, "Private incidents"): its
+channel is created private with a neutral name, its announcement says only that it was declared, and
+nothing about it ever goes to the announcement thread, its channel archived or not: what was meant for
+an archived private channel is logged and withheld (`post` returns None, `upload` raises `Withheld`).
 """
 
 from __future__ import annotations
@@ -66,6 +71,24 @@ class StepFailed(Exception):
         super().__init__(f"{step} failed: {error}")
         self.step = step
         self.error = error
+
+    @property
+    def said(self) -> str:
+        """Why, for the person who asked (mrkdwn): Slack's answer."""
+        return f"Slack said `{self.error}`"
+
+
+class Withheld(StepFailed):
+    """Not sent, on purpose: the incident is private and its channel archived or deleted, and a private
+    incident is shown nowhere else (not even in the announcement thread). `error` says so in words."""
+
+    def __init__(self, step: str, incident: Incident) -> None:
+        super().__init__(step, f"incident {incident.number} is private and its channel is archived or deleted; "
+                               "a private incident is shown nowhere else, so nothing was posted")
+
+    @property
+    def said(self) -> str:
+        return self.error
 
 
 class IncidentPublisher:
@@ -126,10 +149,15 @@ class IncidentPublisher:
         incident = self._incidents.get(change.incident.id)  # as stored now: the mark may be newer than the change
         if incident.channel_id is None:  # provisioning will show the current state when it finishes
             return
+        if change.kind is EntryKind.MADE_PRIVATE and self._slack.announce_channel and incident.announcement_ts:
+            # The announcement named it: from now on it says only what a private incident's does.
+            with _step("editing the announcement to leave the title and channel out"):
+                self._client.chat_update(channel=self._slack.announce_channel, ts=incident.announcement_ts,
+                                         text=blocks.declared_announcement(incident))
         if change.kind is EntryKind.ROLE_ASSIGNED and not is_gone(incident):
             with _step(f"inviting <@{change.after}> to the channel"), self._unless_gone(incident):
                 self._ignore_harmless(self._client.conversations_invite, channel=incident.channel_id, users=change.after)
-        announcement = blocks.change_announcement(change) if self._slack.announce_channel else None
+        announcement = blocks.change_announcement(change) if self._slack.announce_channel and not incident.private else None
         with _step("posting the change in the channel"):
             # In the thread (the channel archived), the announcement channel's news is that reply,
             # broadcast: not told twice there, once linking a channel nobody can join.
@@ -184,6 +212,10 @@ class IncidentPublisher:
         # Known gone: straight to the thread, the channel not tried. The mark is only as old as Slack's
         # channel_unarchive / group_unarchive event (note_back clears it), and a deleted channel never
         # comes back, so trying the channel would only meet the refusal again.
+        if incident.private:
+            log.warning("incident %s: its private channel is archived or deleted; withheld (a private incident is "
+                        "shown nowhere else): %s", incident.number, text[:80])
+            return None
         text, extra = _redirected(incident, text, message_blocks)
         if broadcast:
             extra["reply_broadcast"] = True
@@ -198,7 +230,7 @@ class IncidentPublisher:
         and its ts names nothing elsewhere, so the caller decides whether to `place` the new state."""
         extra: dict[str, Any] = {"blocks": message_blocks} if message_blocks is not None else {}
         if in_thread:
-            if not self._slack.announce_channel:
+            if not self._slack.announce_channel or incident.private:  # made private since: the thread is left as it was
                 return False
             text, extra = _redirected(incident, text, message_blocks)
             self._client.chat_update(channel=self._slack.announce_channel, ts=ts, text=text, **extra)
@@ -230,6 +262,8 @@ class IncidentPublisher:
                 if seen is None:
                     raise
             incident = self.note_gone(incident, seen=seen)
+        if incident.private:
+            raise Withheld("uploading the file", incident)
         if not self._slack.announce_channel:
             raise StepFailed("uploading the file", "its channel is archived and there is no announce_channel to post in instead")
         comment = f"{archived_blocks.redirected(incident)}\n{upload.pop('initial_comment', '')}"
@@ -250,6 +284,8 @@ class IncidentPublisher:
     def tell_gone(self, incident: Incident, by: str | None, *, deleted: bool) -> None:
         """The notice, once the mark is stored: a courtesy, so a failure is only logged."""
         log.warning("incident %s: its channel %s is %s", incident.number, incident.channel_id, "deleted" if deleted else "archived")
+        if incident.private:  # the thread would tell everyone that it exists and what its channel is
+            return
         try:
             self._in_thread(incident, archived_blocks.gone_notice(incident, by, deleted=deleted))
         except StepFailed as failure:
@@ -267,6 +303,11 @@ class IncidentPublisher:
         except (SlackApiError, OSError) as error:
             log.warning("incident %s: could not join its unarchived channel: %s", incident.number, slack_error(error))
             joined = False
+        if incident.private:
+            if not joined:  # Slack: a bot joins a private channel only by invitation
+                log.warning("incident %s: its private channel was unarchived; invite the bot back with "
+                            "`/invite @incident-bot` in it", incident.number)
+            return
         if tell or not joined:
             self._in_thread(incident, archived_blocks.back_notice(incident, by, joined=joined))
         if tell:
@@ -300,6 +341,9 @@ class IncidentPublisher:
         return "is_archived" if found.get("is_archived") else None
 
     def _in_thread(self, incident: Incident, text: str, **extra: Any) -> str | None:
+        if incident.private:
+            log.warning("incident %s: private, so not told in the announcement thread: %s", incident.number, text[:80])
+            return None
         if not self._slack.announce_channel:
             log.warning("incident %s: its channel is archived and there is no announce_channel to post in instead; "
                         "not shown: %s", incident.number, text[:200])
@@ -320,9 +364,12 @@ class IncidentPublisher:
     def _create_channel(self, incident: Incident) -> Incident:
         day = incident.declared_at.date()
         for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
-            name = channel_name(self._slack.channel_prefix, day, incident.title, incident.number, attempt)
+            name = channel_name(self._slack.channel_prefix, day, incident.title, incident.number, attempt,
+                                private=incident.private)
             try:
-                channel = self._client.conversations_create(name=name)["channel"]
+                # Slack: conversations.create, `is_private` (scope groups:write; channels:manage otherwise).
+                private: dict[str, Any] = {"is_private": True} if incident.private else {}
+                channel = self._client.conversations_create(name=name, **private)["channel"]
             except SlackApiError as error:
                 if slack_error(error) == "name_taken":
                     continue

@@ -26,7 +26,7 @@ def post(services: Services, reminder: Reminder) -> None:
     since = "since the last one" if reminder.last_update else "since the incident was declared"
     who = f"<@{incident.commander}>" if incident.commander else "Commander"
     announce = services.settings.file.slack.announce_channel
-    where = f" and in <#{announce}>" if announce else ""
+    where = f" and in <#{announce}>" if announce and not incident.private else ""  # a private one's are not announced
     if incident.channel_archived_at is not None:  # no `/incident update` there: say what still works
         text = (f":alarm_clock: Incident {incident.number} is still {incident.status.label} and its channel is archived. "
                 f"Unarchive the channel to carry on there, or resolve it: `incident-bot resolve {incident.number} [summary]`.")

@@ -39,7 +39,7 @@ def report_provisioning(services: Services, incident_id: int, respond: Callable[
 def report_publishing(services: Services, change: Changed, respond: Respond) -> Callable[[BaseException], None]:
     def report(error: BaseException) -> None:
         services.metrics.background_failures.inc()
-        what = f"{error.step} failed: Slack said `{error.error}`" if isinstance(error, StepFailed) else f"Slack failed ({type(error).__name__})"
+        what = f"{error.step} failed: {error.said}" if isinstance(error, StepFailed) else f"Slack failed ({type(error).__name__})"
         respond(
             response_type="ephemeral",
             text=f":warning: Your change to incident {change.incident.number} is saved, but {what}. "

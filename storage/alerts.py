@@ -38,6 +38,15 @@ def mark_shown(session: Session, group_id: int, version: int) -> None:
 
 
 
+def bump_for_incident(session: Session, incident_id: int) -> list[int]:
+    """A new version of every group linked to `incident_id` (what its message shows of the incident changed)."""
+    groups = list(session.execute(select(AlertGroup).where(AlertGroup.incident_id == incident_id)
+                                  .order_by(AlertGroup.id).with_for_update()).scalars())
+    for group in groups:
+        group.version += 1
+    return [group.id for group in groups]
+
+
 def unshown(session: Session) -> list[int]:
     query = select(AlertGroup.id).where(AlertGroup.version > AlertGroup.shown_version).order_by(AlertGroup.id)
     return list(session.execute(query).scalars())

@@ -180,6 +180,12 @@ class AlertService:
         with self._sessions() as session:
             return store.unshown(session)
 
+    def reshow_for(self, incident_id: int) -> list[int]:
+        """The groups whose message names `incident_id`, marked to be shown again (their version bumped):
+        after `/incident private` their messages must name it by number only. Returns their ids."""
+        with transaction(self._sessions) as session:
+            return store.bump_for_incident(session, incident_id)
+
     def rule_for(self, group: GroupView) -> Rule | None:
         return first_match(self._rules, group.labels)
 
