@@ -26,7 +26,7 @@ from bot.config import ConfigError, parse_config_file
 from bot.incidents.channel_names import channel_name
 from bot.incidents.values import EntryKind, Incident, Severity, Status
 from bot.paging.providers import RetryPolicy, Transport
-from handlers import blocks
+from handlers import alert_blocks, blocks
 from handlers.cli import main
 from simulators.paging import OpsgenieReceiver, PagerDutyReceiver
 from simulators.slack import SlackSimulator
@@ -43,6 +43,7 @@ from tests.conftest import (
     RunningBot,
     start_bot,
 )
+from tests import test_alerts as alerting
 from tests.test_block_kit_builders import BUILDERS, assert_posts, incidents
 
 TITLE = "Payroll export sent to a contractor"
@@ -341,6 +342,30 @@ def test_a_channel_an_admin_already_made_private_is_not_converted_again(bot: Run
     assert incident_in(bot, channel).private
     assert bot.slack.calls_to("admin.conversations.convertToPrivate") == []
     assert any("private already" in r.get("text", "") for r in bot.slack.responses("p"))
+
+
+def test_an_alerts_message_names_an_incident_made_private_by_number_only(
+        tmp_path: Path, slack: SlackSimulator, database_url: str, pagers: dict[str, Any]) -> None:
+    slack.add_user(DBA, "dba1")
+    slack.add_channel("alerts", channel_id=alerting.ALERTS, members=[ALICE, BOB])
+    bot = start_bot(tmp_path, slack, database_url, alerting.CONFIG, env=pagers["env"],
+                    paging_transport=pagers["paging_transport"])
+    try:
+        alerting.send(bot, alerting.notification(alerting.alert()))
+        [message] = alerting.group_messages(bot)
+        group_id = next(e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+        bot.requests.block_action(alert_blocks.DECLARE_ACTION, group_id, user_id=ALICE, channel_id=alerting.ALERTS)
+        bot.settle()
+        [incident] = bot.runtime.services.incidents.list_open()
+        assert f"<#{incident.channel_id}|" in shown(alerting.group_messages(bot)[0]["blocks"])
+
+        command(bot, "private", channel=str(incident.channel_id))
+
+        [updated] = alerting.group_messages(bot)
+        assert updated["ts"] == message["ts"]
+        assert str(incident.channel_id) not in shown(updated) and ":lock: Incident 1 (private)" in shown(updated)
+    finally:
+        bot.stop()
 
 
 # --- an archived private channel
