@@ -21,15 +21,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import sessionmaker
 
-from bot.config import ConfigError, parse_config_file
+from bot.clock import ManualClock
+from bot.config import ConfigError, TeamSection, parse_config_file
 from bot.incidents.channel_names import channel_name
 from bot.incidents.values import EntryKind, Incident, Severity, Status
-from bot.paging.providers import RetryPolicy, Transport
+from bot.paging.dispatch import Dispatcher
+from bot.paging.events import Doer
+from bot.paging.providers import Alert, RetryPolicy, Transport
+from bot.paging.service import PagingService
 from handlers import alert_blocks, blocks
 from handlers.cli import main
 from simulators.paging import OpsgenieReceiver, PagerDutyReceiver
 from simulators.slack import SlackSimulator
+from tests import test_alerts as alerting
 from tests.conftest import (
     ALICE,
     ANNOUNCE,
@@ -43,7 +49,6 @@ from tests.conftest import (
     RunningBot,
     start_bot,
 )
-from tests import test_alerts as alerting
 from tests.test_block_kit_builders import BUILDERS, assert_posts, incidents
 
 TITLE = "Payroll export sent to a contractor"
@@ -87,7 +92,7 @@ def announcements(slack: SlackSimulator) -> list[dict[str, Any]]:
     return slack.messages(ANNOUNCE)
 
 
-def shown(payload: dict[str, Any]) -> str:
+def shown(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False)
 
 
@@ -425,6 +430,46 @@ def test_private_announcements_and_list_lines_name_nothing_and_fit(incident: Inc
     assert listed == blocks.open_incidents([replace(other, roles={})], now)
     assert ":lock: Incident" in shown(listed[1]) and "C0INC1" not in shown(listed[1])
     assert "C0INC1" in shown(blocks.open_incidents([private], now, members_of={private.id})[1])
+
+
+class _Pager:
+    """A provider that keeps what it was asked to send."""
+
+    name = "PagerDuty"
+
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    def trigger(self, alert: Alert) -> int:
+        self.sent.append(alert)
+        return 1
+
+    def acknowledge(self, alert: Alert, by: Doer) -> int:
+        raise AssertionError("only a trigger is expected")
+
+    def resolve(self, alert: Alert, by: Doer) -> int:
+        raise AssertionError("only a trigger is expected")
+
+
+@pytest.mark.parametrize(("private", "details", "told"), [(True, False, False), (True, True, True), (False, False, True)])
+def test_a_page_sent_while_the_store_is_down_from_a_private_channel_keeps_the_minimum(
+        private: bool, details: bool, told: bool) -> None:
+    """The store is down, so the incident is unknown: what Slack says of the channel decides (handlers.paging
+    asks conversations.info and takes "cannot say" as private)."""
+    pager, dispatcher = _Pager(), Dispatcher()
+    teams = {"sec": TeamSection(display_name="Security", pagerduty_routing_key=ROUTING_KEY, private_details=details)}
+    paging = PagingService(sessionmaker(), ManualClock(datetime(2026, 11, 30, tzinfo=UTC)), teams, lambda _: [pager],
+                           None, lambda incident: None, dispatcher)
+    try:
+        [future] = paging.page_unrecorded("sec", "the payroll export leaked", "C0PRIV", "inc-20261130-payroll-leak",
+                                          Doer("Alice Martin", "Slack"), private=private)
+        assert future.result(timeout=10).error is None
+    finally:
+        dispatcher.shutdown()
+    [alert] = pager.sent
+    text = shown({"summary": alert.summary, "details": alert.details})
+    assert ("payroll" in text) is told and ("inc-20261130" in text) is told
+    assert alert.severity is Severity.SEV1 and "Alice Martin" in text
 
 
 @pytest.mark.parametrize("value", ['"yes"', "1", '"true"'])
