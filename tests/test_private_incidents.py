@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from bot.clock import ManualClock
@@ -49,6 +50,7 @@ from tests.conftest import (
     RunningBot,
     start_bot,
 )
+from tests.tcp_proxy import TcpProxy
 from tests.test_block_kit_builders import BUILDERS, assert_posts, incidents
 
 TITLE = "Payroll export sent to a contractor"
@@ -273,6 +275,35 @@ def test_a_team_with_private_details_gets_the_whole_page(
     assert event["payload"]["custom_details"]["title"] == TITLE
     [create] = [r.body for r in opsgenie.received if r.path == "/v2/alerts"]
     assert create is not None and TITLE in create["description"] and "VPN" in shown(create)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_page_from_a_private_channel_while_the_store_is_down_tells_providers_nothing_more(
+        tmp_path: Path, slack: SlackSimulator, database_url: str, pagers: dict[str, Any],
+        pagerduty: PagerDutyReceiver) -> None:
+    """Without its store the bot cannot know the incident: Slack says the channel is private."""
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    slack.add_user(DBA, "dba1")
+    slack.add_user(SRE, "sre1")
+    bot = start_bot(tmp_path, slack, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+                    pager_config(), env=pagers["env"], paging_transport=pagers["paging_transport"])
+    try:
+        channel = bot.declare(f"declare sev2 --private {TITLE}")
+        proxy.cut()
+        answered = bot.requests.command("page database the payroll export leaked", user_id=ALICE, channel_id=channel["id"],
+                                        response_url=slack.response_url("down"))
+        assert "going out now to Database team" in answered.response.json()["text"]
+        bot.settle()
+        pagerduty.wait_for(lambda receiver: receiver.events())
+    finally:
+        proxy.restore()
+        bot.stop()
+        proxy.close()
+    [event] = pagerduty.events()
+    assert event["payload"]["summary"].startswith("[SEV1] A private incident")
+    for word in ("payroll", channel["name"]):
+        assert word not in shown(event), event
 
 
 # --- /incident private
