@@ -46,14 +46,16 @@ def fill_placeholder(session: Session, channel_id: str, ts: str, values: dict[st
 def _insert_new(session: Session, model: type[Base], values: dict[str, Any], unique: list[str]) -> bool:
     connection = session.connection()
     statement = _insert_ignoring_conflicts(connection.dialect.name, model.__table__, tuple(unique))
-    return bool(connection.execute(statement, values).rowcount)
+    return connection.execute(statement, values).first() is not None
 
 
 @functools.cache
 def _insert_ignoring_conflicts(dialect: str, table: Table, unique: tuple[str, ...]) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING, built once per table (both stores speak it)."""
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the key, built once per table (both stores speak it):
+    a row comes back only when one was inserted. Not the rowcount: with psycopg 3 under SQLAlchemy 2.1
+    it reads -1 for this statement, which would make every conflict look like an insert on PostgreSQL."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    return insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(*(table.c[u] for u in unique))
 
 
 def by_ts(session: Session, channel_id: str, ts: str) -> TimelineEntry | None:
