@@ -32,6 +32,7 @@ from bot.paging.providers import Provider, Transport
 from bot.paging.service import PagingService, Requested
 from bot.people import People
 from bot.postmortem.service import PostmortemService
+from bot.readin.service import ReadInService
 from bot.reminders import StatusReminders
 from bot.scheduling import Scheduler
 from bot.spool import Spool
@@ -45,6 +46,7 @@ from handlers import (
     followups,
     paging,
     postmortems,
+    readin,
     reminders,
 )
 from handlers import diagnostics as diagnostics_handlers
@@ -218,7 +220,13 @@ def build_runtime(
         workspace_url=workspace_url,
         bot_user_id=bot_user_id,
         alerts=AlertService(sessions, clock, incidents, rules_from(settings.file.alerts)),
+        readin=ReadInService(sessions, clock, team_names={key: team.display_name or key for key, team in teams.items()},
+                             escalate_to={key: team.escalate_to for key, team in teams.items() if team.escalate_to},
+                             targets=diagnostics.targets()),
     )
+    # A role holder the bot invites is given the read-in as they are invited (its own invitations'
+    # member_joined_channel events are skipped: handlers/readin.py).
+    services.publisher.on_invited = partial(readin.give, services)
     bolt_logger = logging.getLogger("slack_bolt")
     bolt_logger.addFilter(_not_the_client_token_notice)  # the same function object is added once
     app = App(
@@ -232,6 +240,7 @@ def build_runtime(
     app.use(_timed(services))
     capture.register(app, services)  # first: Bolt tries listeners in order, and events are the most frequent
     channel_events.register(app, services)
+    readin.register(app, services)  # member_joined_channel: no listener above takes it
     commands.register(app, services)
     declare_form.register(app, services)
     paging.register(app, services)

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind, Status
-from handlers import blocks, diagnostics, followups, mrkdwn, paging, postmortems, private, timeline_view
+from handlers import blocks, diagnostics, followups, mrkdwn, paging, postmortems, private, readin, timeline_view
 from handlers.assignees import Vetted, vet
 from handlers.logs import about
 from handlers.reporting import report_provisioning, report_publishing
@@ -110,6 +110,13 @@ def register(app: App, services: Services) -> None:
                     answer(ack, private.make_private_command(services, incident, user_id, request_key, respond))
             case c.ListDiagnostics() | c.RunDiagnostic():
                 answer(ack, diagnostics.diag_command(services, parsed, context.get("incident"), user_id, respond))
+            case c.ShowSummary():
+                incident = context.get("incident")
+                if incident is None:
+                    ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
+                    return
+                text, summary_blocks = readin.summary(services, incident)
+                ack(response_type="ephemeral", text=text, blocks=summary_blocks)
             case c.ShowTimeline():
                 incident = context.get("incident")
                 if incident is None:

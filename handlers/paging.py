@@ -19,7 +19,7 @@ from bot.paging.dispatch import Told
 from bot.paging.events import Doer, ProviderAction
 from bot.paging.service import Applied, PageView, Requested, UnknownTeam
 from bot.paging.webhooks import headline
-from handlers import mrkdwn, paging_blocks
+from handlers import mrkdwn, paging_blocks, readin
 from handlers.blocks import slack_date
 from handlers.invites import describe, invite
 from handlers.services import Services
@@ -166,6 +166,8 @@ def announce_and_deliver(services: Services, requested: Requested) -> None:
                 log.warning("paging %s: could not invite %s", page.team, dict(invitations[0].failed))
         text, blocks = paging_blocks.page_message(page, display, team, incident.number)
         _best_effort(failed, "posting the page", lambda: _post_page(services, incident, page.id, text, blocks))
+        if invitations and invitations[0].invited:  # the bot's own invitations' join events are skipped
+            readin.give(services, incident, invitations[0].invited)  # after this, on the incident's lane
     deliver(services, page.id, failed)
 
 

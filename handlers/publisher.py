@@ -19,7 +19,7 @@ an archived private channel is logged and withheld (`post` returns None, `upload
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -100,6 +100,9 @@ class IncidentPublisher:
         self._users = users
         self._slack = slack
         self._clock = clock
+        # Told who the bot itself invited into an incident's channel, as it invites them (set once at start:
+        # handlers/readin.py gives them the read-in, since the events of the bot's own invitations are skipped).
+        self.on_invited: Callable[[Incident, Sequence[str]], None] | None = None
 
     def provision(self, incident_id: int) -> Incident:
         """Without a channel nothing else can happen, so a failure to create it stops here. Every later
@@ -155,8 +158,11 @@ class IncidentPublisher:
                 self._client.chat_update(channel=self._slack.announce_channel, ts=incident.announcement_ts,
                                          text=blocks.declared_announcement(incident))
         if change.kind is EntryKind.ROLE_ASSIGNED and not is_gone(incident):
+            invited = False  # stays so when the channel turns out archived
             with _step(f"inviting <@{change.after}> to the channel"), self._unless_gone(incident):
-                self._ignore_harmless(self._client.conversations_invite, channel=incident.channel_id, users=change.after)
+                invited = self._ignore_harmless(self._client.conversations_invite, channel=incident.channel_id, users=change.after)
+            if invited and self.on_invited is not None and isinstance(change.after, str):
+                self.on_invited(incident, [change.after])
         announcement = blocks.change_announcement(change) if self._slack.announce_channel and not incident.private else None
         with _step("posting the change in the channel"):
             # In the thread (the channel archived), the announcement channel's news is that reply,
@@ -395,12 +401,15 @@ class IncidentPublisher:
             return self._client.chat_postMessage(channel=channel, text=text, **extra)["ts"]
 
     @staticmethod
-    def _ignore_harmless(call: object, **kwargs: object) -> None:
+    def _ignore_harmless(call: object, **kwargs: object) -> bool:
+        """True when the call did it; False when Slack answered it was so already (`already_in_channel`…)."""
         try:
             call(**kwargs)  # type: ignore[operator]
         except SlackApiError as error:
             if slack_error(error) not in HARMLESS:
                 raise
+            return False
+        return True
 
 
 def _redirected(incident: Incident, text: str, message_blocks: list[dict[str, Any]] | None) -> tuple[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ from bot.followups import FollowupService
 from bot.incidents.service import IncidentService
 from bot.paging.service import PagingService
 from bot.postmortem.service import PostmortemService
+from bot.readin.service import ReadInService
 from bot.reminders import StatusReminders
 from bot.scheduling import Scheduler
 from bot.timeline import TimelineService
@@ -47,6 +48,7 @@ class Services:
     workspace_url: str  # "https://<workspace>.slack.com/", for permalinks
     bot_user_id: str
     alerts: AlertService
+    readin: ReadInService  # what someone joining an incident is told (handlers/readin.py)
     slack_pacing: SlackPacing = field(default_factory=SlackPacing)
     # Alert groups' Slack work, paced to Slack's limits: on lanes of its own, so a storm's waits never
     # hold up an incident's Slack work on the shared lanes.
