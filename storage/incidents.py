@@ -108,6 +108,13 @@ def add_entry(
     return entry
 
 
+def entries_of(session: Session, incident_id: int, kind: str, *, for_update: bool = False) -> list[TimelineEntry]:
+    """The incident's entries of one kind, oldest first."""
+    query = (select(TimelineEntry).where(TimelineEntry.incident_id == incident_id, TimelineEntry.kind == kind)
+             .order_by(TimelineEntry.occurred_at, TimelineEntry.id))
+    return list(session.execute(query.with_for_update() if for_update else query).scalars())
+
+
 def mark_published(session: Session, entry_id: int, at: datetime) -> None:
     entry = session.get(TimelineEntry, entry_id)
     if entry is not None and entry.published_at is None:

@@ -373,6 +373,18 @@ scheduled_jobs = Table(
 )
 
 
+class HeldText(Base):
+    """The text of a message a declare form was opened from (the `declare_from_message` shortcut), when it
+    is too long to ride in the form's private_metadata (3,000 characters): kept here by the form's view
+    id until the form is submitted. Rows older than two days are deleted as new ones come."""
+
+    __tablename__ = "held_texts"
+
+    key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class SlackRequest(Base):
     """Slack requests already acted on, by a key Slack repeats on a retry (a slash command's trigger_id,
     a modal's view id). Written in the same transaction as the change, so a retry finds it."""
