@@ -260,6 +260,9 @@ class Renderer:
     names: Names = field(default_factory=Names)
     markdown: bool = True
     zone: ZoneInfo | None = None
+    # A person as "@name", as Slack shows a mention: for plain text people read back in Slack (the
+    # declare form prefilled from a message), where a bare name would not read as a mention.
+    at_names: bool = False
 
     def text(self, mrkdwn: str | None) -> str:
         """A message's text for this reader; "" for None.
@@ -301,9 +304,11 @@ class Renderer:
         raise TypeError(token)
 
     def user(self, user_id: str, label: str | None = None) -> str:
-        """The person's name; the mention's label when no name is known; else "a person (U…)"."""
+        """The person's name ("@name" with `at_names`); the mention's label when no name is known; else "a person (U…)"."""
         name = self.names.users.get(user_id) or label
-        return self._name(name.lstrip("@")) if name else f"a person ({user_id})"
+        if not name:
+            return f"a person ({user_id})"
+        return self._name(("@" if self.at_names else "") + name.lstrip("@"))
 
     def channel(self, channel_id: str, label: str | None = None) -> str:
         """"#name"; "a direct message" for a D… id (Slack labels those "Direct Message", no name)."""

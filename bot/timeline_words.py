@@ -92,7 +92,20 @@ def describe(item: TimelineItem, wording: Wording) -> str:
             return f"{who if item.actor_id else 'Someone'} unarchived the incident channel"
         case EntryKind.MADE_PRIVATE:
             return f"{who} made the incident {strong('private')}: nothing outside its channel names it from then on"
+        case EntryKind.DETECTION if data.get("declared_from") == "message":
+            # The message the incident was declared from (bot.incidents.service): by its author, or by an
+            # app (no actor then, which must not read as the bot); the permalink as Slack markup, so each
+            # reader shows it as its own kind of link.
+            app = str(data.get("bot_name") or "")
+            by = who if item.actor_id else f"{wording.text(_escaped(app))} (an app)" if app else "An app"
+            message = wording.text(f"<{data['permalink']}|the message>") if data.get("permalink") else "the message"
+            return said(f"{by} posted {message} the incident was declared from")
     return said(who)  # typed notes, whose kind is shown as their label
+
+
+def _escaped(text: str) -> str:
+    """Plain text as Slack markup (`&`, `<`, `>` as entities), for `Wording.text`, which reads markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def severity_label(value: object) -> str:

@@ -66,7 +66,11 @@ class SourceMessage:
     ts: str  # Slack's message ts: when it was posted
     author_id: str | None  # a user id; None for a bot's or an app's message
     text: str  # mrkdwn, as Slack stored it
-    permalink: str | None = None
+    permalink: str | None = None  # None when chat.getPermalink could not give it (a DM, a channel the bot cannot see)
+    bot_name: str | None = None  # a bot's or an app's own name, when author_id is None
+    # The author is invited to the incident's channel unless the person declaring unticked it (say, a
+    # private incident about what the author did).
+    invite_author: bool = True
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.incidents import commands as c
 from bot.incidents.values import EntryKind, Incident, Role, Status
+from bot.timeline import ts_to_datetime
+from storage import held_texts as held_store
 from storage import incidents as store
 from storage import postmortems as postmortem_store
 from storage.database import transaction
 from storage.models import Incident as IncidentRow
+from storage.models import TimelineEntry
 
 log = logging.getLogger(__name__)
 
 # The same person declaring the same title again this soon is a double submit, not a new incident.
 DOUBLE_SUBMIT_WINDOW = timedelta(minutes=2)
+# A declare form opened from a message and not submitted within this long is taken for abandoned.
+KEEP_HELD_TEXTS = timedelta(days=2)
+DECLARED_FROM_MESSAGE = "message"  # a Detection entry's data["declared_from"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,14 @@ class AlreadyDone:
 
 
 Outcome = Changed | Unchanged | AlreadyDone
+
+
+@dataclass(frozen=True)
+class DeclaredFrom:
+    """The message an incident was declared from, as its Detection entry holds it."""
+
+    message: c.SourceMessage
+    linked_ts: str | None  # the incident channel's line linking it, once posted
 
 
 class IncidentNotFound(LookupError):
@@ -117,6 +131,8 @@ class IncidentService:
             session.flush()
             # Whoever declares leads until someone else is named: an incident always has a commander.
             store.assign_role(session, row, Role.COMMANDER.value, reporter_id, reporter_id, now)
+            if command.source is not None:
+                _add_detection(session, row, command.source, now)
             store.add_entry(
                 session, row, EntryKind.DECLARED, now, reporter_id, command.title,
                 {"severity": command.severity.value, "description": command.description,
@@ -256,6 +272,40 @@ class IncidentService:
                                        after_value, entry.text or None, data, entry.id))
             return changes
 
+    # --- declaring from a message
+
+    def hold_text(self, key: str, text: str) -> None:
+        """Keep a message's text under `key` (the declare form's view id) until the form is submitted: for
+        a text too long to ride in the form's private_metadata. Texts held over two days are forgotten."""
+        now = self._clock.now()
+        with transaction(self._sessions) as session:
+            held_store.hold(session, key, text, now, forget_before=now - KEEP_HELD_TEXTS)
+
+    def held_text(self, key: str) -> str | None:
+        with self._sessions() as session:
+            return held_store.held(session, key)
+
+    def declared_from(self, incident_id: int) -> DeclaredFrom | None:
+        """The message the incident was declared from, as its Detection entry holds it; None when it was
+        declared otherwise."""
+        with self._sessions() as session:
+            entry = _source_entry(session, incident_id)
+            if entry is None:
+                return None
+            data = entry.data or {}
+            message = c.SourceMessage(
+                channel_id=str(data.get("channel") or ""), ts=str(data.get("ts") or ""), author_id=entry.actor_id,
+                text=entry.text, permalink=data.get("permalink"), bot_name=data.get("bot_name"),
+                invite_author=bool(data.get("invite_author", True)))
+            return DeclaredFrom(message, data.get("linked_ts"))
+
+    def record_source_linked(self, incident_id: int, ts: str) -> None:
+        """The incident channel's line linking the source message is posted (its ts): not posted again."""
+        with transaction(self._sessions) as session:
+            entry = _source_entry(session, incident_id, for_update=True)
+            if entry is not None:
+                entry.data = {**(entry.data or {}), "linked_ts": ts}  # a new dict: JSON columns track assignment
+
     # --- reading
 
     def get(self, incident_id: int) -> Incident:
@@ -297,6 +347,25 @@ class IncidentService:
                 setattr(row, name, value)
             session.flush()
             return store.snapshot(row)
+
+
+def _add_detection(session: Session, row: IncidentRow, source: c.SourceMessage, now: datetime) -> None:
+    """The message declared from, as the incident's first entry: a Detection at the message's own time
+    (not later than now: a clock behind Slack's must not put it after the declaration), by its author,
+    with its text as Slack stored it. Time to detect counts from it (bot/postmortem/draft.py, `_start`).
+    Its channel and ts go in `data`, not in the captured-message columns: those are unique per message,
+    and the same message may start more than one incident."""
+    data: dict[str, Any] = {"declared_from": DECLARED_FROM_MESSAGE, "channel": source.channel_id, "ts": source.ts,
+                            "permalink": source.permalink, "invite_author": source.invite_author}
+    if source.bot_name:
+        data["bot_name"] = source.bot_name
+    at = min(ts_to_datetime(source.ts), now)
+    store.add_entry(session, row, EntryKind.DETECTION, at, source.author_id, c.without_nul(source.text), data)
+
+
+def _source_entry(session: Session, incident_id: int, *, for_update: bool = False) -> TimelineEntry | None:
+    return next((e for e in store.entries_of(session, incident_id, EntryKind.DETECTION.value, for_update=for_update)
+                 if (e.data or {}).get("declared_from") == DECLARED_FROM_MESSAGE), None)
 
 
 class _Effect(NamedTuple):

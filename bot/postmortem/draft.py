@@ -361,8 +361,11 @@ def _start(incident: Incident, alerts: list[AlertRecord], items: list[TimelineIt
     if items and items[0].occurred_at < start:
         first = items[0]
         from_monitoring = first.kind is EntryKind.DETECTION and first.data.get("alert_group") is not None
+        # Declared from a message: its Detection entry is at the message's own time (bot.incidents.service).
+        from_message = first.kind is EntryKind.DETECTION and first.data.get("declared_from") == "message"
         start = first.occurred_at
-        reason = f"the alert from {first.data.get('source') or 'monitoring'}" if from_monitoring else "the first recorded entry"
+        reason = (f"the alert from {first.data.get('source') or 'monitoring'}" if from_monitoring
+                  else "the message it was declared from" if from_message else "the first recorded entry")
     return start, reason
 
 
