@@ -43,6 +43,7 @@ from handlers import (
     channel_events,
     commands,
     declare_form,
+    declare_from_message,
     followups,
     paging,
     postmortems,
@@ -243,6 +244,7 @@ def build_runtime(
     readin.register(app, services)  # member_joined_channel: no listener above takes it
     commands.register(app, services)
     declare_form.register(app, services)
+    declare_from_message.register(app, services)
     paging.register(app, services)
     alerts.register(app, services)
     diagnostics_handlers.register(app, services)

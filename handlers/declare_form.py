@@ -1,4 +1,6 @@
-"""The declare form (a modal), opened by `/incident declare` with no title."""
+"""The declare form (a modal), opened by `/incident declare` with no title, or prefilled by the message
+shortcut Declare incident (handlers.declare_from_message: then the message rides along to the
+submission and becomes the incident's first Detection entry)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from slack_bolt import Ack, App
 
 from bot.incidents import commands as c
 from bot.incidents.values import Severity
-from handlers import blocks
+from handlers import blocks, declare_from_message
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
 
@@ -21,7 +23,7 @@ def register(app: App, services: Services) -> None:
         values = view["state"]["values"]
         user_id = body["user"]["id"]
         try:
-            command = _declare_command(values)
+            command = _declare_command(values, declare_from_message.submitted_source(services, view, values))
         except c.UsageError as error:
             ack(response_action="errors", errors={"title": error.message})
             return
@@ -39,7 +41,7 @@ def register(app: App, services: Services) -> None:
         )
 
 
-def _declare_command(values: dict[str, Any]) -> c.Declare:
+def _declare_command(values: dict[str, Any], source: c.SourceMessage | None = None) -> c.Declare:
     def value(block: str) -> str:
         element = values.get(block, {}).get("value", {})
         selected = element.get("selected_option")
@@ -51,7 +53,7 @@ def _declare_command(values: dict[str, Any]) -> c.Declare:
     description = html.escape(c.without_nul(value("description")).strip(), quote=False) or None
     ticked = values.get("private", {}).get("value", {}).get("selected_options") or []
     private = any(option.get("value") == blocks.PRIVATE_OPTION for option in ticked)
-    return c.Declare(title=title, severity=severity, description=description, private=private)
+    return c.Declare(title=title, severity=severity, description=description, private=private, source=source)
 
 
 def _title(typed: str) -> str:

@@ -31,7 +31,7 @@ from bot.config import SlackSection
 from bot.incidents.channel_names import channel_name
 from bot.incidents.service import Changed, IncidentService
 from bot.incidents.values import EntryKind, Incident
-from handlers import archived_blocks, blocks, mrkdwn
+from handlers import archived_blocks, blocks, invites, mrkdwn, source_blocks
 from handlers.slack_client import slack_error
 from handlers.users import UserDirectory
 
@@ -130,6 +130,10 @@ class IncidentPublisher:
 
         attempt("inviting the reporter to the channel",
                 lambda: self._ignore_harmless(self._client.conversations_invite, channel=channel, users=incident.reporter_id))
+        source = self._incidents.declared_from(incident.id)  # declared from a message (handlers/declare_from_message.py)
+        author = source.message.author_id if source is not None and source.message.invite_author else None
+        if author and author != incident.reporter_id:
+            attempt("inviting the message's author to the channel", lambda: self._invite_author(incident, channel, author))
         attempt("setting the channel topic",
                 lambda: self._client.conversations_setTopic(channel=channel, topic=blocks.topic(incident, self._users.name_of)))
         if incident.summary_ts is None:
@@ -140,6 +144,10 @@ class IncidentPublisher:
         if incident.summary_ts is not None:
             ts = incident.summary_ts
             attempt("pinning the summary", lambda: self._ignore_harmless(self._client.pins_add, channel=channel, timestamp=ts))
+        if source is not None and source.linked_ts is None and incident.summary_ts is not None:
+            line = source_blocks.declared_from_line(source.message)
+            attempt("linking the message it was declared from", lambda: self._incidents.record_source_linked(
+                incident.id, self._client.chat_postMessage(channel=channel, text=line)["ts"]))
         if incident.announcement_ts is None and self._slack.announce_channel:
             announcement = blocks.declared_announcement(incident)
             attempt(f"announcing in <#{self._slack.announce_channel}>",
@@ -399,6 +407,13 @@ class IncidentPublisher:
             # A public announcement channel the bot was never added to: join it once and post again.
             self._client.conversations_join(channel=channel)
             return self._client.chat_postMessage(channel=channel, text=text, **extra)["ts"]
+
+    def _invite_author(self, incident: Incident, channel: str, author: str) -> None:
+        """The author of the message declared from, invited: Slack refusing this one person (deactivated,
+        a guest, an external user: invites.PER_USER_ERRORS) is logged, never a failed set-up."""
+        refused = invites.invite(self._client, channel, [author]).failed
+        if refused:
+            log.info("incident %s: the message's author %s was not invited: %s", incident.number, author, refused[author])
 
     @staticmethod
     def _ignore_harmless(call: object, **kwargs: object) -> bool:

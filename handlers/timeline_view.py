@@ -188,6 +188,8 @@ def _describe(item: TimelineItem, words: Wording) -> str:
         if shared and not item.text and not item.files:
             return f"{reply}*{who}* forwarded a message{edited}{link}{forwarded}"
         return f"{reply}*{who}*: {item.text}{edited}{files}{link}{forwarded}"
+    if item.kind is EntryKind.DETECTION and item.data.get("declared_from") == "message":
+        return f"{icon} *Detection*: {describe(item, words)}"  # who posted it, linked (bot.timeline_words)
     if item.kind is EntryKind.NOTE or item.kind in NOTE_KINDS:
         label = "Note" if item.kind is EntryKind.NOTE else item.kind.value.capitalize()
         return f"{icon} *{label}* by {who}: {item.text}"

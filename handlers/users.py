@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 from slack_sdk import WebClient
@@ -18,6 +19,7 @@ from bot.assignees import SlackUser
 from bot.people import People
 from handlers.background import Background
 from handlers.slack_client import slack_error
+from storage.database import STORE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,22 @@ class UserDirectory:
         """The display name, or None when Slack cannot say (for callers with their own fallback)."""
         name = self.name_of(user_id)
         return None if name == f"<@{user_id}>" else name
+
+    def known(self, user_ids: Collection[str]) -> dict[str, str]:
+        """The names already known (cached, however old, or remembered in the store), never asking
+        Slack: for answers that cannot wait on users.info. Unknown ids are simply missing; while the
+        store is down, only the cached names are known."""
+        found: dict[str, str] = {}
+        with self._lock:
+            for user_id in user_ids:
+                if cached := self._names.get(user_id):
+                    found[user_id] = cached[0]
+        missing = set(user_ids) - found.keys()
+        try:
+            remembered = self._people.names(missing) if missing else {}
+        except STORE_UNAVAILABLE:
+            remembered = {}
+        return {**remembered, **found}
 
     def profile(self, user_id: str, client: WebClient | None = None) -> SlackUser | None:
         """What Slack says about `user_id` now (users.info, never cached: a deactivation must count at

@@ -318,6 +318,16 @@ class SlackSimulator:
             self._append_message(ch, message, thread_ts)
             return message["ts"]
 
+    def add_bot_message(self, channel_id: str, text: str, *, bot_id: str, username: str) -> str:
+        """Make another app post `text` in a channel (a `bot_message`: a bot_id and the app's name, no
+        user); returns its ts."""
+        with self._lock:
+            ch = self._channels[channel_id]
+            message = {"type": "message", "subtype": "bot_message", "bot_id": bot_id, "username": username,
+                       "text": text, "ts": self._next_ts(), "team": self.team_id}
+            self._append_message(ch, message, None)
+            return message["ts"]
+
     def add_usergroup(
         self, usergroup_id: str, handle: str, *, name: str | None = None, users: Iterable[str] = (),
         disabled: bool = False, created_by: str = "USLACKBOT",
