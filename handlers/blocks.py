@@ -15,6 +15,7 @@ from typing import Any
 from bot.incidents.commands import help_text
 from bot.incidents.service import Changed
 from bot.incidents.values import (
+    DEFAULT_SEVERITY,
     MAX_TEXT_LENGTH,
     MAX_TITLE_LENGTH,
     NOTE_KINDS,
@@ -273,10 +274,11 @@ def not_an_incident_channel() -> str:
 PRIVATE_OPTION = "private"
 
 
-def declare_form(origin_channel: str | None, *, private: bool = False) -> dict[str, Any]:
+def declare_form(origin_channel: str | None, *, private: bool = False, severity: Severity | None = None) -> dict[str, Any]:
     """The declare modal. Its inputs take plain text, escaped on submission: the description's 2,900
     characters may grow to 14,500 then, which the summary splits over sections. The origin channel
-    rides in private_metadata (a channel id, far under its 3,000). `private`: the Private box ticked."""
+    rides in private_metadata (a channel id, far under its 3,000). `private`: the Private box ticked;
+    `severity`: the one chosen (default SEV3)."""
     options = [{"text": mrkdwn.plain(s.label, mrkdwn.OPTION_TEXT), "value": s.value} for s in Severity]
     private_option = {
         "text": mrkdwn.plain("Private incident", mrkdwn.OPTION_TEXT),
@@ -316,7 +318,7 @@ def declare_form(origin_channel: str | None, *, private: bool = False) -> dict[s
                     "type": "static_select",
                     "action_id": "value",
                     "options": options,
-                    "initial_option": options[2],
+                    "initial_option": options[list(Severity).index(severity or DEFAULT_SEVERITY)],
                 },
             },
             {

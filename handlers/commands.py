@@ -70,7 +70,8 @@ def register(app: App, services: Services) -> None:
             case c.OpenDeclareForm():
                 # A trigger_id lives 3 seconds: open the form now, before answering, not from a queue.
                 try:
-                    services.instant_client.views_open(trigger_id=command["trigger_id"], view=blocks.declare_form(command.get("channel_id"), private=parsed.private))
+                    form = blocks.declare_form(command.get("channel_id"), private=parsed.private, severity=parsed.severity)
+                    services.instant_client.views_open(trigger_id=command["trigger_id"], view=form)
                 except (SlackApiError, OSError) as error:
                     ack(
                         response_type="ephemeral",

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bot.incidents import commands as c
 from bot.incidents.channel_names import MAX_CHANNEL_NAME, channel_name, is_valid_channel_name, slugify
-from bot.incidents.values import Role, Severity, Status
+from bot.incidents.values import EntryKind, Role, Severity, Status
 
 
 @pytest.mark.parametrize(
@@ -21,6 +21,20 @@ from bot.incidents.values import Role, Severity, Status
         ("DECLARE SEV2   Search   down ", c.Declare("Search down", Severity.SEV2)),
         ("declare Checkout sev1", c.Declare("Checkout sev1", Severity.SEV3)),
         ("declare", c.OpenDeclareForm()),
+        ("declare sev2", c.OpenDeclareForm(severity=Severity.SEV2)),
+        ("declare sev2 --private", c.OpenDeclareForm(private=True, severity=Severity.SEV2)),
+        ("declare --private sev1 Payroll export", c.Declare("Payroll export", Severity.SEV1, private=True)),
+        # Wherever `--private` stands, and as Slack's clients may send it (an em dash), it is honoured.
+        ("declare sev2 Payroll export --private", c.Declare("Payroll export", Severity.SEV2, private=True)),
+        ("declare sev2 -private Payroll export", c.Declare("Payroll export", Severity.SEV2, private=True)),
+        ("declare \u2014private Payroll export", c.Declare("Payroll export", Severity.SEV3, private=True)),
+        ("declare Several users cannot log in", c.Declare("Several users cannot log in", Severity.SEV3)),
+        ("note misleading: Database servers were tuned", c.AddNote("Database servers were tuned", EntryKind.MISLEADING)),
+        ("note Hypothesis - pool exhaustion", c.AddNote("pool exhaustion", EntryKind.HYPOTHESIS)),
+        ("note ruled-out the network", c.AddNote("the network", EntryKind.MISLEADING)),
+        ("note Reaction from users is calm", c.AddNote("Reaction from users is calm", EntryKind.NOTE)),
+        ("summary", c.ShowSummary()),
+        ("private", c.MakePrivate()),
         ("status Identified", c.SetStatus(Status.IDENTIFIED)),
         ("status resolved", c.SetStatus(Status.RESOLVED)),
         ("sev SEV4", c.SetSeverity(Severity.SEV4)),
@@ -37,6 +51,35 @@ from bot.incidents.values import Role, Severity, Status
 )
 def test_sub_commands_parse_into_typed_values(text: str, expected: c.Command) -> None:
     assert c.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # A private incident's title must never be announced by a slip of the flag.
+        ("declare sev1 Payroll export --privat", "looks like a mistyped `--private`"),
+        ("declare sev1 -prviate Payroll export", "looks like a mistyped `--private`"),
+        ("declare sev2 private Payroll export", "starts with the word `private`"),
+        ("declare --private --private Twice", "is given twice"),
+        ("declare --public Checkout", "is not an option of declare"),
+        ("declare sev5 Checkout", "is not a severity"),
+        # A kind mistyped would drop the note out of the postmortem's sections and the read-in.
+        ("note mislead Restarted the web tier, no change", "did you mean `misleading`?"),
+        ("note hypothesys the pool", "did you mean `hypothesis`?"),
+        ("note misleading:", "needs some text"),
+    ],
+)
+def test_slips_that_would_publish_or_lose_something_are_refused_saying_how(text: str, said: str) -> None:
+    with pytest.raises(c.UsageError) as refused:
+        c.parse(text)
+    assert said in refused.value.message
+
+
+def test_a_refused_note_is_quoted_back_whole() -> None:
+    text = "mislead " + "Restarted the web tier, no change. " * 40
+    with pytest.raises(c.UsageError) as refused:
+        c.parse(f"note {text}")
+    assert text.strip() in refused.value.message
 
 
 @given(st.text(max_size=300))

@@ -107,6 +107,20 @@ def test_concurrent_declarations_get_unique_gap_free_numbers(bot: RunningBot) ->
     assert len({i.channel_id for i in incidents}) == 12
 
 
+def test_options_without_a_title_open_the_form_with_them_chosen(bot: RunningBot) -> None:
+    """INTERFACE: "With no title: a modal asks". `sev2 --private` is two answers already given."""
+    sent = bot.command("declare sev2 --private")
+    bot.settle()
+
+    assert sent.response.status_code == 200
+    [opened] = bot.slack.calls_to("views.open")
+    view = opened.response["view"]
+    blocks = {b["block_id"]: b["element"] for b in view["blocks"]}
+    assert blocks["severity"]["initial_option"]["value"] == "sev2"
+    assert [o["value"] for o in blocks["private"]["initial_options"]] == ["private"]
+    assert bot.runtime.services.incidents.list_open() == []  # nothing declared until the form is submitted
+
+
 def test_declare_without_a_title_opens_the_form_and_its_submission_declares(bot: RunningBot) -> None:
     sent = bot.command("declare")
     bot.settle()

@@ -6,6 +6,7 @@ form. Nothing is executed here.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Declare:
 @dataclass(frozen=True)
 class OpenDeclareForm:
     private: bool = False  # the form opens with its Private box ticked
+    severity: Severity | None = None  # chosen in the form; None: the default
 
 
 @dataclass(frozen=True)
@@ -237,8 +239,12 @@ def parse_severity(word: str, usage: str) -> Severity:
 
 
 def _declare(rest: str) -> Declare | OpenDeclareForm:
-    """`[sev1..sev4] [--private] <title>`, the options in either order before the title; `--private`
-    alone opens the form with its Private box ticked."""
+    """`[sev1..sev4] [--private] <title>`, the options in either order before the title. No title: the
+    form opens, with the severity given chosen and the Private box ticked when `--private` was given.
+
+    A private incident's title must never be announced by mistake, so `--private` is honoured wherever
+    it stands in the title, and a word that looks like a mistyped `--private` (`-privat`, `--pirvate`), or
+    a title starting with the bare word "private", is refused rather than published."""
     severity: Severity | None = None
     private = False
     words = rest.split()
@@ -246,24 +252,42 @@ def _declare(rest: str) -> Declare | OpenDeclareForm:
         first = words[0]
         if severity is None and _SEVERITY_WORD.fullmatch(first):
             severity = parse_severity(first, USAGE["declare"])
-        elif not private and _PRIVATE_FLAG.fullmatch(first):
+        elif _PRIVATE_FLAG.fullmatch(first):
+            if private:
+                raise UsageError(f"`{_shorten(first)}` is given twice; once is enough.", USAGE["declare"])
             private = True
         elif _OPTION_LIKE.match(first):
             raise UsageError(f"`{_shorten(first)}` is not an option of declare; the only one is `--private`.", USAGE["declare"])
         else:
             break
         words = words[1:]
+    flags = [w for w in words if _PRIVATE_FLAG.fullmatch(w)]
+    if flags:  # `--private` after the title's first word: meant, so honoured
+        private = True
+        words = [w for w in words if not _PRIVATE_FLAG.fullmatch(w)]
+    for word in words:
+        if _mistyped_private(word):
+            raise UsageError(f"`{_shorten(word)}` looks like a mistyped `--private`; nothing was declared. "
+                             "Write `--private` for a private incident, or leave the word out.", USAGE["declare"])
+    if words and words[0].lower().strip(":,") == "private":
+        raise UsageError("The title starts with the word `private`: for a private incident write `--private`, "
+                         "so the title is never announced. A title that really starts with that word: "
+                         "declare with the form (`/incident declare` with no title).", USAGE["declare"])
     if not words:
-        if not rest or (private and severity is None):
-            return OpenDeclareForm(private=private)
-        raise UsageError(f"The incident needs a title after `{_shorten(rest)}`.", USAGE["declare"])
+        return OpenDeclareForm(private=private, severity=severity)
     return Declare(title=clean_title(" ".join(words)), severity=severity or DEFAULT_SEVERITY, private=private)
+
+
+def _mistyped_private(word: str) -> bool:
+    """A dashed word close to `--private` that is not it: `-privat`, `--pirvate`, `—prvate`."""
+    dashed = re.fullmatch(r"(?:-{1,2}|\u2014|\u2013)([A-Za-z]+)", word)
+    return dashed is not None and difflib.SequenceMatcher(None, dashed.group(1).lower(), "private").ratio() >= 0.75
 
 
 # A word meant as a severity ("sev1", "SEV2", "sev5", "sev"), not a title's first word ("Several…").
 _SEVERITY_WORD = re.compile(r"(?i)sev-?\d*")
 # `--private`, also as Slack's clients may send it: "—private" (an em dash), "–private" (an en dash).
-_PRIVATE_FLAG = re.compile(r"(?i)(?:--|\u2014|\u2013)private")
+_PRIVATE_FLAG = re.compile(r"(?i)(?:--?|\u2014|\u2013)private")  # "-private" too: a slip, its meaning plain
 _OPTION_LIKE = re.compile(r"(?:--|\u2014|\u2013)[A-Za-z]")
 
 
@@ -318,13 +342,44 @@ def _update(rest: str) -> PostUpdate:
 
 
 def _note(rest: str) -> AddNote:
-    first, _, remainder = rest.partition(" ")
-    kind = next((k for k in NOTE_KINDS if k.value == first.lower()), None)
-    text = remainder.strip() if kind else rest
+    """`[kind] <text>`: the kind also as typed in a hurry (`misleading: …`, `Hypotheses …`,
+    `ruled-out …`). A first word close to a kind but not one (`mislead`, `hypothesys`) is refused
+    with the kind it resembles: as a plain note it would be lost from the postmortem's sections and
+    the read-in's "already ruled out"."""
+    usage = USAGE["note"]
+    head = _NOTE_HEAD.match(rest)
+    word, text = (head.group(1), rest[head.end():].strip()) if head else ("", rest)
+    kind = NOTE_KIND_WORDS.get(word.lower())
+    if kind is None:
+        text = rest
+        # Close to a kind and starting like it: a slip ("mislead", "hypothesys"), not a word such as "Reaction".
+        close = [k for k in difflib.get_close_matches(word.lower(), [k.value for k in NOTE_KINDS], n=1, cutoff=0.7)
+                 if k[:3] == word[:3].lower()]
+        if close:
+            # The note is quoted back whole (within what a slash command can carry): nothing typed is lost.
+            raise UsageError(f"`{_shorten(word)}` is not a note kind: did you mean `{close[0]}`? Nothing was added. "
+                             "The kinds are detection, action, hypothesis, misleading, escalation and resolution; to "
+                             f"keep it a plain note, start it with another word. Your note:\n>{_bounded_text(rest, 'note')}", usage)
     if not text:
         what = f"The {kind.value} note" if kind else "The note"
-        raise UsageError(f"{what} needs some text.", USAGE["note"])
+        raise UsageError(f"{what} needs some text.", usage)
     return AddNote(_bounded_text(text, "note"), kind or EntryKind.NOTE)
+
+
+# The first word of a note and what follows it: "misleading: text", "misleading - text", "misleading text".
+_NOTE_HEAD = re.compile(r"([A-Za-z][A-Za-z_-]*[A-Za-z])\s*(?::|\s-\s|\s|$)")
+# Each note kind by its name, its plural, and the words responders use for it.
+NOTE_KIND_WORDS: dict[str, EntryKind] = {
+    **{k.value: k for k in NOTE_KINDS},
+    "detections": EntryKind.DETECTION,
+    "actions": EntryKind.ACTION,
+    "hypotheses": EntryKind.HYPOTHESIS,
+    "ruled-out": EntryKind.MISLEADING,
+    "ruled_out": EntryKind.MISLEADING,
+    "ruledout": EntryKind.MISLEADING,
+    "escalations": EntryKind.ESCALATION,
+    "resolutions": EntryKind.RESOLUTION,
+}
 
 
 def _page(rest: str) -> PageTeam:
