@@ -29,6 +29,7 @@ from bot.incidents.values import EntryKind, Role, Severity, Status
         ("declare sev2 -private Payroll export", c.Declare("Payroll export", Severity.SEV2, private=True)),
         ("declare \u2014private Payroll export", c.Declare("Payroll export", Severity.SEV3, private=True)),
         ("declare Several users cannot log in", c.Declare("Several users cannot log in", Severity.SEV3)),
+        ("declare sev1: Checkout is down", c.Declare("Checkout is down", Severity.SEV1)),
         ("note misleading: Database servers were tuned", c.AddNote("Database servers were tuned", EntryKind.MISLEADING)),
         ("note Hypothesis - pool exhaustion", c.AddNote("pool exhaustion", EntryKind.HYPOTHESIS)),
         ("note ruled-out the network", c.AddNote("the network", EntryKind.MISLEADING)),

@@ -251,7 +251,7 @@ def _declare(rest: str) -> Declare | OpenDeclareForm:
     while words:
         first = words[0]
         if severity is None and _SEVERITY_WORD.fullmatch(first):
-            severity = parse_severity(first, USAGE["declare"])
+            severity = parse_severity(first.rstrip(":,"), USAGE["declare"])
         elif _PRIVATE_FLAG.fullmatch(first):
             if private:
                 raise UsageError(f"`{_shorten(first)}` is given twice; once is enough.", USAGE["declare"])
@@ -285,7 +285,7 @@ def _mistyped_private(word: str) -> bool:
 
 
 # A word meant as a severity ("sev1", "SEV2", "sev5", "sev"), not a title's first word ("Several…").
-_SEVERITY_WORD = re.compile(r"(?i)sev-?\d*")
+_SEVERITY_WORD = re.compile(r"(?i)sev-?\d*[:,]?")  # "sev1:" too: typed in a hurry, still the severity
 # `--private`, also as Slack's clients may send it: "—private" (an em dash), "–private" (an en dash).
 _PRIVATE_FLAG = re.compile(r"(?i)(?:--?|\u2014|\u2013)private")  # "-private" too: a slip, its meaning plain
 _OPTION_LIKE = re.compile(r"(?:--|\u2014|\u2013)[A-Za-z]")
