@@ -1,0 +1,129 @@
+"""A chart description (bot/charts/spec.py) drawn as a PNG with matplotlib's Agg backend.
+
+No display and no pyplot: each chart is its own `Figure` on a `FigureCanvasAgg`, so charts can be drawn
+from several threads at once (pyplot keeps global state; the object API does not; matplotlib's docs,
+"Embedding in a web application server"). Nothing here decides what a chart says: that is the spec's.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import matplotlib
+
+matplotlib.use("Agg")  # before anything draws: the bot runs with no display
+
+from matplotlib import dates as mdates  # noqa: E402  (the backend must be chosen first)
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from bot.charts.spec import BarChart, Chart, Series, Style, TimeChart  # noqa: E402
+
+WIDTH, HEIGHT, DPI = 1200, 600, 100  # pixels: wide enough for a day's markers, small enough for Slack's preview
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Markers by kind: the response's moments in colours that read apart, also for the colour-blind (Okabe–Ito).
+MARKER_COLORS = {
+    "detection": "#D55E00",
+    "declared": "#E69F00",
+    "paged": "#0072B2",
+    "acknowledged": "#009E73",
+    "status": "#999999",
+    "resolved": "#000000",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Png:
+    """A drawn chart: its PNG bytes and size in pixels."""
+
+    data: bytes
+    width: int
+    height: int
+
+
+def render(chart: Chart, *, width: int = WIDTH, height: int = HEIGHT) -> Png:
+    """Draw `chart` as a `width`×`height` PNG. Raises ValueError for a chart with nothing to draw
+    (the spec's builder decides that earlier, and says so in words)."""
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    if isinstance(chart, TimeChart):
+        _time_chart(axes, chart)
+    else:
+        _bar_chart(axes, chart)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return Png(buffer.getvalue(), width, height)
+
+
+def _time_chart(axes: Axes, chart: TimeChart) -> None:
+    if not chart.series:
+        raise ValueError(f"{chart.title}: no series to draw")
+    zone = ZoneInfo(chart.zone)
+    for series in chart.series:
+        _draw_series(axes, series, zone)
+    for threshold in chart.thresholds:
+        axes.axhline(threshold.value, color="#CC0000", linestyle="--", linewidth=1.2, label=threshold.label)
+    if not chart.log_scale:
+        axes.set_ylim(bottom=chart.y_min, top=axes.get_ylim()[1] * 1.08)  # room above a line at the limit
+    labelled: set[str] = set()
+    top = axes.get_ylim()[1]
+    for marker in sorted(chart.markers, key=lambda m: m.at):
+        color = MARKER_COLORS.get(marker.kind, "#555555")
+        legend = marker.kind.capitalize() if marker.kind not in labelled else None
+        labelled.add(marker.kind)
+        at = _local(marker.at, zone)
+        axes.axvline(at, color=color, linestyle=":", linewidth=1.4, label=legend)
+        axes.annotate(marker.label, xy=(at, top), xytext=(3, -3), textcoords="offset points", rotation=90,
+                      va="top", ha="left", fontsize=8, color=color)
+    axes.set_xlim(_local(chart.start, zone), _local(chart.end, zone))
+    if chart.log_scale:
+        axes.set_yscale("log")
+    locator = mdates.AutoDateLocator(tz=zone)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
+    axes.set_xlabel(f"time ({chart.zone})")
+    axes.set_ylabel(chart.y_label)
+    axes.set_title(chart.title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the plot: never over a line
+
+
+def _draw_series(axes: Axes, series: Series, zone: ZoneInfo) -> None:
+    times = [_local(at, zone) for at, _ in series.points]
+    values = [float("nan") if value is None else value for _, value in series.points]  # NaN: matplotlib leaves a gap
+    options = {"label": series.label, **({"color": series.color} if series.color else {})}
+    if series.style is Style.STEP:
+        axes.step(times, values, where="post", linewidth=1.8, **options)
+    elif series.style is Style.POINTS:
+        axes.plot(times, values, linestyle="none", marker="o", markersize=5, **options)
+    else:
+        axes.plot(times, values, linewidth=1.8, **options)
+
+
+def _bar_chart(axes: Axes, chart: BarChart) -> None:
+    if not chart.categories:
+        raise ValueError(f"{chart.title}: no categories to draw")
+    positions = range(len(chart.categories))
+    bottoms = [0.0] * len(chart.categories)
+    for label, values in chart.stacks:
+        color = chart.colors.get(label)
+        axes.bar(positions, values, bottom=bottoms, label=label, **({"color": color} if color else {}))
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    axes.set_xticks(list(positions), list(chart.categories), rotation=45 if len(chart.categories) > 8 else 0,
+                    ha="right" if len(chart.categories) > 8 else "center", fontsize=8)
+    axes.set_ylabel(chart.y_label)
+    axes.set_title(chart.title)
+    axes.grid(True, axis="y", alpha=0.3)
+    if len(chart.stacks) > 1:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> datetime:
+    """matplotlib places aware datetimes by their UTC instant; shown in `zone` by the formatter."""
+    return moment.astimezone(zone)
