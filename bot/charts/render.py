@@ -97,13 +97,12 @@ def _time_chart(axes: Axes, chart: TimeChart) -> None:
 def _draw_series(axes: Axes, series: Series, zone: ZoneInfo) -> None:
     times = [_local(at, zone) for at, _ in series.points]
     values = [float("nan") if value is None else value for _, value in series.points]  # NaN: matplotlib leaves a gap
-    options = {"label": series.label, **({"color": series.color} if series.color else {})}
     if series.style is Style.STEP:
-        axes.step(times, values, where="post", linewidth=1.8, **options)
+        axes.step(times, values, where="post", linewidth=1.8, label=series.label, color=series.color)
     elif series.style is Style.POINTS:
-        axes.plot(times, values, linestyle="none", marker="o", markersize=5, **options)
+        axes.plot(times, values, linestyle="none", marker="o", markersize=5, label=series.label, color=series.color)
     else:
-        axes.plot(times, values, linewidth=1.8, **options)
+        axes.plot(times, values, linewidth=1.8, label=series.label, color=series.color)
 
 
 def _bar_chart(axes: Axes, chart: BarChart) -> None:
@@ -112,8 +111,7 @@ def _bar_chart(axes: Axes, chart: BarChart) -> None:
     positions = range(len(chart.categories))
     bottoms = [0.0] * len(chart.categories)
     for label, values in chart.stacks:
-        color = chart.colors.get(label)
-        axes.bar(positions, values, bottom=bottoms, label=label, **({"color": color} if color else {}))
+        axes.bar(positions, values, bottom=bottoms, label=label, color=chart.colors.get(label))
         bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
     axes.set_xticks(list(positions), list(chart.categories), rotation=45 if len(chart.categories) > 8 else 0,
                     ha="right" if len(chart.categories) > 8 else "center", fontsize=8)
@@ -124,6 +122,7 @@ def _bar_chart(axes: Axes, chart: BarChart) -> None:
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
 
 
-def _local(moment: datetime, zone: ZoneInfo) -> datetime:
-    """matplotlib places aware datetimes by their UTC instant; shown in `zone` by the formatter."""
-    return moment.astimezone(zone)
+def _local(moment: datetime, zone: ZoneInfo) -> float:
+    """matplotlib's date number of the instant (days since its epoch, UTC); the axis formatter shows it
+    in `zone`, so the same instant reads the same on every machine."""
+    return float(mdates.date2num(moment.astimezone(zone)))
