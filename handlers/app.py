@@ -195,6 +195,7 @@ def build_runtime(
     teams = settings.file.teams
     providers_for = paging_providers(settings, transport)
     diagnostics = DiagnosticsService(sessions, clock, settings.file.diagnostics)
+    watchdog = Watchdog(sessions, clock, diagnostics, settings.file.diagnostics.watchdog)
 
     def channel_link(incident: Incident) -> str | None:
         return f"{workspace_url}archives/{incident.channel_id}" if incident.channel_id else None
@@ -212,7 +213,7 @@ def build_runtime(
         metrics=metrics,
         paging=PagingService(sessions, clock, dict(teams), providers_for, scheduler, channel_link),
         diagnostics=diagnostics,
-        watchdog=Watchdog(sessions, clock, diagnostics, settings.file.diagnostics.watchdog),
+        watchdog=watchdog,
         scheduler=scheduler,
         postmortems=PostmortemService.from_settings(settings, sessions, clock, bot_user_id=bot_user_id,
                                                   lookup=SlackNames(client, users)),
@@ -223,7 +224,7 @@ def build_runtime(
         alerts=AlertService(sessions, clock, incidents, rules_from(settings.file.alerts)),
         readin=ReadInService(sessions, clock, team_names={key: team.display_name or key for key, team in teams.items()},
                              escalate_to={key: team.escalate_to for key, team in teams.items() if team.escalate_to},
-                             targets=diagnostics.targets()),
+                             targets=watchdog.targets()),
     )
     # A role holder the bot invites is given the read-in as they are invited (its own invitations'
     # member_joined_channel events are skipped: handlers/readin.py).

@@ -34,7 +34,7 @@ def register(app: App, services: Services) -> None:
 
     services.scheduler.handle("watchdog", watch)
     interval = services.settings.file.diagnostics.watchdog.interval_seconds
-    for target in services.diagnostics.targets():
+    for target in services.watchdog.targets():  # only those with connections to count
         services.scheduler.every(interval, "watchdog", target, job_id=f"watchdog-{target}")
 
 

@@ -54,7 +54,8 @@ def message(readin: ReadIn, zone: tzinfo) -> tuple[str, list[Block]]:
                               where="the page messages in this channel"))
     diagnostics = _diagnostics(readin.diagnostics, readin.watchdog, readin.now, at)
     if diagnostics:
-        blocks.append(listing(":bar_chart: *Diagnostics*: last result per target, and the watchdog", diagnostics, "targets",
+        watched = ", and the watchdog" if readin.watchdog else ""
+        blocks.append(listing(f":bar_chart: *Diagnostics*: last result per target{watched}", diagnostics, "targets",
                               where="`/incident diag list`"))
     if readin.followups:
         blocks.append(listing(":ballot_box_with_check: *Open follow-ups*",
@@ -190,16 +191,27 @@ def _diagnostics(results: list[DiagnosticResult], readings: list[WatchdogReading
 
 
 def _watchdog(reading: WatchdogReading, now: datetime, at: Callable[[datetime], str]) -> str:
+    """What the watchdog sees on a target: its open alert, else calm only when its latest sample has
+    figures. A sample without them (the target unreachable, refusing connections, a failed check) is
+    said as such, with how long the samples have been failing: calm is never claimed for what the
+    watchdog could not read."""
+    alerting = None
     if reading.alerting_since is not None:
         reasons = "; ".join(escape(r) for r in reading.reasons) or "connection trouble"
-        state = f"watchdog :rotating_light: alerting since {at(reading.alerting_since)}: {reasons}"
-    else:
-        state = "watchdog :large_green_circle: calm"
+        alerting = f"watchdog :rotating_light: alerting since {at(reading.alerting_since)}: {reasons}"
     if reading.taken_at is None:
-        return f"{state}; not sampled yet"
+        return f"{alerting}; not sampled yet" if alerting else "watchdog: not sampled yet"
     sampled = f"latest sample {at(reading.taken_at)} ({ago(reading.taken_at, now)})"
     if reading.problem:
-        return f"{state}; {sampled}: {escape(reading.problem)}"
+        problem = escape(reading.problem)
+        if alerting is not None:
+            return f"{alerting}; {sampled}: {problem}"
+        since = reading.failing_since
+        if since is not None and since < reading.taken_at:
+            return (f"watchdog :warning: not read: {problem}; every sample since {at(since)} failed, "
+                    f"the latest {at(reading.taken_at)} ({ago(reading.taken_at, now)})")
+        return f"watchdog :warning: not read: {problem}; {sampled}"
+    state = alerting or "watchdog :large_green_circle: calm"
     figures = []
     if reading.in_use is not None:
         usage = reading.usage_percent

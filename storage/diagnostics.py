@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,20 @@ def recent_samples(session: Session, target: str, limit: int) -> list[WatchdogSa
         select(WatchdogSample).where(WatchdogSample.target == target).order_by(WatchdogSample.taken_at.desc()).limit(limit)
     ).scalars()
     return list(reversed(list(rows)))
+
+
+def failing_since(session: Session, target: str) -> datetime | None:
+    """When the target's latest run of samples without figures (refused, or with an error) began: the
+    first sample after its last one with figures, else its oldest kept. None when its latest sample has
+    figures, or it has none."""
+    failed = WatchdogSample.refused.is_(True) | WatchdogSample.error.is_not(None)
+    last_read = session.execute(
+        select(func.max(WatchdogSample.taken_at)).where(WatchdogSample.target == target, ~failed)
+    ).scalar()
+    first_failed = select(func.min(WatchdogSample.taken_at)).where(WatchdogSample.target == target)
+    if last_read is not None:
+        first_failed = first_failed.where(WatchdogSample.taken_at > last_read)
+    return session.execute(first_failed).scalar()
 
 
 def open_alert(session: Session, target: str) -> WatchdogAlert | None:

@@ -192,6 +192,40 @@ def test_a_deleted_message_is_no_key_event_and_empty_lists_are_left_out() -> Non
     assert "Key events" not in shown and "Open pages" not in shown and "Diagnostics" in shown  # the 09:50 run
 
 
+UNREACHABLE = 'could not reach PostgreSQL at 127.0.0.1:1/app: connection failed: Connection refused'
+
+
+def watchdog_line(reading: WatchdogReading, now: datetime) -> str:
+    """The read-in's diagnostics line about `reading`'s target, from the example record at `now`."""
+    readin = build(dataclasses.replace(example_record(), watchdog=[reading]), now)
+    diagnostics = titled(rendered(readin)[1], ":bar_chart: *Diagnostics*")
+    return next(line for line in diagnostics.splitlines() if line.startswith("    watchdog"))
+
+
+def test_a_target_the_watchdog_cannot_read_is_never_called_calm() -> None:
+    # Every sample since 09:30 failed to connect, and no alert episode is open: not read, since 09:30.
+    failing = WatchdogReading("primary", paris(9, 58), problem=UNREACHABLE, failing_since=paris(9, 30))
+    line = watchdog_line(failing, paris(10, 0))
+    assert "calm" not in line and ":large_green_circle:" not in line
+    assert f"watchdog :warning: not read: {UNREACHABLE}" in line
+    assert f"every sample since <!date^{int(paris(9, 30).timestamp())}^" in line and "(2 min ago)" in line
+
+    # Only the latest sample failed: not read, from then.
+    once = watchdog_line(dataclasses.replace(failing, failing_since=paris(9, 58)), paris(10, 0))
+    assert "calm" not in once and f"not read: {UNREACHABLE}; latest sample <!date^{int(paris(9, 58).timestamp())}^" in once
+
+    # A full target that opened an episode is alerting, with why its latest sample has no figures.
+    refused = dataclasses.replace(failing, problem="the target refuses new connections: too many clients",
+                                  alerting_since=paris(9, 40), reasons=["the target refuses new connections"])
+    alerting = watchdog_line(refused, paris(10, 0))
+    assert alerting.startswith("    watchdog :rotating_light: alerting since") and "too many clients" in alerting
+
+    # Calm only when the latest sample was read and nothing alerts; never sampled is said as such.
+    calm = watchdog_line(WatchdogReading("primary", paris(9, 58), 12, 100), paris(10, 0))
+    assert "watchdog :large_green_circle: calm" in calm and "12 of 100 connections in use (12%)" in calm
+    assert watchdog_line(WatchdogReading("primary"), paris(10, 0)).endswith("watchdog: not sampled yet")
+
+
 # -- within Slack's limits, whatever was recorded ----------------------------------------------------
 
 
@@ -218,7 +252,8 @@ def crowded_record(count: int, text: str) -> ReadInRecord:
                         roles=[RoleSpell(role, ALICE, start, None) for role in Role],
                         team_names={f"team-{n}": f"Team <{n}> & co " + "x" * 200 for n in range(count)},
                         escalate_to={f"team-{n}": f"team-{n + 1}" for n in range(count)},
-                        watchdog=[WatchdogReading(f"target-{n}", start, problem="refused: too many clients <&>" * 20)
+                        watchdog=[WatchdogReading(f"target-{n}", start, problem="refused: too many clients <&>" * 20,
+                                                  failing_since=start - timedelta(hours=n))
                                   for n in range(count)])
 
 
@@ -362,11 +397,12 @@ def test_whoever_joins_is_told_where_it_stands_and_nobody_else(running: RunningB
     assert "Investigating for 45 min" in "\n".join(section_texts(blocks))
     assert len(running.runtime.services.timeline.items(incident.id)) == before
 
-    # The watchdog's sample of the target shows beside it (SQLite has no connections to count).
-    running.runtime.services.watchdog.check("app")
+    # SQLite has no connections to count: the watchdog does not sample it, and the read-in gives it no
+    # watchdog line (not a "calm" it never saw).
+    watchdog = running.runtime.services.watchdog
+    assert watchdog.targets() == [] and watchdog.check("app") is None and watchdog.recent("app") == []
     answer = command(running, channel, "summary", user=CAROL)
-    watchdog = titled(answer["blocks"], ":bar_chart: *Diagnostics*")
-    assert "watchdog :large_green_circle: calm; latest sample" in watchdog
+    assert "watchdog" not in titled(answer["blocks"], ":bar_chart: *Diagnostics*")
 
 
 def test_bots_and_the_bots_own_invitations_get_nothing_and_a_retry_posts_once(running: RunningBot, slack: SlackSimulator) -> None:
@@ -417,3 +453,32 @@ def test_summary_answers_its_caller_and_a_role_holder_the_bot_invites_gets_the_r
     joined(running, channel, CAROL, inviter=slack.bot_user_id)  # Slack's event for that invitation
     command(running, channel, f"role comms <@{ALICE}|alice>")  # already in the channel: not invited, not told
     assert len(readins(slack, channel, CAROL)) == 1 and readins(slack, channel, ALICE) == []
+
+
+def test_the_read_in_says_a_target_the_watchdog_cannot_reach_is_not_read(
+        tmp_path: Path, slack: SlackSimulator, database_url: str, clock: ManualClock) -> None:
+    """A PostgreSQL target nothing listens for (port 1) beside a SQLite one: every sample fails, and the
+    read-in says so from the first failure; the SQLite target has no watchdog line at all."""
+    sqlite3.connect(tmp_path / "app.db").close()
+    config = CONFIG.replace("{target}", str(tmp_path / "app.db")) + """
+[diagnostics.targets.primary]
+url = "postgresql+psycopg://diag@127.0.0.1:1/app"
+"""
+    bot = start_bot(tmp_path, slack, database_url, config, clock=clock)
+    try:
+        channel = bot.declare("declare sev1 Checkout down, database unreachable")["id"]
+        watchdog = bot.runtime.services.watchdog
+        assert watchdog.targets() == ["primary"]
+        first = clock.now()
+        assert watchdog.check("primary") is None  # no figures: nothing to alert on
+        clock.advance(timedelta(minutes=2))
+        watchdog.check("primary")
+
+        diagnostics = titled(command(bot, channel, "summary")["blocks"], ":bar_chart: *Diagnostics*")
+        assert "calm" not in diagnostics and ":large_green_circle:" not in diagnostics
+        [line] = [line for line in diagnostics.splitlines() if line.startswith("    watchdog")]
+        assert "watchdog :warning: not read: could not reach PostgreSQL at 127.0.0.1:1/app" in line
+        assert f"every sample since <!date^{int(first.timestamp())}^" in line and "just now" in line
+        assert "*app*" not in diagnostics  # no check was run on it, and the watchdog does not watch it
+    finally:
+        bot.stop()

@@ -23,6 +23,7 @@ from storage.database import transaction
 from storage.models import WatchdogAlert, WatchdogSample
 
 TREND_SAMPLES = 6  # how many recent samples the exhaustion trend is fitted to
+SAMPLED_CHECK = "connections"  # what a sample is; a backend without it (SQLite) is not watched
 CLEAR_MARGIN_PERCENT = 10  # usage must fall this far below the threshold to clear
 
 
@@ -116,9 +117,17 @@ class Watchdog:
         self._diagnostics = diagnostics
         self._config = config
 
+    def targets(self) -> list[str]:
+        """The targets it samples: those whose backend has the `connections` check (PostgreSQL,
+        MySQL/MariaDB). A SQLite file has no server and no connections to count, so it is not watched."""
+        return [target for target in self._diagnostics.targets() if SAMPLED_CHECK in self._diagnostics.checks(target)]
+
     def check(self, target: str) -> WatchdogEvent | None:
-        """Take a sample, keep it, and say whether an episode opened or cleared."""
-        outcome = self._diagnostics.measure("connections", target, wait=0)
+        """Take a sample, keep it, and say whether an episode opened or cleared. A target it does not
+        watch (see `targets`; say, a job left in the store from an older version) is not sampled."""
+        if target not in self.targets():
+            return None
+        outcome = self._diagnostics.measure(SAMPLED_CHECK, target, wait=0)
         if outcome.outcome == "busy":
             return None  # a person is running a check on it right now; next interval
         sample = _sample(outcome, self._clock.now())

@@ -29,8 +29,11 @@ STATUS_MOVES = (EntryKind.STATUS_CHANGED, EntryKind.RESOLVED, EntryKind.CLOSED)
 @dataclass(frozen=True, slots=True)
 class WatchdogReading:
     """The watchdog's view of one target it samples (bot/diagnostics/watchdog.py): its latest sample
-    and its open alert episode, if any. Figures are connection counts; `problem` says why a sample has
-    none (the target refused connections, or could not be reached). Text is plain, not mrkdwn."""
+    and its open alert episode, if any. Figures are connection counts; `problem` says why the latest
+    sample has none (the target refused connections, could not be reached, or the check failed): the
+    watchdog could not read the target then, which is no sign of calm. `failing_since`: the first of the
+    samples without figures since the last one with them (the oldest kept when none had any). Text is
+    plain, not mrkdwn."""
 
     target: str
     taken_at: datetime | None = None  # None: not sampled yet
@@ -41,6 +44,7 @@ class WatchdogReading:
     problem: str | None = None
     alerting_since: datetime | None = None  # the open episode's start; None: calm
     reasons: list[str] = field(default_factory=list)  # what the open episode is about
+    failing_since: datetime | None = None  # set with `problem`
 
     @property
     def usage_percent(self) -> float | None:

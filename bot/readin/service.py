@@ -23,7 +23,8 @@ from storage.database import read_only, transaction
 
 class ReadInService:
     """`team_names`: team key -> display name; `escalate_to`: team key -> the team it escalates to;
-    `targets`: the diagnostics targets the watchdog samples (every configured one)."""
+    `targets`: the diagnostics targets the watchdog samples (Watchdog.targets: those with connections to
+    count); no other target is given a watchdog reading."""
 
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, team_names: Mapping[str, str],
                  escalate_to: Mapping[str, str], targets: list[str]) -> None:
@@ -75,5 +76,6 @@ class ReadInService:
             return WatchdogReading(target, alerting_since=since, reasons=reasons)
         sample = latest[-1]
         problem = (sample.error or "the target refuses new connections") if sample.refused else sample.error
+        failing = diagnostics_store.failing_since(session, target) if problem else None
         return WatchdogReading(target, sample.taken_at, sample.in_use, sample.usable, sample.idle_in_transaction,
-                               sample.oldest_idle_in_transaction_seconds, problem, since, reasons)
+                               sample.oldest_idle_in_transaction_seconds, problem, since, reasons, failing)
