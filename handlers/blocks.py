@@ -123,17 +123,20 @@ def summary(incident: Incident) -> tuple[str, list[Block]]:
     return mrkdwn.message(text, blocks)
 
 
-def declared_announcement(incident: Incident) -> str:
+def declared_announcement(incident: Incident, *, made_private: bool = False, channel_private: bool = False) -> str:
     """The incident's announcement: who declared what, and where to help (not in an archived channel:
     what the bot says of it then is in this announcement's thread). A private incident's says only that
-    it was declared, its severity and who leads it: no title, no channel (docs/design.md)."""
+    it was declared (or, `made_private`, made private later), its severity and who leads it: no title, no
+    channel (docs/design.md). It calls the channel private only when Slack said so (`channel_private`:
+    conversations.create or conversations.info answered `is_private`, or the Admin API converted it):
+    a channel made private by `/incident private` stays public until a person converts it."""
     if incident.private:
         lead = incident.commander or incident.reporter_id
-        return mrkdwn.fallback(
-            f":rotating_light: :lock: A private {SEVERITY_ICON[incident.severity]} *{incident.severity.label}* incident "
-            f"(incident {incident.number}) was declared; <@{lead}> leads it.\n"
-            "Its channel is private: if you should be in it, ask them."
-        )
+        severity = f"{SEVERITY_ICON[incident.severity]} *{incident.severity.label}*"
+        what = (f"{severity} incident {incident.number} was made private" if made_private
+                else f"A private {severity} incident (incident {incident.number}) was declared")
+        where = "Its channel is private" if channel_private else "Its details are kept in its channel"
+        return mrkdwn.fallback(f":rotating_light: :lock: {what}; <@{lead}> leads it.\n{where}: if you should be in it, ask them.")
     where = (f"Join {channel_link(incident)} to help." if incident.channel_archived_at is None
              else ":file_cabinet: Its channel is archived: follow this thread.")
     return mrkdwn.fallback(

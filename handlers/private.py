@@ -103,13 +103,15 @@ def make_private_command(services: Services, incident: Incident, user_id: str, r
 
 def show(services: Services, change: Changed, respond: Callable[..., Any]) -> None:
     """After the acknowledgement: the change shown (the announcement edited, the channel told, the summary
-    marked private), then the channel made private where Slack lets the bot, else told how."""
+    marked private), then the channel made private where Slack lets the bot, else told how. The
+    announcement calls the channel private only once Slack says it is."""
     services.publisher.publish(change)
     alerts.show_again(services, services.alerts.reshow_for(change.incident.id))  # their messages named its channel
     incident = services.incidents.get(change.incident.id)
     if incident.channel_id is None:  # not created yet: it will be created private
         return
     if _already_private(services, incident.channel_id):
+        services.publisher.announce_channel_private(incident)
         respond(response_type="ephemeral", replace_original=False,
                 text=f":lock: Its channel <#{incident.channel_id}> is private already.")
         return
@@ -121,6 +123,7 @@ def show(services: Services, change: Changed, respond: Callable[..., Any]) -> No
         services.publisher.post(incident, told)
         respond(response_type="ephemeral", replace_original=False, text=told)
         return
+    services.publisher.announce_channel_private(incident)
     services.publisher.post(incident, ":lock: Slack made this channel private: only its members can find and read it now.")
     respond(response_type="ephemeral", replace_original=False,
             text=f":lock: Done: incident {incident.number} and its channel are private.")

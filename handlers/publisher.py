@@ -110,8 +110,9 @@ class IncidentPublisher:
         channel its summary and announcement); the first failure is raised at the end, and the incident
         counts as provisioned only when every step worked."""
         incident = self._incidents.get(incident_id)
+        created_private: bool | None = None  # what Slack said of a channel created here
         if incident.channel_id is None:
-            incident = self._create_channel(incident)
+            incident, created_private = self._create_channel(incident)
         channel = incident.channel_id
         assert channel is not None
         failures: list[StepFailed] = []
@@ -149,7 +150,9 @@ class IncidentPublisher:
             attempt("linking the message it was declared from", lambda: self._incidents.record_source_linked(
                 incident.id, self._client.chat_postMessage(channel=channel, text=line)["ts"]))
         if incident.announcement_ts is None and self._slack.announce_channel:
-            announcement = blocks.declared_announcement(incident)
+            # A private incident's announcement calls its channel private only when Slack said so.
+            private = incident.private and (created_private if created_private is not None else self._is_private(channel))
+            announcement = blocks.declared_announcement(incident, channel_private=private)
             attempt(f"announcing in <#{self._slack.announce_channel}>",
                     lambda: self._incidents.record_announcement(incident.id, self._announce(announcement)), in_channel=False)
         if failures:
@@ -161,10 +164,11 @@ class IncidentPublisher:
         if incident.channel_id is None:  # provisioning will show the current state when it finishes
             return
         if change.kind is EntryKind.MADE_PRIVATE and self._slack.announce_channel and incident.announcement_ts:
-            # The announcement named it: from now on it says only what a private incident's does.
+            # The announcement named it: from now on it says only what a private incident's does. Its
+            # channel is still public (until converted: announce_channel_private), so not called private.
             with _step("editing the announcement to leave the title and channel out"):
                 self._client.chat_update(channel=self._slack.announce_channel, ts=incident.announcement_ts,
-                                         text=blocks.declared_announcement(incident))
+                                         text=blocks.declared_announcement(incident, made_private=True))
         if change.kind is EntryKind.ROLE_ASSIGNED and not is_gone(incident):
             invited = False  # stays so when the channel turns out archived
             with _step(f"inviting <@{change.after}> to the channel"), self._unless_gone(incident):
@@ -327,6 +331,27 @@ class IncidentPublisher:
         if tell:
             self._reannounce(incident)
 
+    def announce_channel_private(self, incident: Incident) -> None:
+        """An incident made private whose channel Slack now says is private (conversations.info's
+        `is_private`, or the Admin API's conversion): its announcement may say so. A courtesy: a failure
+        is only logged (the announcement already names nothing)."""
+        if not self._slack.announce_channel or not incident.announcement_ts or not incident.private:
+            return
+        try:
+            self._client.chat_update(channel=self._slack.announce_channel, ts=incident.announcement_ts,
+                                     text=blocks.declared_announcement(incident, made_private=True, channel_private=True))
+        except (SlackApiError, OSError) as error:
+            log.warning("incident %s: saying in the announcement that its channel is private failed: %s",
+                        incident.number, error)
+
+    def _is_private(self, channel_id: str) -> bool:
+        """Slack says the channel is private (conversations.info); False when it cannot say."""
+        try:
+            return bool(self._client.conversations_info(channel=channel_id)["channel"].get("is_private"))
+        except (SlackApiError, OSError) as error:
+            log.warning("conversations.info for %s failed (%s): its channel is not called private", channel_id, slack_error(error))
+            return False
+
     def _reannounce(self, incident: Incident) -> None:
         """The announcement brought in line with the mark: it invites people to the channel only while
         the channel takes them (blocks.declared_announcement). A courtesy: a failure is only logged."""
@@ -375,7 +400,8 @@ class IncidentPublisher:
                 raise
             self.note_gone(incident, seen=seen)
 
-    def _create_channel(self, incident: Incident) -> Incident:
+    def _create_channel(self, incident: Incident) -> tuple[Incident, bool]:
+        """The incident with its new channel, and whether Slack says that channel is private."""
         day = incident.declared_at.date()
         for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
             name = channel_name(self._slack.channel_prefix, day, incident.title, incident.number, attempt,
@@ -389,7 +415,7 @@ class IncidentPublisher:
                     continue
                 raise StepFailed(f"creating the channel #{name}", slack_error(error)) from error
             log.info("incident %s: created channel %s (%s)", incident.number, channel["name"], channel["id"])
-            return self._incidents.record_channel(incident.id, channel["id"], channel["name"])
+            return self._incidents.record_channel(incident.id, channel["id"], channel["name"]), bool(channel.get("is_private"))
         raise StepFailed("creating the channel", f"name_taken for {MAX_NAME_ATTEMPTS} names in a row")
 
     def _announce(self, text: str, *, thread_ts: str | None = None, **extra: Any) -> str:

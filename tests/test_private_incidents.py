@@ -120,6 +120,7 @@ def test_a_private_declaration_opens_a_private_neutral_channel_and_announces_onl
     [announcement] = announcements(bot.slack)
     text = announcement["text"]
     assert "private" in text and "SEV2" in text and f"<@{ALICE}>" in text and "incident 1" in text
+    assert "Its channel is private" in text  # Slack created it private: it said so
     assert_names_nothing(shown(announcement), channel)
 
     # Inside the channel, everything as usual: the title in the pinned summary, which says it is private.
@@ -324,8 +325,10 @@ def test_making_a_public_incident_private_edits_its_announcement_and_says_how_to
     made = [i for i in bot.runtime.services.timeline.items(incident.id) if i.kind is EntryKind.MADE_PRIVATE]
     assert len(made) == 1 and made[0].actor_id == ALICE
     edited, _ = announcements(bot.slack)
-    assert edited["ts"] == first["ts"] and "private" in edited["text"]
+    assert edited["ts"] == first["ts"] and "incident 1 was made private" in edited["text"]
     assert_names_nothing(edited["text"], channel)
+    # Its channel is still public in Slack: the announcement must not say it is private.
+    assert "Its channel is private" not in edited["text"] and "Its details are kept in its channel" in edited["text"]
 
     # Slack refuses the bot's token; the caller and the channel are told how a person does it.
     [tried] = bot.slack.calls_to("admin.conversations.convertToPrivate")
@@ -367,6 +370,10 @@ def test_where_slack_lets_the_bot_the_channel_itself_is_made_private(bot: Runnin
     assert bot.slack.channel(channel["id"])["is_private"] is True  # type: ignore[index]
     assert any("Slack made this channel private" in m["text"] for m in bot.slack.messages(channel["id"]))
     assert any("Done" in r.get("text", "") for r in bot.slack.responses("p"))
+    # Slack converted it: now the announcement may say so.
+    [announcement] = announcements(bot.slack)
+    assert "was made private" in announcement["text"] and "Its channel is private" in announcement["text"]
+    assert_names_nothing(announcement["text"], channel)
 
 
 def test_a_channel_an_admin_already_made_private_is_not_converted_again(bot: RunningBot) -> None:
@@ -378,6 +385,8 @@ def test_a_channel_an_admin_already_made_private_is_not_converted_again(bot: Run
     assert incident_in(bot, channel).private
     assert bot.slack.calls_to("admin.conversations.convertToPrivate") == []
     assert any("private already" in r.get("text", "") for r in bot.slack.responses("p"))
+    [announcement] = announcements(bot.slack)  # conversations.info said is_private
+    assert "was made private" in announcement["text"] and "Its channel is private" in announcement["text"]
 
 
 def test_an_alerts_message_names_an_incident_made_private_by_number_only(
@@ -452,9 +461,13 @@ def test_private_announcements_and_list_lines_name_nothing_and_fit(incident: Inc
     private = replace(incident, private=True)
     other = replace(private, title="Something else entirely", description="other", channel_id="C0OTHER",
                     channel_name="inc-20240101-other", channel_archived_at=private.declared_at)
-    announcement = blocks.declared_announcement(private)
-    assert_posts(announcement)
-    assert announcement == blocks.declared_announcement(other)
+    for made_private in (False, True):
+        for channel_private in (False, True):
+            announcement = blocks.declared_announcement(private, made_private=made_private, channel_private=channel_private)
+            assert_posts(announcement)
+            assert announcement == blocks.declared_announcement(other, made_private=made_private,
+                                                                channel_private=channel_private)
+            assert ("Its channel is private" in announcement) is channel_private
     now = incident.declared_at + timedelta(minutes=minutes)
     listed = blocks.open_incidents([private], now)
     assert_posts(*listed)
