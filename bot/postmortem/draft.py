@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.figures import KeyFigures, first_acknowledgements, first_sign, key_figures
 from bot.followups import FollowupView
 from bot.incidents.values import OPERATOR, OPERATOR_NAME, EntryKind, Incident, Role, Status
 from bot.paging.service import PageView
@@ -284,7 +285,8 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
         [*_alert_entries(record.alerts, at), *(_entry(item, at, names, wording) for item in items)],
         key=lambda e: e.moment.at,
     )
-    start, start_reason = _start(incident, record.alerts, items)
+    key = key_figures(incident, record.alerts, items, record.pages)  # the report across incidents reads the same
+    start, start_reason = key.start, key.start_reason
     end_at = incident.resolved_at
     end = at(end_at) if end_at else None
     return Draft(
@@ -302,7 +304,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
         end=end,
         end_reason=_end_reason(incident, items, names),
         duration=human_duration(end_at - start) if end_at else None,
-        figures=_figures(incident, start, start_reason, items, record.pages, at, record.team_names),
+        figures=_figures(incident, key, at, record.team_names),
         resolution_summary=names.text(incident.resolution_summary) if incident.resolution_summary else None,
         resolutions=[e for e in entries if e.kind == EntryKind.RESOLUTION],
         hypotheses=[e for e in entries if e.kind == EntryKind.HYPOTHESIS],
@@ -352,21 +354,8 @@ def human_duration(delta: timedelta) -> str:
 
 
 def _start(incident: Incident, alerts: list[AlertRecord], items: list[TimelineItem]) -> tuple[datetime, str]:
-    """The first sign of trouble recorded: the declaration, unless a watchdog alert linked to the
-    incident, or an entry (a message whose Slack time is earlier), came before it."""
-    start, reason = incident.declared_at, "the declaration"
-    earliest = min(alerts, key=lambda a: a.opened_at, default=None)
-    if earliest is not None and earliest.opened_at < start:
-        start, reason = earliest.opened_at, f"the watchdog alert on `{earliest.target}`"
-    if items and items[0].occurred_at < start:
-        first = items[0]
-        from_monitoring = first.kind is EntryKind.DETECTION and first.data.get("alert_group") is not None
-        # Declared from a message: its Detection entry is at the message's own time (bot.incidents.service).
-        from_message = first.kind is EntryKind.DETECTION and first.data.get("declared_from") == "message"
-        start = first.occurred_at
-        reason = (f"the alert from {first.data.get('source') or 'monitoring'}" if from_monitoring
-                  else "the message it was declared from" if from_message else "the first recorded entry")
-    return start, reason
+    """The first sign of trouble recorded, and which it was in words (bot.figures.first_sign)."""
+    return first_sign(incident, alerts, items)
 
 
 def _end_reason(incident: Incident, items: list[TimelineItem], names: _Names) -> str:
@@ -379,9 +368,10 @@ def _end_reason(incident: Incident, items: list[TimelineItem], names: _Names) ->
     return "closed without being marked resolved"
 
 
-def _figures(incident: Incident, start: datetime, start_reason: str, items: list[TimelineItem], pages: list[PageView],
-             at: ToMoment, team_names: dict[str, str]) -> list[Figure]:
-    """Time to detect, acknowledge, mitigate and resolve, each measured from the same start."""
+def _figures(incident: Incident, key: KeyFigures, at: ToMoment, team_names: dict[str, str]) -> list[Figure]:
+    """Time to detect, acknowledge, mitigate and resolve, each measured from the same start
+    (bot.figures.key_figures), in words."""
+    start, start_reason = key.start, key.start_reason
     since = at(start)
 
     def figure(name: str, moment: datetime | None, what: str, missing: str) -> Figure:
@@ -390,35 +380,26 @@ def _figures(incident: Incident, start: datetime, start_reason: str, items: list
         if moment == start == incident.declared_at and what == "the declaration":
             return Figure(name, human_duration(timedelta(0)), 0,
                           f"declared at {since.time}, the first sign of trouble recorded (no earlier watchdog alert)")
-        delta = moment - start
-        return Figure(name, human_duration(delta), int(delta.total_seconds()),
+        return Figure(name, human_duration(moment - start), key.seconds_to(moment),
                       f"from {since.time} ({start_reason}) to {at(moment).time} ({what})")
 
-    acks = first_acknowledgements(items, pages)
-    first_ack = min((p for p in pages if p.id in acks), key=lambda p: acks[p.id][0], default=None)
-    end = incident.resolved_at
-    mitigations = [
-        i for i in items
-        if (i.kind is EntryKind.RESOLUTION or (i.kind is EntryKind.STATUS_CHANGED and i.data.get("to") == Status.MONITORING.value))
-        and (end is None or i.occurred_at <= end)
-    ]
-    first_mitigation = mitigations[0] if mitigations else None
+    first_ack, mitigation = key.acknowledged_page, key.mitigation
     return [
-        figure("Time to detect", incident.declared_at, "the declaration", ""),
+        figure("Time to detect", key.declared_at, "the declaration", ""),
         figure(
             "Time to acknowledge",
-            acks[first_ack.id][0] if first_ack else None,
+            key.acknowledged_at,
             f"{team_names.get(first_ack.team, first_ack.team)} acknowledged the page" if first_ack else "",
-            "no team was paged" if not pages else "no page was acknowledged",
+            "no team was paged" if not key.paged else "no page was acknowledged",
         ),
         figure(
             "Time to mitigate",
-            first_mitigation.occurred_at if first_mitigation else None,
-            ("the first resolution note" if first_mitigation and first_mitigation.kind is EntryKind.RESOLUTION
+            key.mitigated_at,
+            ("the first resolution note" if mitigation and mitigation.kind is EntryKind.RESOLUTION
              else "the status became Monitoring"),
             "no resolution note and no Monitoring status were recorded",
         ),
-        figure("Time to resolve", end, "the incident was resolved", "the incident is not resolved yet"),
+        figure("Time to resolve", key.resolved_at, "the incident was resolved", "the incident is not resolved yet"),
     ]
 
 
@@ -518,21 +499,6 @@ def _participants(items: list[TimelineItem], pages: list[PageView], names: _Name
     people = [Participant(names(user_id), count) for user_id, count in ranked]
     acknowledgers = {names.person(by) for _, by in first_acknowledgements(items, pages).values() if by and by not in counts}
     return people + [Participant(name, 0) for name in sorted(acknowledgers - {p.name for p in people})]
-
-
-def first_acknowledgements(items: list[TimelineItem], pages: list[PageView]) -> dict[int, tuple[datetime, str]]:
-    """Each acknowledged page's first acknowledgement: when, and who (a Slack user id, or "<name> via
-    <provider>"), from the timeline, so an acknowledgement a provider later withdrew or timed out still
-    counts as the time to acknowledge; from the page itself for pages older than their entries' page_id."""
-    found: dict[int, tuple[datetime, str]] = {}
-    for item in sorted((i for i in items if i.kind is EntryKind.PAGE_ACKNOWLEDGED), key=lambda i: i.occurred_at):
-        page_id = item.data.get("page_id")
-        if isinstance(page_id, int) and page_id not in found:
-            found[page_id] = (item.occurred_at, item.actor_id or item.text)
-    for page in pages:
-        if page.id not in found and page.acknowledged_at is not None:
-            found[page.id] = (page.acknowledged_at, page.acknowledged_by or "")
-    return found
 
 
 def _pages(pages: list[PageView], acks: dict[int, tuple[datetime, str]], at: ToMoment, names: _Names,
