@@ -227,16 +227,24 @@ def changes_topic(change: Changed) -> bool:
     )
 
 
-def open_incidents(incidents: list[Incident], now: datetime, *, members_of: Collection[int] = frozenset()) -> tuple[str, list[Block]]:
+LIST_UNKNOWN_MEMBERSHIP = ("_Slack did not say in time who is in the private incidents' channels, so those are shown "
+                           "as to someone not in them: `/incident summary` in an incident's channel shows it whole._")
+
+
+def open_incidents(incidents: list[Incident], now: datetime, *, members_of: Collection[int] = frozenset(),
+                   unknown: Collection[int] = frozenset()) -> tuple[str, list[Block]]:
     """`/incident list`: one line per incident, packed into sections; past what one message holds, a
     last line says how many more there are. A private incident is shown whole only when its id is in
-    `members_of` (the caller is in its channel); otherwise it is counted, not named: its number,
-    severity, status and age, no title, channel or commander."""
+    `members_of` (the caller is in its channel); otherwise it is counted, not named: its number and how
+    long it has been open, no title, channel or commander, nor its severity or status (which would tell
+    its changes, never announced). `unknown`: ids of private incidents Slack did not say the caller's
+    membership of (handlers.private.members_of); when one of them is counted, a last line says why."""
     if not incidents:
         return mrkdwn.message("No open incidents.", [mrkdwn.section(":sunny: No open incidents.")])
     lines = [_listed(i, now) if not i.private or i.id in members_of else _counted(i, now) for i in incidents]
+    unsaid = any(i.private and i.id in unknown and i.id not in members_of for i in incidents)
     chunks = mrkdwn.pack(lines, mrkdwn.SECTION_TEXT)
-    room = mrkdwn.MESSAGE_BLOCKS - 1
+    room = mrkdwn.MESSAGE_BLOCKS - (2 if unsaid else 1)  # the count's block, and the line saying why
     if len(chunks) > room:  # a line each, so the lines left out are the incidents left out
         shown = chunks[: room - 1]
         hidden = len(lines) - sum(chunk.count("\n") + 1 for chunk in shown)
@@ -244,6 +252,8 @@ def open_incidents(incidents: list[Incident], now: datetime, *, members_of: Coll
     count = f"{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}"
     blocks = [mrkdwn.section(f"*{count}*")]
     blocks += [mrkdwn.section(chunk) for chunk in chunks]
+    if unsaid:
+        blocks.append(mrkdwn.context(LIST_UNKNOWN_MEMBERSHIP))
     return mrkdwn.message(count, blocks)
 
 
@@ -255,8 +265,7 @@ def _listed(incident: Incident, now: datetime) -> str:
 
 
 def _counted(incident: Incident, now: datetime) -> str:
-    return (f":lock: Incident {incident.number} · private · {incident.severity.label} · {incident.status.label} · "
-            f"open for {_duration(now - incident.declared_at)}")
+    return f":lock: Incident {incident.number} · private · open for {_duration(now - incident.declared_at)}"
 
 
 def help_message() -> str:

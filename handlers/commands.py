@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.incidents import commands as c
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import EntryKind, Status
-from handlers import blocks, diagnostics, followups, mrkdwn, paging, postmortems, private, readin, timeline_view
+from handlers import blocks, diagnostics, followups, mrkdwn, paging, postmortems, private, readin, stats, timeline_view
 from handlers.assignees import Vetted, vet
 from handlers.logs import about
 from handlers.reporting import report_provisioning, report_publishing
@@ -65,7 +65,8 @@ def register(app: App, services: Services) -> None:
                 incidents = services.incidents.list_open()
                 # A private incident's details only for its channel's members, asked of Slack within the 3 s.
                 members = private.members_of(services.instant_client, incidents, user_id, here=command.get("channel_id"))
-                text, list_blocks = blocks.open_incidents(incidents, services.clock.now(), members_of=members)
+                text, list_blocks = blocks.open_incidents(incidents, services.clock.now(), members_of=members.members,
+                                                          unknown=members.unknown)
                 ack(response_type="ephemeral", text=text, blocks=list_blocks)
             case c.OpenDeclareForm():
                 # A trigger_id lives 3 seconds: open the form now, before answering, not from a queue.
@@ -118,6 +119,8 @@ def register(app: App, services: Services) -> None:
                     return
                 text, summary_blocks = readin.summary(services, incident)
                 ack(response_type="ephemeral", text=text, blocks=summary_blocks)
+            case c.ShowStats():  # anywhere: figures across incidents, by direct message
+                answer(ack, stats.stats_command(services, user_id, respond))
             case c.ShowTimeline():
                 incident = context.get("incident")
                 if incident is None:

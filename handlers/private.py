@@ -3,7 +3,7 @@
 `/incident list` is answered in Slack's 3 seconds, so whether the caller is in a private incident's channel
 is asked of Slack (conversations.members) with the no-retry client, all channels at once, within
 LIST_BUDGET_SECONDS; whatever is not known by then (an error, a timeout, a channel Slack does not show)
-counts as "not a member": the incident is then counted, not named.
+counts as "not a member": the incident is then counted, not named, and the list says Slack did not say.
 
 `/incident private` stores the change first (bot.incidents.service.make_private) and acknowledges; then the
 announcement is edited to its private form and the channel told (handlers.publisher), and the channel
@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
@@ -44,17 +45,27 @@ HOW_TO_CONVERT = ("a workspace owner or admin, or a Channel Manager of this chan
                   "header → *Settings* → *Change to a private channel* → *Change to Private*")
 
 
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """What Slack said of the caller and the private incidents' channels, by incident id: `members`, those
+    whose channel the caller is in; `unknown`, those Slack did not say about in time (an error, or no
+    answer within the budget), which are shown as to a non-member (fail closed)."""
+
+    members: frozenset[int] = frozenset()
+    unknown: frozenset[int] = frozenset()
+
+
 def members_of(client: WebClient, incidents: Iterable[Incident], user_id: str, *, here: str | None,
-               budget: float = LIST_BUDGET_SECONDS) -> set[int]:
-    """The ids of the private incidents among `incidents` whose channel `user_id` is in. `here`: the
-    channel the command came from (whoever types in a channel can read it, so it needs no asking).
-    Slack is asked for the rest at once (at most `budget` seconds in all, at most MEMBERS_LOOKUPS at a
-    time); an error or no answer in time counts as "not in it" (fail closed)."""
+               budget: float = LIST_BUDGET_SECONDS) -> Membership:
+    """Which private incidents among `incidents` have `user_id` in their channel. `here`: the channel the
+    command came from (whoever types in a channel can read it, so it needs no asking). Slack is asked for
+    the rest at once (at most `budget` seconds in all, at most MEMBERS_LOOKUPS at a time); an error or no
+    answer in time counts as "not in it" (fail closed), and is told apart as `unknown`."""
     asked = [i for i in incidents if i.private and i.channel_id]
     known = {i.id for i in asked if i.channel_id == here}
     ask = [i for i in asked if i.id not in known]
     if not ask:
-        return known
+        return Membership(frozenset(known))
     deadline = time.monotonic() + budget
     pool = ThreadPoolExecutor(max_workers=min(MEMBERS_LOOKUPS, len(ask)), thread_name_prefix="members")
     try:
@@ -62,14 +73,16 @@ def members_of(client: WebClient, incidents: Iterable[Incident], user_id: str, *
         done, _ = wait(futures, timeout=budget)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a late answer is not waited for: the caller sees a count
-    return known | {futures[f].id for f in done if f.exception() is None and f.result()}
+    said = {futures[f].id: f.result() for f in done if f.exception() is None}
+    return Membership(frozenset(known | {i for i, member in said.items() if member}),
+                      frozenset(i.id for i in ask if said.get(i.id) is None))
 
 
-def in_channel(client: WebClient, channel_id: str, user_id: str, deadline: float) -> bool:
+def in_channel(client: WebClient, channel_id: str, user_id: str, deadline: float) -> bool | None:
     """Whether `user_id` is in the channel, page by page (Slack: conversations.members, cursor
-    pagination, `response_metadata.next_cursor` empty on the last page). False on any error
-    (`channel_not_found` is also Slack's answer for a private channel the bot is not in) or once
-    `deadline` (time.monotonic()) has passed."""
+    pagination, `response_metadata.next_cursor` empty on the last page). None when Slack did not say: on
+    any error (`channel_not_found` is also Slack's answer for a private channel the bot is not in) or
+    once `deadline` (time.monotonic()) has passed."""
     cursor: str | None = None
     try:
         while time.monotonic() < deadline:
@@ -81,7 +94,7 @@ def in_channel(client: WebClient, channel_id: str, user_id: str, deadline: float
                 return False
     except (SlackApiError, OSError) as error:
         log.warning("conversations.members for %s failed (%s): counted as not a member", channel_id, slack_error(error))
-    return False
+    return None
 
 
 def make_private_command(services: Services, incident: Incident, user_id: str, request_key: str,

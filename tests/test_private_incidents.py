@@ -34,6 +34,7 @@ from bot.paging.providers import Alert, RetryPolicy, Transport
 from bot.paging.service import PagingService
 from handlers import alert_blocks, blocks
 from handlers.cli import main
+from handlers.private import Membership, members_of
 from simulators.paging import OpsgenieReceiver, PagerDutyReceiver
 from simulators.slack import SlackSimulator
 from tests import test_alerts as alerting
@@ -182,11 +183,16 @@ def test_the_list_names_a_private_incident_only_to_its_channels_members(bot: Run
     private = bot.declare(f"declare sev2 --private {TITLE}")
     public = bot.declare("declare sev3 Checkout is slow", user=BOB)
 
+    command(bot, "sev sev1", channel=private["id"])
+    command(bot, "status identified", channel=private["id"])
     seen_by_bob = command(bot, "list", channel=GENERAL, user=BOB)
     listed = shown(seen_by_bob)
-    assert re.search(r":lock: Incident 1 · private · SEV2 · Investigating · open for \d+ min", listed), listed
+    assert re.search(r":lock: Incident 1 · private · open for \d+ min", listed), listed
     assert_names_nothing(listed, private)
     assert f"<@{ALICE}>" not in listed  # not even who leads it
+    # Nor its severity and status: never announced, they would tell its changes (SEV3 is the public one's).
+    assert "SEV1" not in listed and "SEV2" not in listed and "Identified" not in listed
+    assert "Slack did not say" not in listed  # Slack said: Bob is not in the channel
     assert "Checkout is slow" in listed and public["id"] in listed  # a public one, whole
     assert [c.params["channel"] for c in bot.slack.calls_to("conversations.members")] == [private["id"]]
 
@@ -206,10 +212,35 @@ def test_the_list_names_a_private_incident_only_to_its_channels_members(bot: Run
     pages = bot.slack.calls_to("conversations.members")[asked:]
     assert len(pages) == 2 and pages[1].params["cursor"] == pages[0].response["response_metadata"]["next_cursor"]
 
-    # Slack failing to say is "not a member": counted, not named.
+    # Slack failing to say is "not a member": counted, not named, and the list says why.
     bot.slack.fail_next("conversations.members", "fatal_error")
-    failed = shown(command(bot, "list", channel=GENERAL, user=ALICE))
-    assert ":lock: Incident 1 · private" in failed and TITLE not in failed
+    failed = command(bot, "list", channel=GENERAL, user=ALICE)
+    assert ":lock: Incident 1 · private" in shown(failed) and TITLE not in shown(failed)
+    [why] = [b for b in failed["blocks"] if b["type"] == "context"]
+    assert why["elements"][0]["text"] == blocks.LIST_UNKNOWN_MEMBERSHIP
+    assert "`/incident summary`" in blocks.LIST_UNKNOWN_MEMBERSHIP
+
+
+def test_a_membership_slack_does_not_tell_in_time_is_unknown_not_a_no(bot: RunningBot, client: WebClient) -> None:
+    private_channel = bot.declare(f"declare sev2 --private {TITLE}")
+    incident = incident_in(bot, private_channel)
+    assert members_of(client, [incident], ALICE, here=None) == Membership(frozenset({incident.id}))
+    assert members_of(client, [incident], BOB, here=None) == Membership()
+    # No time left to ask (Slack late): neither a member nor known not to be.
+    late = members_of(client, [incident], ALICE, here=None, budget=0.0)
+    assert late == Membership(unknown=frozenset({incident.id}))
+    text, late_blocks = blocks.open_incidents([incident], incident.declared_at, members_of=late.members, unknown=late.unknown)
+    assert TITLE not in shown(late_blocks) and blocks.LIST_UNKNOWN_MEMBERSHIP in shown(late_blocks)
+    # Typed in its channel: known without asking.
+    here = members_of(client, [incident], ALICE, here=private_channel["id"], budget=0.0)
+    assert here == Membership(frozenset({incident.id}))
+
+    # However many there are, the line saying why still fits in the one message.
+    many = [replace(incident, id=n, number=n) for n in range(1, 5001)]
+    text, crowded = blocks.open_incidents(many, incident.declared_at, unknown={i.id for i in many})
+    assert_posts(text, crowded)
+    assert crowded[-1]["elements"][0]["text"] == blocks.LIST_UNKNOWN_MEMBERSHIP
+    assert "more open incidents, not shown" in shown(crowded[-2])
 
 
 # --- paging
@@ -471,7 +502,10 @@ def test_private_announcements_and_list_lines_name_nothing_and_fit(incident: Inc
     now = incident.declared_at + timedelta(minutes=minutes)
     listed = blocks.open_incidents([private], now)
     assert_posts(*listed)
-    assert listed == blocks.open_incidents([replace(other, roles={})], now)
+    # Whoever leads it, whatever its severity and status now (changes never announced).
+    changed = replace(other, roles={}, severity=Severity.SEV4 if private.severity is not Severity.SEV4 else Severity.SEV1,
+                      status=Status.MONITORING if private.status is not Status.MONITORING else Status.IDENTIFIED)
+    assert listed == blocks.open_incidents([changed], now)
     assert ":lock: Incident" in shown(listed[1]) and "C0INC1" not in shown(listed[1])
     assert "C0INC1" in shown(blocks.open_incidents([private], now, members_of={private.id})[1])
 
