@@ -351,6 +351,20 @@ def declare_form(origin_channel: str | None, *, private: bool = False, severity:
     }
 
 
+def declared_to_reporter(incident: Incident) -> str:
+    """What the person who declared is told once the incident's channel is set up (slash command: in
+    place of "Declaring…"; the declare form: by direct message)."""
+    return f":white_check_mark: Incident {incident.number} declared: {channel_link(incident)}. You're in it."
+
+
+def already_declared(incident: Incident) -> str:
+    """What a declaration that opened nothing is told: the same request again (a retry, a form submitted
+    twice), or the same title from the same person just now (IncidentService.declare)."""
+    return (f":information_source: Incident {incident.number} (“{incident.title}”) was already declared "
+            f"by <@{incident.reporter_id}>: {channel_link(incident)}. Nothing new was opened; "
+            "to declare a separate incident, give it a different title.")
+
+
 def provisioning_failed(incident: Incident, step: str, error: str) -> tuple[str, list[Block]]:
     """`step` is the bot's own words (mrkdwn); `error`, Slack's code or an exception's name, is escaped."""
     text = (

@@ -143,23 +143,14 @@ def register(app: App, services: Services) -> None:
         result = services.incidents.declare(command, user_id, request_key)
         incident = result.incident
         if not result.created:
-            ack(
-                response_type="ephemeral",
-                text=f":information_source: Incident {incident.number} (“{incident.title}”) was already declared "
-                f"by <@{incident.reporter_id}>: {blocks.channel_link(incident)}. Nothing new was opened; "
-                "to declare a separate incident, give it a different title.",
-            )
+            ack(response_type="ephemeral", text=blocks.already_declared(incident))
             return
         services.metrics.incidents_declared.inc()
         ack(response_type="ephemeral", text=f":hourglass_flowing_sand: Declaring incident {incident.number}: opening its channel…")
 
         def provision() -> None:
             ready = services.publisher.provision(incident.id)
-            respond(
-                response_type="ephemeral",
-                replace_original=True,
-                text=f":white_check_mark: Incident {ready.number} declared: {blocks.channel_link(ready)}. You're in it.",
-            )
+            respond(response_type="ephemeral", replace_original=True, text=blocks.declared_to_reporter(ready))
 
         services.background.submit(incident.id, provision, on_error=report_provisioning(services, incident.id, respond))
 

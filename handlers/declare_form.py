@@ -1,20 +1,28 @@
 """The declare form (a modal), opened by `/incident declare` with no title, or prefilled by the message
 shortcut Declare incident (handlers.declare_from_message: then the message rides along to the
-submission and becomes the incident's first Detection entry)."""
+submission and becomes the incident's first Detection entry).
+
+A submission has no response_url and the modal closes at the answer, so what the person is told after it
+(the incident declared with a link to its channel, nothing new opened, or set-up failed) comes by direct
+message from the app."""
 
 from __future__ import annotations
 
 import html
-from functools import partial
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
 
 from bot.incidents import commands as c
 from bot.incidents.values import Severity
 from handlers import blocks, declare_from_message
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
+from handlers.slack_client import slack_error
+
+log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
@@ -30,15 +38,22 @@ def register(app: App, services: Services) -> None:
         # The view id stays the same if the form is submitted twice: one incident, however many clicks.
         result = services.incidents.declare(command, user_id, f"view:{view['id']}")
         ack()
+        tell = direct_message(services, user_id)
+        incident_id = result.incident.id
         if not result.created:
+            # On the incident's lane: after its set-up, so the link is to its channel.
+            services.background.submit(incident_id, lambda: tell(text=blocks.already_declared(services.incidents.get(incident_id))))
             return
         services.metrics.incidents_declared.inc()
-        incident_id = result.incident.id
-        services.background.submit(
-            incident_id,
-            partial(services.publisher.provision, incident_id),
-            on_error=report_provisioning(services, incident_id, direct_message(services, user_id)),
-        )
+
+        def provision() -> None:
+            ready = services.publisher.provision(incident_id)
+            try:
+                tell(text=blocks.declared_to_reporter(ready))
+            except (SlackApiError, OSError) as error:  # set up all the same: not a set-up failure
+                log.warning("incident %s: telling <@%s> it is declared failed: %s", ready.number, user_id, slack_error(error))
+
+        services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, tell))
 
 
 def _declare_command(values: dict[str, Any], source: c.SourceMessage | None = None) -> c.Declare:

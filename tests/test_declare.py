@@ -147,6 +147,15 @@ def test_declare_without_a_title_opens_the_form_and_its_submission_declares(bot:
     assert BOB in bot.slack.members(incident.channel_id)
     assert len(bot.slack.calls_to("conversations.create")) == 1
 
+    # The form closed at the answer: Bob is told by direct message, as the slash command tells in place,
+    # that it is declared and where; then that his second click opened nothing new.
+    link = f"<#{incident.channel_id}|{incident.channel_name}>"
+    assert [m["text"] for m in bot.slack.direct_messages(BOB)] == [
+        f":white_check_mark: Incident 1 declared: {link}. You're in it.",
+        f":information_source: Incident 1 (“{incident.title}”) was already declared by <@{BOB}>: {link}. "
+        "Nothing new was opened; to declare a separate incident, give it a different title.",
+    ]
+
 
 def test_the_form_refuses_a_blank_title(bot: RunningBot) -> None:
     bot.command("declare")

@@ -156,6 +156,13 @@ def test_a_double_submit_declares_once(bot: RunningBot) -> None:
     links = [m for m in bot.slack.messages(channel_of(incident)) if "Declared from" in m["text"]]
     assert len(links) == 1
 
+    # Told by direct message (the form has no response_url, and nothing goes to the message's channel):
+    # declared, with its channel; then that the second click opened nothing new.
+    declared, again = [m["text"] for m in bot.slack.direct_messages(ALICE)]
+    assert declared == f":white_check_mark: Incident 1 declared: <#{incident.channel_id}|{incident.channel_name}>. You're in it."
+    assert again.startswith(":information_source: Incident 1 (“search is down”) was already declared") and "Nothing new" in again
+    assert [m["ts"] for m in bot.slack.messages(GENERAL)] == [ts] and bot.slack.ephemerals(GENERAL) == []
+
 
 def test_a_message_from_an_app_has_no_author_to_invite(bot: RunningBot) -> None:
     ts = bot.slack.add_bot_message(GENERAL, "[FIRING:1] HighErrorRate checkout", bot_id="B0GRAFANA", username="Grafana")
@@ -216,7 +223,8 @@ def test_the_author_left_unticked_or_deactivated_is_not_invited_and_set_up_finis
     incident = next(i for i in bot.runtime.services.incidents.list_open() if not i.private)
     assert "U0GONE" not in bot.slack.members(channel_of(incident))
     assert bot.runtime.services.incidents.get(incident.id).provisioned_at is not None
-    assert not bot.slack.direct_messages(ALICE)  # no failure report
+    told = [m["text"] for m in bot.slack.direct_messages(ALICE)]  # each declared, with its channel; no failure report
+    assert len(told) == 2 and all(t.startswith(":white_check_mark: Incident") and t.endswith("You're in it.") for t in told)
 
 
 def test_a_message_slack_gives_no_permalink_for_is_declared_without_it(bot: RunningBot) -> None:
