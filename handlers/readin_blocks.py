@@ -5,8 +5,10 @@ events, pages, diagnostics, follow-ups) is one section of at most 3,000 characte
 entries, each shortened visibly past ENTRY characters, and says how many earlier ones it left out and
 where they are; so a message has at most a dozen blocks whatever was recorded.
 
-Times are Slack dates (`<!date^…>`), which every reader sees in their own zone, with a fallback in the
-configured zone; the date is shown when it is not the read-in's own day there. Ages ("5 min ago") are
+Times are Slack dates (`<!date^…>`), which every reader sees in their own zone, each with its day
+(`{date_short_pretty}`: "today", "yesterday" or the date, in the reader's zone: a day judged in the
+configured zone would be wrong for a reader elsewhere), and a fallback in the configured zone with its
+date (Slack: "Formatting text for app surfaces", date formatting). Ages ("5 min ago") are
 as of the moment the read-in was built, which its last line gives. Mentions (`<@U…>`) render as names.
 Text people typed is mrkdwn as Slack sent it; configured names and what databases and pagers said are
 plain text, escaped here.
@@ -35,7 +37,7 @@ LEFT_OUT = 80  # room kept in a list's section for the line saying what it left 
 def message(readin: ReadIn, zone: tzinfo) -> tuple[str, list[Block]]:
     """The read-in as a message: `(text, blocks)` for chat.postEphemeral or an ephemeral answer."""
     def at(moment: datetime) -> str:
-        return when(moment, readin.now, zone)
+        return when(moment, zone)
 
     blocks: list[Block] = [_heading(readin, at), _state(readin, at), _latest_update(readin, at)]
     if readin.resolution is not None:
@@ -89,12 +91,11 @@ def listing(heading: str, lines: Sequence[str], what: str, *, where: str = TIMEL
     return mrkdwn.section(text)
 
 
-def when(moment: datetime, now: datetime, zone: tzinfo) -> str:
-    """A Slack date, its time only when it is on `now`'s day in `zone`; the fallback in `zone`."""
+def when(moment: datetime, zone: tzinfo) -> str:
+    """A Slack date with its day and time, both in the reader's zone ("today 09:40", "Nov 11, 2023
+    23:10"); the fallback, for clients that cannot render it, in `zone`, with its date."""
     local = moment.astimezone(zone)
     stamp, name = int(moment.timestamp()), local.tzname() or "UTC"
-    if local.date() == now.astimezone(zone).date():
-        return f"<!date^{stamp}^{{time}}|{local:%H:%M} {name}>"
     return f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{local:%Y-%m-%d %H:%M} {name}>"
 
 

@@ -149,8 +149,10 @@ def test_a_joiner_at_ten_reads_that_the_servers_were_tuned_and_the_network_check
     text, blocks = rendered(readin)
     ruled_out = titled(blocks, ":no_entry_sign: *Already ruled out*")
     assert TUNED in ruled_out and NETWORK in ruled_out and f"<@{ALICE}>" in ruled_out
-    # Each line with its time, which every reader sees in their own zone (09:40 in Paris as the fallback).
-    assert ruled_out.count(f"<!date^{int(paris(9, 40).timestamp())}^{{time}}|09:40 CET>") == 2
+    # Each line with its day and time, which every reader sees in their own zone ("today" in Paris may be
+    # yesterday in San Francisco); the fallback, 09:40 in Paris, with its date.
+    stamp = int(paris(9, 40).timestamp())
+    assert ruled_out.count(f"<!date^{stamp}^{{date_short_pretty}} {{time}}|2023-11-12 09:40 CET>") == 2
     assert HYPOTHESIS in titled(blocks, ":thinking_face: *Hypotheses recorded*")
     shown = "\n".join(section_texts(blocks))
     assert "Investigating for 45 min" in shown and "SEV2" in shown and "2 paths already ruled out" in text
