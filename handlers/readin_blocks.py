@@ -142,6 +142,8 @@ def _state(readin: ReadIn, at: Callable[[datetime], str]) -> Block:
 
 def _latest_update(readin: ReadIn, at: Callable[[datetime], str]) -> Block:
     update = readin.latest_update
+    if update is None and readin.status is Status.CLOSED:  # a closed incident takes no update: no hint to post one
+        return mrkdwn.section(":memo: *Latest status update*: none was posted")
     if update is None:
         return mrkdwn.section(":memo: *Latest status update*: none posted yet (`/incident update &lt;text&gt;` posts one)")
     text = mrkdwn.quote(mrkdwn.fit(update.text, UPDATE, where=TIMELINE))

@@ -194,6 +194,22 @@ def test_a_deleted_message_is_no_key_event_and_empty_lists_are_left_out() -> Non
     assert "Key events" not in shown and "Open pages" not in shown and "Diagnostics" in shown  # the 09:50 run
 
 
+def test_a_closed_incidents_read_in_suggests_only_what_still_works_on_it() -> None:
+    """`/incident summary` answers on a closed incident too: it must not suggest a command that would be
+    refused there (a closed incident can no longer change: bot/incidents/service.py)."""
+    record = example_record()
+    silent = dataclasses.replace(record, items=[i for i in record.items if i.kind is not EntryKind.UPDATE])
+    open_text = "\n".join(section_texts(rendered(build(silent, paris(10, 15)))[1]))
+    assert "`/incident update &lt;text&gt;` posts one" in open_text  # while it is open, the way to post one
+
+    closed = build(silent, paris(12, 30))
+    assert closed.status is Status.CLOSED
+    shown = "\n".join(section_texts(rendered(closed)[1]))
+    assert ":memo: *Latest status update*: none was posted" in shown
+    # Only what answers on a closed incident: the timeline, this summary, the list of checks.
+    assert set(re.findall(r"`/incident ([a-z ]+)", shown)) <= {"timeline", "summary", "diag list"}, shown
+
+
 UNREACHABLE = 'could not reach PostgreSQL at 127.0.0.1:1/app: connection failed: Connection refused'
 
 
