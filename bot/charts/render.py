@@ -20,6 +20,7 @@ from matplotlib import dates as mdates  # noqa: E402  (the backend must be chose
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from bot.charts.spec import BarChart, Chart, Series, Style, TimeChart  # noqa: E402
 
@@ -110,14 +111,25 @@ def _bar_chart(axes: Axes, chart: BarChart) -> None:
         raise ValueError(f"{chart.title}: no categories to draw")
     positions = range(len(chart.categories))
     bottoms = [0.0] * len(chart.categories)
-    for label, values in chart.stacks:
-        axes.bar(positions, values, bottom=bottoms, label=label, color=chart.colors.get(label))
-        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    width = 0.8 / len(chart.stacks) if chart.grouped and chart.stacks else 0.8
+    for index, (label, values) in enumerate(chart.stacks):
+        heights = [0.0 if v is None else v for v in values]  # None: no bar (height 0 draws none)
+        if chart.grouped:  # side by side, centred on the category
+            offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
+            axes.bar(offsets, heights, width=width, label=label, color=chart.colors.get(label))
+        else:
+            axes.bar(positions, heights, bottom=bottoms, label=label, color=chart.colors.get(label))
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     axes.set_xticks(list(positions), list(chart.categories), rotation=45 if len(chart.categories) > 8 else 0,
                     ha="right" if len(chart.categories) > 8 else "center", fontsize=8)
     axes.set_ylabel(chart.y_label)
     axes.set_title(chart.title)
     axes.grid(True, axis="y", alpha=0.3)
+    if all(v is None or float(v).is_integer() for _, values in chart.stacks for v in values):
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.25 of an incident
+    slots = max(len(chart.categories), 4)  # one or two categories keep a bar's width, centred
+    middle = (len(chart.categories) - 1) / 2
+    axes.set_xlim(middle - slots / 2, middle + slots / 2)
     if len(chart.stacks) > 1:
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
 

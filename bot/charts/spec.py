@@ -75,14 +75,16 @@ class TimeChart:
 @dataclass(frozen=True, slots=True)
 class BarChart:
     """Counts per category (weeks, teams), stacked by `stacks` (label -> one value per category, e.g.
-    incidents per severity): the stacks are drawn in the order given."""
+    incidents per severity): the stacks are drawn in the order given. `grouped`: side by side instead
+    of stacked, for values that do not add up (a median and a p90). A value of None is no bar."""
 
     title: str
     caption: str
     categories: tuple[str, ...]
-    stacks: tuple[tuple[str, tuple[float, ...]], ...]
+    stacks: tuple[tuple[str, tuple[float | None, ...]], ...]
     y_label: str
     colors: dict[str, str] = field(default_factory=dict)  # stack label -> colour name
+    grouped: bool = False
 
 
 Chart = TimeChart | BarChart
