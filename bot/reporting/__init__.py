@@ -1,0 +1,1 @@
+"""Incidents over time: the report (`incident-bot report`) and its headline (`/incident stats`)."""
