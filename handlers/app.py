@@ -33,6 +33,7 @@ from bot.paging.service import PagingService, Requested
 from bot.people import People
 from bot.postmortem.service import PostmortemService
 from bot.readin.service import ReadInService
+from bot.reporting.service import ReportService
 from bot.reminders import StatusReminders
 from bot.scheduling import Scheduler
 from bot.spool import Spool
@@ -225,6 +226,7 @@ def build_runtime(
         readin=ReadInService(sessions, clock, team_names={key: team.display_name or key for key, team in teams.items()},
                              escalate_to={key: team.escalate_to for key, team in teams.items() if team.escalate_to},
                              targets=watchdog.targets()),
+        reports=ReportService.from_settings(settings, sessions, clock),
     )
     # A role holder the bot invites is given the read-in as they are invited (its own invitations'
     # member_joined_channel events are skipped: handlers/readin.py).

@@ -16,6 +16,7 @@ from bot.incidents.service import IncidentService
 from bot.paging.service import PagingService
 from bot.postmortem.service import PostmortemService
 from bot.readin.service import ReadInService
+from bot.reporting.service import ReportService
 from bot.reminders import StatusReminders
 from bot.scheduling import Scheduler
 from bot.timeline import TimelineService
@@ -49,6 +50,7 @@ class Services:
     bot_user_id: str
     alerts: AlertService
     readin: ReadInService  # what someone joining an incident is told (handlers/readin.py)
+    reports: ReportService  # incidents over time (`/incident stats`, handlers/stats.py)
     slack_pacing: SlackPacing = field(default_factory=SlackPacing)
     # Alert groups' Slack work, paced to Slack's limits: on lanes of its own, so a storm's waits never
     # hold up an incident's Slack work on the shared lanes.

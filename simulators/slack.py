@@ -34,7 +34,7 @@ with Slack's ``hello`` and carries envelopes both ways (`socket_send()`)::
 
 Supported methods: admin.conversations.convertToPrivate (refused as Slack refuses a bot token, unless
 `grant_admin_api()`), apps.connections.open, auth.test,
-conversations.{create,info,join,invite,members,setTopic,archive,unarchive},
+conversations.{create,info,join,invite,members,open,setTopic,archive,unarchive},
 chat.{postMessage,update,postEphemeral,getPermalink},
 files.{getUploadURLExternal,completeUploadExternal,info}, pins.{add,remove}, users.info, usergroups.list,
 views.{open,update}.  Anything else answers HTTP 404 ``unknown_method``.
@@ -146,6 +146,7 @@ class SlackSimulator:
             "conversations.join": self._conversations_join,
             "conversations.invite": self._conversations_invite,
             "conversations.members": self._conversations_members,
+            "conversations.open": self._conversations_open,
             "conversations.setTopic": self._conversations_set_topic,
             "conversations.archive": self._conversations_archive,
             "conversations.unarchive": self._conversations_unarchive,
@@ -706,6 +707,44 @@ class SlackSimulator:
             result = {"warning": "already_in_channel", "response_metadata": {"warnings": ["already_in_channel"]}}
         ch.members.add(self.bot_user_id)
         return {"channel": self._conversation(ch), **result}
+
+    def _conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Slack: conversations.open. `users`, 1 to 8 comma-separated user ids ("Don't include the ID of
+        the user you're calling conversations.open on behalf of"): one opens, or resumes, the 1:1 DM,
+        answered `{"channel": {"id": "D…"}}`, with `no_op` and `already_open` true when it was open
+        already; `return_im` true answers the whole IM object instead. Or `channel`, an IM's id, resumes
+        it. Errors: users_list_not_supplied, too_many_users, user_not_found, user_disabled (a deactivated
+        account), channel_not_found, method_not_supported_for_channel_type (`channel` is no IM). Not
+        simulated, answered with codes Slack never sends so a test relying on them fails plainly: a
+        multi-person DM (`mpim_not_simulated`) and a DM with the bot itself (`self_dm_not_simulated`)."""
+        raw = p.get("users") or ""
+        users = [u.strip() for u in (raw if isinstance(raw, list) else str(raw).split(",")) if u.strip()]
+        channel_id = str(p.get("channel") or "")
+        if channel_id and not users:
+            ch = self._channels.get(channel_id)
+            if ch is None:
+                raise _SlackError("channel_not_found")
+            if ch.im_user is None:
+                raise _SlackError("method_not_supported_for_channel_type")
+            already = True
+        else:
+            if not users:
+                raise _SlackError("users_list_not_supplied")
+            if len(users) > 8:
+                raise _SlackError("too_many_users")
+            for user in users:
+                if user not in self._users:
+                    raise _SlackError("user_not_found")
+                if self._is_deactivated(user):
+                    raise _SlackError("user_disabled")
+            if len(users) > 1:
+                raise _SlackError("mpim_not_simulated")
+            if users[0] == self.bot_user_id:
+                raise _SlackError("self_dm_not_simulated")
+            already = users[0] in self._ims
+            ch = self._open_im(users[0])
+        shown = {**self._conversation(ch), "is_open": True} if _truthy(p.get("return_im")) else {"id": ch.id}
+        return {"channel": shown, **({"no_op": True, "already_open": True} if already else {})}
 
     def _conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
         """Slack: conversations.members. A page of member ids (`limit`: default 100, at most 1,000; "Fewer

@@ -45,6 +45,7 @@ USAGE: dict[str, str] = {
     "list": "`/incident list`: the open incidents",
     "summary": "`/incident summary`: where this incident stands and what was already ruled out (only you see it)",
     "private": "`/incident private`: make this incident private (its channel too, where Slack lets the bot)",
+    "stats": "`/incident stats`: headline figures across incidents and the main chart, sent to you by direct message",
     "help": "`/incident help`: this list",
 }
 
@@ -179,10 +180,15 @@ class MakePrivate:
     pass
 
 
+@dataclass(frozen=True)
+class ShowStats:
+    pass
+
+
 Command = (
     Declare | OpenDeclareForm | SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | ShowTimeline
     | PageTeam | ListDiagnostics | RunDiagnostic | AddFollowup | DraftPostmortem | Resolve | Close | ListOpen | Help
-    | ShowSummary | MakePrivate
+    | ShowSummary | MakePrivate | ShowStats
 )
 # Commands that change the incident of the channel they are typed in.
 IncidentCommand = SetStatus | SetSeverity | AssignRole | PostUpdate | AddNote | Resolve | Close
@@ -430,7 +436,7 @@ def _bounded_text(text: str, name: str) -> str:
     return text
 
 
-NoArguments = Close | ListOpen | Help | ShowTimeline | DraftPostmortem | ShowSummary | MakePrivate
+NoArguments = Close | ListOpen | Help | ShowTimeline | DraftPostmortem | ShowSummary | MakePrivate | ShowStats
 
 
 def _no_arguments(command: NoArguments, name: str) -> Callable[[str], Command]:
@@ -476,5 +482,6 @@ _PARSERS = {
     "list": _no_arguments(ListOpen(), "list"),
     "summary": _no_arguments(ShowSummary(), "summary"),
     "private": _no_arguments(MakePrivate(), "private"),
+    "stats": _no_arguments(ShowStats(), "stats"),
     "help": _no_arguments(Help(), "help"),
 }
