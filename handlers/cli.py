@@ -132,6 +132,51 @@ def postmortem(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def report(args: argparse.Namespace) -> int:
+    """Write the report on incidents over time (report.md and its PNG charts) and print report.md's path.
+    No Slack is needed: it reads the store and the configuration."""
+    settings = _settings_or_exit(None)
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.clock import SystemClock
+    from bot.reporting.output import new_directory, write_report
+    from bot.reporting.service import ReportService
+    from bot.reporting.window import SinceError, parse_since
+    from storage.database import make_engine, make_session_factory, safe_url
+
+    clock = SystemClock()
+    now = clock.now()
+    zone = ZoneInfo(settings.file.postmortem.timezone)
+    try:
+        since = parse_since(args.since, now, zone)
+    except SinceError as error:
+        print(f"incident-bot: {error}", file=sys.stderr)
+        return 2
+    directory = Path(args.output) if args.output else new_directory(Path.cwd(), f"incident-report-{now.astimezone(zone):%Y-%m-%d}")
+    if directory.exists() and not directory.is_dir():
+        print(f"incident-bot: --output {directory} is a file; give a directory (made if missing).", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.env.database_url)
+    try:
+        found = ReportService.from_settings(settings, make_session_factory(engine), clock).report(since, now)
+    except SQLAlchemyError as error:
+        print(f"incident-bot: the store at {safe_url(settings.env.database_url)} could not be read ({type(error).__name__}); "
+              "is DATABASE_URL right, and has `incident-bot migrate` run?", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    try:
+        written = write_report(found, directory)
+    except OSError as error:
+        print(f"incident-bot: the report could not be written to {directory} ({error.strerror or error}).", file=sys.stderr)
+        return 1
+    print(written.report)
+    return 0
+
+
 def end_incident(args: argparse.Namespace) -> int:
     """`resolve` and `close`: the slash command's change, from the operator's shell (handlers.operator).
     Works without SLACK_BOT_TOKEN too: the change is saved, and `serve` shows it in Slack at its next start."""
@@ -208,6 +253,14 @@ def _parser() -> argparse.ArgumentParser:
     postmortem_parser.add_argument("incident", metavar="INCIDENT", help="the incident's number (42) or channel name")
     postmortem_parser.add_argument("--version", type=int, help="an earlier drafted version (default: the latest)")
     postmortem_parser.set_defaults(run=postmortem)
+
+    report_parser = commands.add_parser("report", help="write a Markdown report with PNG charts of incidents over time")
+    report_parser.add_argument("--since", default="90d", metavar="SINCE",
+                               help="the incidents declared since: <n>d, <n>w or an ISO date (YYYY-MM-DD) (default 90d)")
+    report_parser.add_argument("--output", metavar="DIR",
+                               help="the directory for report.md and its charts, made if missing "
+                               "(default: a new incident-report-<date> in the working directory)")
+    report_parser.set_defaults(run=report)
 
     resolve_parser = commands.add_parser("resolve", help="resolve an incident from the shell (e.g. its channel was archived)")
     resolve_parser.add_argument("incident", metavar="INCIDENT", help="the incident's number (42) or channel name")
