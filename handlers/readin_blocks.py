@@ -209,11 +209,8 @@ def _watchdog(reading: WatchdogReading, now: datetime, at: Callable[[datetime], 
         problem = escape(reading.problem)
         if alerting is not None:
             return f"{alerting}; {sampled}: {problem}"
-        since = reading.failing_since
-        if since is not None and since < reading.taken_at:
-            return (f"watchdog :warning: not read: {problem}; every sample since {at(since)} failed, "
-                    f"the latest {at(reading.taken_at)} ({ago(reading.taken_at, now)})")
-        return f"watchdog :warning: not read: {problem}; {sampled}"
+        since = reading.failing_since or reading.taken_at  # every sample since then failed
+        return f"watchdog :warning: not read since {at(since)}: {problem} (latest try {ago(reading.taken_at, now)})"
     state = alerting or "watchdog :large_green_circle: calm"
     figures = []
     if reading.in_use is not None:
