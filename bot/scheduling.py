@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from contextlib import suppress
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, tzinfo
 from typing import Any
 
+import apscheduler.schedulers.base
+import apscheduler.triggers.interval
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy import Engine
+
+from bot.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,35 @@ def run_job(name: str, *args: Any) -> None:
 
 def _serve(handlers: dict[str, JobHandler]) -> None:
     _worker.handlers = handlers
+
+
+@contextmanager
+def scheduled_by(clock: Clock) -> Iterator[None]:
+    """While inside, every Scheduler in this process reads the time from `clock` (the demo's scaled
+    story; tests do the same with a ManualClock). APScheduler 3 takes no clock: its scheduler and its
+    interval trigger (a job's first run, one interval from now) call their modules' `datetime.now`, so
+    those two names are pointed at `clock` and put back on the way out. A scheduler still sleeps real
+    seconds until what it computes is due: whoever runs time faster must wake it often
+    (Scheduler.wakeup), and whoever stops it should do so before leaving."""
+    modules = (apscheduler.schedulers.base, apscheduler.triggers.interval)
+    saved = [module.datetime for module in modules]
+
+    class ClockedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return clock.now().astimezone(tz) if tz else clock.now().replace(tzinfo=None)
+
+        @classmethod
+        def fromtimestamp(cls, t: float, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return datetime.fromtimestamp(t, tz)  # a plain datetime: jobs are pickled into the store
+
+    for module in modules:
+        module.datetime = ClockedDatetime
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved, strict=True):
+            module.datetime = original
 
 
 class SharedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
