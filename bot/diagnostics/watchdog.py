@@ -80,8 +80,11 @@ def assess(samples: list[Sample], config: WatchdogSection) -> Assessment:
     minutes = exhaustion_minutes(samples[-TREND_SAMPLES:])
     if minutes is not None and minutes <= config.exhaustion_horizon_minutes and not latest.refused:
         reasons.append(f"at the current rate the connections run out in about {max(minutes, 0):.0f} min")
+    # A sample without figures (the target unreachable, the check failed) says nothing is well: an open
+    # episode must not clear on it, or the channel would be told the trouble is over while it cannot be seen.
     calm = (
         not latest.refused
+        and latest.in_use is not None
         and (usage is None or usage < config.usage_alert_percent - CLEAR_MARGIN_PERCENT)
         and (oldest is None or oldest < config.idle_in_transaction_alert_seconds / 2)
         and (minutes is None or minutes > config.exhaustion_horizon_minutes * 2)
