@@ -22,8 +22,10 @@ response_url; a text over 40,000 characters is posted cut, with Slack's ``messag
 
 File uploads work the way ``WebClient.files_upload_v2`` drives them: files.getUploadURLExternal hands
 out an upload URL on this server, the raw bytes are POSTed there (answered ``OK - <bytes>`` like
-files.slack.com), and files.completeUploadExternal turns them into a file shared in channels; see
-`files()` and `file_content()`.
+files.slack.com), and files.completeUploadExternal turns them into a file shared in channels (several
+files in one message when `files` lists several); see `files()` and `file_content()`. A ``.png`` whose
+bytes are a whole PNG (signature, chunks and their CRCs, IEND) is an image, with Slack's ``original_w`` /
+``original_h`` and thumbnails; one whose bytes are not is a plain binary file, as Slack shows it.
 
 It serves Socket Mode too: ``apps.connections.open`` (app token only) hands out a
 ``ws://`` URL on the same server, where a minimal RFC 6455 endpoint greets the client
@@ -55,6 +57,7 @@ import struct
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -75,7 +78,7 @@ from simulators.block_kit import (
     view_problems,
 )
 
-__all__ = ["ApiCall", "SlackSimulator"]
+__all__ = ["ApiCall", "SlackSimulator", "png_size"]
 
 
 @dataclass(frozen=True)
@@ -1162,6 +1165,8 @@ class SlackSimulator:
         }
         if upload.alt_txt:
             file["alt_txt"] = upload.alt_txt
+        if filetype == "png":
+            file.update(_image_fields(data, private, slug))
         return file
 
     def _add_share(self, file: dict[str, Any], ch: _Channel, ts: str, thread_ts: str | None) -> None:
@@ -1298,6 +1303,9 @@ _FILE_TYPES = {  # extension -> (filetype, pretty_type, mimetype) for UTF-8 cont
     "json": ("json", "JSON", "application/json"), "csv": ("csv", "CSV", "text/csv"),
 }
 _BINARY_TYPE = ("binary", "Binary", "application/octet-stream")
+_PNG_TYPE = ("png", "PNG", "image/png")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_THUMB_SIZES = (64, 80, 160, 360, 480, 720, 800, 960, 1024)  # Slack's thumb_<n> renditions of an image
 _SHARE_FIELDS = frozenset({"shares", "channels", "groups", "ims"})
 _HELLO = {
     "type": "hello", "num_connections": 1,
@@ -1464,12 +1472,58 @@ def _file_kind(name: str, data: bytes, snippet_type: str) -> tuple[str, str, str
     mode = "snippet" if snippet_type else "hosted"
     if snippet_type and snippet_type != "auto":
         return snippet_type, _SNIPPET_TYPES[snippet_type], "text/plain", mode
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    if extension == "png" and png_size(data) is not None:  # an image only when its bytes are one
+        return (*_PNG_TYPE, mode)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
         return (*_BINARY_TYPE, mode)
-    extension = name.rpartition(".")[2].lower() if "." in name else ""
     return (*_FILE_TYPES.get(extension, _FILE_TYPES["txt"]), mode)
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a whole PNG, else None: the signature, an IHDR chunk first, every chunk's
+    length and CRC-32 right, and the file ending with IEND (PNG spec, sections 5.2-5.6), so a truncated
+    or corrupted file is no image."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    at, size, first = len(_PNG_SIGNATURE), None, True
+    while at + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        end = at + 12 + length
+        if end > len(data):
+            return None
+        body = data[at + 8:end - 4]
+        if zlib.crc32(kind + body) != struct.unpack(">I", data[end - 4:end])[0]:
+            return None
+        if first:
+            if kind != b"IHDR" or length != 13:
+                return None
+            size = struct.unpack(">II", body[:8])
+            first = False
+        if kind == b"IEND":
+            return size if end == len(data) and size and all(size) else None
+        at = end
+    return None
+
+
+def _image_fields(data: bytes, private: str, slug: str) -> dict[str, Any]:
+    """What Slack adds to an image's file object: its size (original_w, original_h) and thumbnails up to
+    360 px, larger ones only while the image is larger; never scaled up (thumb_<n>_w/_h say their size)."""
+    size = png_size(data)
+    assert size is not None
+    width, height = size
+    fields: dict[str, Any] = {"original_w": width, "original_h": height, "image_exif_rotation": 1}
+    stem = slug.rpartition(".")[0] or slug
+    for side in _THUMB_SIZES:
+        if side > 360 and side >= max(width, height):  # no rendition larger than the image beyond the 360 one
+            break
+        scale = min(1.0, side / max(width, height))
+        fields[f"thumb_{side}"] = f"{private}{stem}_{side}.png"
+        if side >= 360:
+            fields[f"thumb_{side}_w"], fields[f"thumb_{side}_h"] = round(width * scale), round(height * scale)
+    return fields
 
 
 def _decode_params(query: str, content_type: str, body: bytes) -> tuple[dict[str, Any], bool]:

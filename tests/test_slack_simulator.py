@@ -517,6 +517,51 @@ def test_files_info(sim: SlackSimulator, client: WebClient) -> None:
     assert error_code(client.files_info, file="F0NOPE0000") == "file_not_found"
 
 
+def a_png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_several_files_share_one_message_and_a_png_is_an_image_only_when_its_bytes_are(
+    sim: SlackSimulator, client: WebClient
+) -> None:
+    channel_id = client.conversations_create(name="inc-52")["channel"]["id"]
+    png = a_png(1200, 600)
+    resp = client.files_upload_v2(channel=channel_id, initial_comment="Draft", file_uploads=[
+        {"content": "# Draft\n![Connections](chart.png)", "filename": "draft.md", "title": "The draft"},
+        {"file": png, "filename": "chart.png", "title": "The chart", "alt_txt": "Connections over two hours"},
+        {"file": png[:-12], "filename": "cut.png"},  # its IEND chunk lost: no image
+        {"file": png[:60] + b"\x00" + png[61:], "filename": "corrupt.png"},  # a byte changed: a CRC no longer matches
+    ])
+    assert [c.method for c in sim.calls[1:]] == ["files.getUploadURLExternal"] * 4 + ["upload"] * 4 + [
+        "files.completeUploadExternal"]
+    [complete] = sim.calls_to("files.completeUploadExternal")
+    assert [f["title"] for f in complete.params["files"]] == ["The draft", "The chart", "cut.png", "corrupt.png"]
+    assert "file" not in resp.data  # files_upload_v2 sets `file` only for a single file
+    draft, chart, cut, corrupt = resp["files"]
+    assert [f["name"] for f in resp["files"]] == ["draft.md", "chart.png", "cut.png", "corrupt.png"]
+    assert (chart["filetype"], chart["pretty_type"], chart["mimetype"]) == ("png", "PNG", "image/png")
+    assert (chart["original_w"], chart["original_h"], chart["size"]) == (1200, 600, len(png))
+    assert (chart["thumb_360_w"], chart["thumb_360_h"], chart["thumb_1024_w"], chart["thumb_1024_h"]) == (360, 180, 1024, 512)
+    assert chart["alt_txt"] == "Connections over two hours" and chart["title"] == "The chart"
+    for broken in (cut, corrupt):
+        assert (broken["filetype"], broken["mimetype"]) == ("binary", "application/octet-stream")
+        assert "original_w" not in broken and "thumb_360" not in broken
+    assert sim.file_content(chart["id"]) == png and sim.file_content(cut["id"]) == png[:-12]
+    assert sim.file_content(draft["id"]) == b"# Draft\n![Connections](chart.png)"
+    [message] = sim.messages(channel_id)
+    assert message["text"] == "Draft" and [f["id"] for f in message["files"]] == [f["id"] for f in resp["files"]]
+    assert message["files"][1]["original_w"] == 1200
+    small = client.files_upload_v2(channel=channel_id, file=a_png(200, 100), filename="small.png")["file"]
+    assert (small["original_w"], small["thumb_360_w"], small["thumb_360_h"]) == (200, 200, 100)  # never scaled up
+    assert "thumb_480" not in small
+
+
 def test_files_upload_v2_in_thread_and_without_channel(sim: SlackSimulator, client: WebClient) -> None:
     channel_id = client.conversations_create(name="inc-52")["channel"]["id"]
     parent = client.chat_postMessage(channel=channel_id, text="timeline")["ts"]
