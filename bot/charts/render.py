@@ -35,6 +35,8 @@ MARKER_COLORS = {
     "acknowledged": "#009E73",
     "status": "#999999",
     "resolved": "#000000",
+    "alert": "#882255",  # a watchdog alert (Tol's wine)
+    "diagnostic": "#44AA99",  # a diagnostic run (Tol's teal)
 }
 
 
