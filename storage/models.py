@@ -178,6 +178,27 @@ class Postmortem(Base):
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class PostmortemChart(Base):
+    """A PNG drawn for a postmortem version (the connections of one target during the incident), stored
+    with its Markdown in the transaction that drafts it: the version uploaded, and uploaded again after a
+    restart, is the one drafted, whatever samples have aged out since."""
+
+    __tablename__ = "postmortem_charts"
+    __table_args__ = (UniqueConstraint("postmortem_id", "filename", name="uq_postmortem_charts_postmortem_filename"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # No index of its own: the unique constraint's leading column serves "the charts of this version".
+    postmortem_id: Mapped[int] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)  # the order the Markdown shows them in
+    target: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(Text)
+    caption: Mapped[str] = mapped_column(Text)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int] = mapped_column(Integer)  # pixels
+    height: Mapped[int] = mapped_column(Integer)
+
+
 class Followup(Base):
     """An action item for after the incident. Its owner is reminded in a direct message from some days
     after the close until it is marked done; `reminded_at` is claimed before each reminder is sent."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from storage.models import Incident, Postmortem, RoleAssignment, WatchdogAlert
+from storage.models import Incident, Postmortem, PostmortemChart, RoleAssignment, WatchdogAlert, WatchdogSample
 
 Newer = aliased(Postmortem)
 
@@ -62,4 +62,24 @@ def role_history(session: Session, incident_id: int) -> list[RoleAssignment]:
 
 def linked_alerts(session: Session, incident_id: int) -> list[WatchdogAlert]:
     query = select(WatchdogAlert).where(WatchdogAlert.incident_id == incident_id).order_by(WatchdogAlert.opened_at)
+    return list(session.execute(query).scalars())
+
+
+def samples_between(session: Session, start: datetime, end: datetime) -> list[WatchdogSample]:
+    """Every target's watchdog samples taken from `start` to `end` (both included), by target and time."""
+    query = (
+        select(WatchdogSample)
+        .where(WatchdogSample.taken_at >= start, WatchdogSample.taken_at <= end)
+        .order_by(WatchdogSample.target, WatchdogSample.taken_at, WatchdogSample.id)
+    )
+    return list(session.execute(query).scalars())
+
+
+def add_charts(session: Session, charts: list[PostmortemChart]) -> None:
+    session.add_all(charts)
+
+
+def charts(session: Session, postmortem_id: int) -> list[PostmortemChart]:
+    """A version's charts, in the order its Markdown shows them."""
+    query = select(PostmortemChart).where(PostmortemChart.postmortem_id == postmortem_id).order_by(PostmortemChart.position)
     return list(session.execute(query).scalars())

@@ -14,7 +14,7 @@ def test_migrations_match_the_models_and_downgrade_cleanly(database_url: str) ->
     engine = make_engine(database_url)
     try:
         migrate(engine)
-        assert current_revision(engine) == "0011"
+        assert current_revision(engine) == "0012"
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
             assert diff == []
@@ -22,6 +22,6 @@ def test_migrations_match_the_models_and_downgrade_cleanly(database_url: str) ->
         downgrade(engine, "base")
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         migrate(engine)  # and forward again, as `serve` does at every start
-        assert current_revision(engine) == "0011"
+        assert current_revision(engine) == "0012"
     finally:
         engine.dispose()
