@@ -18,6 +18,8 @@ from handlers.slack_client import slack_error
 
 log = logging.getLogger(__name__)
 
+ALT_TEXT_MAX = 1000  # Slack: files.getUploadURLExternal, `alt_txt` ("alt_txt_too_large" beyond)
+
 
 def request_draft(services: Services, incident: Incident, user_id: str, request_key: str,
                   respond: Callable[..., Any]) -> str | None:
@@ -39,19 +41,29 @@ def draft_and_post(services: Services, postmortem_id: int) -> PostmortemView:
     if incident.channel_id is None or view.file_id is not None:
         return view
     assert view.markdown is not None
+    filename = f"incident-{incident.number}-postmortem-v{view.version}.md"
+    # The Markdown and its charts in one upload (one files.completeUploadExternal, one message): the
+    # Markdown references each PNG by the file name it is uploaded under.
+    charts = [{"file": c.png, "filename": c.filename, "title": c.title, "alt_txt": alt_text(c.caption)}
+              for c in services.postmortems.charts(view.id)]
     upload = services.publisher.upload(  # the announcement thread instead when the channel is archived
         incident,
-        content=view.markdown,
-        filename=f"incident-{incident.number}-postmortem-v{view.version}.md",
-        title=f"Postmortem draft: incident {incident.number}, version {view.version}",
+        file_uploads=[{"content": view.markdown, "filename": filename,
+                       "title": f"Postmortem draft: incident {incident.number}, version {view.version}"}, *charts],
         initial_comment=blocks.postmortem_posted(incident, view.version, view.problem),
     )
-    file = upload.get("file") or (upload.get("files") or [{}])[0]
+    uploaded = upload.get("files") or [upload.get("file") or {}]
+    file = next((f for f in uploaded if f.get("name") == filename), uploaded[0])
     permalink = file.get("permalink") or _permalink(services, file["id"])
     view = services.postmortems.record_upload(view.id, file["id"], permalink)
     services.metrics.postmortems.labels("posted").inc()
     _link_from_announcement(services, incident, view)
     return view
+
+
+def alt_text(caption: str) -> str:
+    """An image's alt text for Slack (plain text, as Slack counts it: characters), cut to fit with "…"."""
+    return caption if len(caption) <= ALT_TEXT_MAX else caption[: ALT_TEXT_MAX - 1] + "…"
 
 
 def _permalink(services: Services, file_id: str) -> str | None:

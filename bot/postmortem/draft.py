@@ -9,12 +9,15 @@ obvious placeholder for the responders, never guessed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.charts.incident import NoChart, Reading, Window, connections_chart, incident_window
+from bot.charts.spec import Marker, TimeChart
 from bot.figures import KeyFigures, first_acknowledgements, first_sign, key_figures
 from bot.followups import FollowupView
 from bot.incidents.values import OPERATOR, OPERATOR_NAME, EntryKind, Incident, Role, Status
@@ -64,6 +67,12 @@ class IncidentRecord:
     usergroups: list[str] = field(default_factory=list)  # user group ids named in markup without a label
     team_names: dict[str, str] = field(default_factory=dict)  # team key -> display name
     bot_user_id: str | None = None
+    # The watchdog's samples for the connection charts: target -> its samples in `chart_window` (the
+    # service reads them once the window is known), and every configured target -> whether the watchdog
+    # samples it (a SQLite file has no connections to count). `samples_kept`: how long samples are kept.
+    samples: dict[str, list[Reading]] = field(default_factory=dict)
+    targets: dict[str, bool] = field(default_factory=dict)
+    samples_kept: timedelta | None = None
 
 
 # --- The values templates see.
@@ -186,6 +195,24 @@ class Participant:
 
 
 @dataclass(frozen=True, slots=True)
+class ChartRef:
+    """A chart of one target's connections during the incident: drawn as a PNG by the service and
+    uploaded with the Markdown under `filename`, which the Markdown references (a relative link, so the
+    two read together once saved side by side)."""
+
+    target: str
+    filename: str  # "incident-7-postmortem-v2-connections-primary.png"
+    title: str
+    caption: str  # one sentence: what it shows and from what (plain text; also the image's alt text)
+    chart: TimeChart  # the description the PNG is drawn from
+
+    @property
+    def image(self) -> str:
+        """The Markdown image: `![caption](filename)`, the caption escaped for a link's text."""
+        return f"![{_link_text(self.caption)}]({self.filename})"
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     number: int
     title: str
@@ -216,6 +243,8 @@ class Draft:
     diagnostics: list[DiagnosticLine]
     followups: list[FollowupLine]
     channel: str | None
+    charts: list[ChartRef] = field(default_factory=list)  # one per target the watchdog sampled in the window
+    no_charts: list[str] = field(default_factory=list)  # one line per other target: why it has no chart
 
     @property
     def resolved(self) -> bool:
@@ -289,6 +318,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
     start, start_reason = key.start, key.start_reason
     end_at = incident.resolved_at
     end = at(end_at) if end_at else None
+    charts, no_charts = _charts(record, zone, version, drafted_at, key, items)
     return Draft(
         number=incident.number,
         title=names.text(incident.title),
@@ -327,6 +357,8 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
             for f in record.followups
         ],
         channel=f"#{incident.channel_name}" if incident.channel_name else None,
+        charts=charts,
+        no_charts=no_charts,
     )
 
 
@@ -472,6 +504,81 @@ def _forwarded(share: dict[str, Any], names: _Names) -> str:
     shown = markup.text(str(share.get("text") or "")).strip("\n")
     quoted = "".join(f"\n> {line}" if line.strip() else "\n>" for line in shown.splitlines())
     return f"a message from {who}{where}{link}:{quoted}"
+
+
+# --- Charts of the connections.
+
+
+def chart_window(record: IncidentRecord, drafted_at: datetime) -> Window:
+    """The stretch the draft's connection charts show (bot.charts.incident.incident_window): the first
+    sign of trouble (bot.figures.first_sign) to the resolution, with a margin. The service reads the
+    samples in it before building the draft."""
+    start, _ = first_sign(record.incident, record.alerts, visible(record.items))
+    return incident_window(start, record.incident.resolved_at, drafted_at)
+
+
+def chart_filename(number: int, version: int, target: str, taken: set[str] | None = None) -> str:
+    """"incident-7-postmortem-v2-connections-primary.png": beside the version's Markdown
+    ("incident-7-postmortem-v2.md") once saved, and never the name of another version's chart. The
+    target's name is reduced to lower-case letters, digits and dashes; one already `taken` gets -2, -3…"""
+    slug = re.sub(r"[^a-z0-9]+", "-", target.lower()).strip("-") or "target"
+    name, n = f"incident-{number}-postmortem-v{version}-connections-{slug}", 1
+    while f"{name}{f'-{n}' if n > 1 else ''}.png" in (taken or set()):
+        n += 1
+    return f"{name}{f'-{n}' if n > 1 else ''}.png"
+
+
+def incident_moments(key: KeyFigures, items: list[TimelineItem], pages: list[PageView],
+                     team_names: dict[str, str]) -> list[Marker]:
+    """The response's moments a chart marks: the first sign of trouble (when it came before the
+    declaration), the declaration, each page and its first acknowledgement, each status change short of
+    resolved, and the resolution; all from recorded timestamps, as the key figures are."""
+    marks = [Marker(key.start, "detection", "First sign")] if key.start < key.declared_at else []
+    marks.append(Marker(key.declared_at, "declared", "Declared"))
+    acknowledged = first_acknowledgements(items, pages)
+    for page in pages:
+        team = team_names.get(page.team, page.team)
+        marks.append(Marker(page.requested_at, "paged", f"Paged {team}"))
+        if page.id in acknowledged:
+            marks.append(Marker(acknowledged[page.id][0], "acknowledged", f"{team} acknowledged"))
+    for item in items:
+        to = item.data.get("to")
+        if item.kind is EntryKind.STATUS_CHANGED and to in {s.value for s in Status} - {Status.RESOLVED, Status.CLOSED}:
+            marks.append(Marker(item.occurred_at, "status", Status(to).label))
+    if key.resolved_at is not None:
+        marks.append(Marker(key.resolved_at, "resolved", "Resolved"))
+    return sorted(marks, key=lambda m: m.at)
+
+
+def _charts(record: IncidentRecord, zone: ZoneInfo, version: int, drafted_at: datetime, key: KeyFigures,
+            items: list[TimelineItem]) -> tuple[list[ChartRef], list[str]]:
+    """A chart per target the watchdog sampled in the window (configured or no longer), and for every
+    other configured target one line saying why it has none."""
+    window = incident_window(key.start, record.incident.resolved_at, drafted_at)
+    moments = incident_moments(key, items, record.pages, record.team_names)
+    charts: list[ChartRef] = []
+    missing: list[str] = []
+    for target in sorted(set(record.targets) | set(record.samples)):
+        if not record.targets.get(target, True):
+            missing.append(f"`{target}`: the watchdog does not sample it (its backend has no connections to count)")
+            continue
+        alerts = [Marker(a.opened_at, "alert", "Watchdog alert") for a in record.alerts
+                  if a.target == target and a.opened_at != key.start]  # the first sign is marked already
+        drawn = connections_chart(target, record.samples.get(target, []), [*moments, *alerts], window, zone,
+                                  title=f"Incident {record.incident.number}: connections on {target}")
+        if isinstance(drawn, NoChart):
+            aged = record.samples_kept is not None and window.end < drafted_at - record.samples_kept
+            kept = f" (the watchdog keeps samples {human_duration(record.samples_kept)})" if aged and record.samples_kept else ""
+            missing.append(f"`{target}`: {drawn.reason}{kept}")
+            continue
+        filename = chart_filename(record.incident.number, version, target, {c.filename for c in charts})
+        charts.append(ChartRef(target, filename, drawn.title, drawn.caption, drawn))
+    return charts, missing
+
+
+def _link_text(text: str) -> str:
+    """Text safe inside a Markdown link's brackets: backslashes and brackets escaped (CommonMark)."""
+    return re.sub(r"([\\\[\]])", r"\\\1", " ".join(text.split()))
 
 
 # --- People.

@@ -18,12 +18,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.charts.incident import Reading
 from bot.clock import Clock
 from bot.config import Settings
+from bot.diagnostics.service import DiagnosticsService
+from bot.diagnostics.watchdog import SAMPLED_CHECK
 from bot.followups import followup_view
+from bot.housekeeping import KEEP_SAMPLES
 from bot.incidents.values import OPERATOR, Role
 from bot.paging.service import page_view
-from bot.postmortem.draft import AlertRecord, IncidentRecord, RoleSpell, build
+from bot.postmortem.draft import AlertRecord, ChartRef, Draft, IncidentRecord, RoleSpell, build, chart_window
 from bot.postmortem.templates import (
     PostmortemTemplate,
     TemplateProblem,
@@ -38,7 +42,7 @@ from storage import paging as paging_store
 from storage import postmortems as store
 from storage import timeline as timeline_store
 from storage.database import read_only, transaction
-from storage.models import Postmortem
+from storage.models import Postmortem, PostmortemChart
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,18 @@ class PostmortemView:
         return self.markdown is not None
 
 
+@dataclass(frozen=True)
+class ChartFile:
+    """A chart drawn for a version, as stored: uploaded beside its Markdown under `filename`."""
+
+    filename: str
+    title: str
+    caption: str  # one sentence; also the image's alt text in Slack
+    png: bytes
+    width: int  # pixels
+    height: int
+
+
 class PostmortemService:
     def __init__(
         self,
@@ -76,6 +92,7 @@ class PostmortemService:
         bot_user_id: str | None,
         secrets: list[str],
         lookup: Lookup | None = None,
+        targets: dict[str, bool] | None = None,
     ) -> None:
         self._sessions = sessions
         self._reads = read_only(sessions)
@@ -86,6 +103,7 @@ class PostmortemService:
         self._bot_user_id = bot_user_id
         self._secrets = [s for s in secrets if len(s) >= 6]
         self._lookup = lookup  # asks Slack for names the store does not know yet (None: the CLI, no Slack)
+        self._targets = targets or {}  # each configured diagnostics target -> whether the watchdog samples it
 
     @classmethod
     def from_settings(cls, settings: Settings, sessions: sessionmaker[Session], clock: Clock, *,
@@ -98,6 +116,7 @@ class PostmortemService:
             bot_user_id=bot_user_id,
             secrets=settings.secrets(),
             lookup=lookup,
+            targets=watched_targets(DiagnosticsService(sessions, clock, settings.file.diagnostics)),
         )
 
     def request(self, incident_id: int, requested_by: str | None, request_key: str) -> PostmortemView | None:
@@ -121,24 +140,40 @@ class PostmortemService:
                 raise LookupError(postmortem_id)
             if row.markdown is not None:
                 return postmortem_view(row)
+            drafted_at = self._clock.now()
             with collector_paused():
-                record = self._record(session, row.incident_id)
+                record = self._with_samples(session, self._record(session, row.incident_id), drafted_at)
         record = self._with_names(record)  # may ask Slack: not with the collector paused
         with collector_paused():
-            markdown, template, problem = self._render(record, row.version)
+            draft = build(record, self._zone, version=row.version, drafted_at=drafted_at)
+        draft, drawn = self._draw(draft)  # outside any transaction, and with the collector on
+        with collector_paused():
+            markdown, template, problem = self._render(draft)
         with transaction(self._sessions) as session:
             row = store.by_id(session, postmortem_id, for_update=True)
             assert row is not None
             if row.markdown is None:  # another process may have drafted it meanwhile: keep theirs
                 row.markdown, row.template, row.problem, row.drafted_at = markdown, template, problem, self._clock.now()
+                store.add_charts(session, [
+                    PostmortemChart(postmortem_id=row.id, position=i, target=ref.target, filename=ref.filename,
+                                    title=ref.title, caption=ref.caption, png=png.png, width=png.width, height=png.height)
+                    for i, (ref, png) in enumerate(drawn)
+                ])
             return postmortem_view(row)
 
     def preview(self, incident_id: int) -> str:
-        """A draft of the record so far, not stored (for an incident with no version yet)."""
+        """A draft of the record so far, not stored (for an incident with no version yet). Its charts are
+        described and referenced by file name, not drawn: nothing is written anywhere."""
+        drafted_at = self._clock.now()
         with self._reads() as session:
             version = len(store.versions(session, incident_id)) + 1
-            record = self._record(session, incident_id)
-        return self._render(self._with_names(record), version)[0]
+            record = self._with_samples(session, self._record(session, incident_id), drafted_at)
+        return self._render(build(self._with_names(record), self._zone, version=version, drafted_at=drafted_at))[0]
+
+    def charts(self, postmortem_id: int) -> list[ChartFile]:
+        """The PNGs drawn for a version, in the order its Markdown shows them (none before it is drafted)."""
+        with self._sessions() as session:
+            return [ChartFile(c.filename, c.title, c.caption, c.png, c.width, c.height) for c in store.charts(session, postmortem_id)]
 
     def record_upload(self, postmortem_id: int, file_id: str, permalink: str | None) -> PostmortemView:
         with transaction(self._sessions) as session:
@@ -226,17 +261,47 @@ class PostmortemService:
             usergroup_handles={**record.usergroup_handles, **(self._lookup.usergroups(usergroups) if usergroups else {})},
         )
 
-    def _render(self, record: IncidentRecord, version: int) -> tuple[str, str | None, str | None]:
+    def _with_samples(self, session: Session, record: IncidentRecord, drafted_at: datetime) -> IncidentRecord:
+        """The record with the watchdog's samples of every target in the charts' window (read in the
+        same snapshot as the rest), the configured targets, and how long samples are kept."""
+        samples: dict[str, list[Reading]] = {}
+        window = chart_window(record, drafted_at)
+        for row in store.samples_between(session, window.start, window.end):
+            samples.setdefault(row.target, []).append(Reading(
+                row.taken_at, row.in_use, row.usable, row.idle_in_transaction, refused=row.refused, error=row.error))
+        return replace(record, samples=samples, targets=self._targets, samples_kept=KEEP_SAMPLES)
+
+    def _draw(self, draft: Draft) -> tuple[Draft, list[tuple[ChartRef, ChartFile]]]:
+        """Each chart of the draft drawn as a PNG. A chart that cannot be drawn must not cost the draft:
+        it becomes a line saying so, and the draft references only what was drawn."""
+        if not draft.charts:
+            return draft, []
+        from bot.charts.render import render  # matplotlib loads only when there is something to draw
+
+        drawn: list[tuple[ChartRef, ChartFile]] = []
+        failed: list[str] = []
+        for ref in draft.charts:
+            try:
+                png = render(ref.chart)
+            except Exception as error:  # noqa: BLE001 - a drawing bug must not lose the postmortem
+                log.exception("incident %s: the chart of %s could not be drawn", draft.number, ref.target)
+                failed.append(f"`{ref.target}`: its chart could not be drawn ({type(error).__name__})")
+                continue
+            drawn.append((ref, ChartFile(ref.filename, ref.title, ref.caption, png.data, png.width, png.height)))
+        if failed:
+            draft = replace(draft, charts=[ref for ref, _ in drawn], no_charts=[*draft.no_charts, *failed])
+        return draft, drawn
+
+    def _render(self, draft: Draft) -> tuple[str, str | None, str | None]:
         """(markdown, the team's template if it was used, why it was not). A team's template that
         fails on this incident must not cost the draft: the default one takes over, and says why."""
-        draft = build(record, self._zone, version=version, drafted_at=self._clock.now())
         problem = None
         try:
             markdown = self._template.render(draft)
         except TemplateProblem as error:
             if self._template.source is None:
                 raise
-            log.error("incident %s: the postmortem template failed (%s); drafting with the default one", record.incident.number, error)
+            log.error("incident %s: the postmortem template failed (%s); drafting with the default one", draft.number, error)
             problem = str(error)
             markdown = default_template().render(draft)
         return self._redact(markdown), (self._template.source if problem is None else None), problem
@@ -271,6 +336,12 @@ def collector_paused() -> Iterator[None]:
             _pauses -= 1
             if _pauses == 0 and _was_enabled:
                 gc.enable()
+
+
+def watched_targets(diagnostics: DiagnosticsService) -> dict[str, bool]:
+    """Each configured diagnostics target -> whether the watchdog samples it: those whose backend has
+    the `connections` check (PostgreSQL, MySQL/MariaDB; a SQLite file has no connections to count)."""
+    return {target: SAMPLED_CHECK in diagnostics.checks(target) for target in diagnostics.targets()}
 
 
 def postmortem_view(row: Postmortem) -> PostmortemView:

@@ -23,6 +23,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot.charts.incident import Reading
 from bot.followups import FollowupView
 from bot.incidents.values import EntryKind, Incident, Role, Severity, Status
 from bot.paging.service import PageView
@@ -128,5 +129,8 @@ def sample_draft() -> Draft:
         alerts=[AlertRecord("primary", t(-5), t(100), ["connections at 95%"])],
         followups=[FollowupView(1, 1, "Fix the leak", "U0BOB", "U0ALICE", t(155)), FollowupView(2, 1, "Review", None, "U0ALICE", t(156), t(157), "U0ALICE")],
         names={"U0ALICE": "Alice", "U0BOB": "Bob"}, team_names={"db": "Database team"},
+        # One target with a chart, one the watchdog had no samples of, one it does not sample.
+        samples={"primary": [Reading(t(m), 20 + m // 2, 97, m // 4) for m in range(-10, 160, 5)]},
+        targets={"primary": True, "replica": True, "local": False},
     )
     return build(record, ZoneInfo("Europe/Paris"), version=1, drafted_at=t(170))
