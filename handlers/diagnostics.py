@@ -1,4 +1,6 @@
-"""Slack's side of diagnostics: `/incident diag`, and the watchdog's alerts with their Declare button."""
+"""Slack's side of diagnostics: `/incident diag`, and the watchdog's alerts with their Declare button;
+both a `diag connections` result and an alert get a chart of the target's last hour in their thread
+(handlers/charts.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.diagnostics.service import UnknownTarget
-from bot.diagnostics.watchdog import WatchdogEvent
+from bot.charts.spec import Marker
+from bot.diagnostics.watchdog import SAMPLED_CHECK, WatchdogEvent
 from bot.incidents import commands as c
 from bot.incidents.values import MAX_TEXT_LENGTH, MAX_TITLE_LENGTH, EntryKind, Incident, Severity
 from handlers import diagnostics_blocks, mrkdwn
 from handlers.blocks import incident_reference
+from handlers.charts import post_recent_chart
 from handlers.mrkdwn import escape
+from handlers.publisher import Placed
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
 
@@ -66,7 +71,9 @@ def diag_command(services: Services, command: c.RunDiagnostic | c.ListDiagnostic
             return
         services.metrics.diagnostics.labels(command.check, outcome.outcome).inc()
         text, blocks = diagnostics_blocks.result_message(outcome, user_id)
-        services.publisher.post(incident, text, blocks)  # the announcement thread when the channel is archived
+        placed = services.publisher.place(incident, text, blocks)  # the announcement thread when the channel is archived
+        if placed is not None and command.check == SAMPLED_CHECK and target in services.watchdog.targets():
+            _chart_beside_result(services, incident, target, placed)
 
     def failed(error: BaseException) -> None:
         services.metrics.background_failures.inc()
@@ -76,6 +83,19 @@ def diag_command(services: Services, command: c.RunDiagnostic | c.ListDiagnostic
 
     services.background.submit(f"diag:{target}", run, on_error=failed)
     return f":hourglass_flowing_sand: Running `{command.check}` on *{shown}* (read-only)…"
+
+
+def _chart_beside_result(services: Services, incident: Incident, target: str, placed: Placed) -> None:
+    """The target's last hour, in the thread of the `diag connections` result: the result's own thread
+    in the incident channel, or the incident's announcement thread when it went there (the channel
+    archived), since a thread has no threads."""
+    if placed.in_thread:
+        channel, thread = services.settings.file.slack.announce_channel, services.incidents.get(incident.id).announcement_ts
+    else:
+        channel, thread = incident.channel_id, placed.ts
+    if channel and thread:
+        post_recent_chart(services, target, channel, thread, [Marker(incident.declared_at, "declared", "Declared"),
+                                                              Marker(services.clock.now(), "diagnostic", "diag connections")])
 
 
 def show_watchdog_event(services: Services, event: WatchdogEvent) -> None:
@@ -93,6 +113,9 @@ def show_watchdog_event(services: Services, event: WatchdogEvent) -> None:
         text, blocks = diagnostics_blocks.watchdog_alert(event.alert_id, event.target, event.reasons, headline, None)
         ts = services.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"]
         services.watchdog.record_message(event.alert_id, ts)
+        alert = services.watchdog.alert(event.alert_id)
+        opened = alert.opened_at if alert is not None else services.clock.now()
+        post_recent_chart(services, event.target, channel, ts, [Marker(opened, "alert", "Watchdog alert")])  # in its thread
     if services.settings.file.diagnostics.watchdog.auto_declare:
         declare_from_alert(services, event.alert_id, services.bot_user_id)
 
