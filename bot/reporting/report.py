@@ -95,7 +95,9 @@ class IncidentLine:
 @dataclass(frozen=True, slots=True)
 class Period:
     """A calendar week (Monday 00:00 local) or month of the configured zone, with the incidents
-    declared in it by severity. `start`/`end` are aware datetimes in that zone."""
+    declared in it by severity. `start`/`end` are aware datetimes in that zone: compare them with any
+    aware time, but subtract them in UTC (Python subtracts two times of one zone by the wall clock, so
+    the week summer time ends would read 168 hours, not 169)."""
 
     label: str  # "2026-W43" or "2026-10"
     start: datetime
