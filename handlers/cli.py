@@ -8,9 +8,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Mode, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.postmortem.service import ChartFile
 
 log = logging.getLogger("incident_bot")
 
@@ -119,11 +123,12 @@ def postmortem(args: argparse.Namespace) -> int:
             chosen = drafted[-1] if drafted else None
         if chosen is None:
             print(f"incident-bot: incident {incident.number} has no drafted postmortem yet ({incident.status.label.lower()}); "
-                  "this is a draft of what is recorded so far, not stored. `/incident postmortem` stores one.", file=sys.stderr)
+                  "this is a draft of what is recorded so far, not stored (its charts are named, not drawn). "
+                  "`/incident postmortem` stores one.", file=sys.stderr)
             sys.stdout.write(service.preview(incident.id))
             return 0
         sys.stdout.write(chosen.markdown or "")
-        return 0
+        return _postmortem_charts(service.charts(chosen.id), args.charts)
     except SQLAlchemyError as error:
         print(f"incident-bot: the store at {safe_url(settings.env.database_url)} could not be read ({type(error).__name__}); "
               "is DATABASE_URL right, and has `incident-bot migrate` run?", file=sys.stderr)
@@ -174,6 +179,28 @@ def report(args: argparse.Namespace) -> int:
         print(f"incident-bot: the report could not be written to {directory} ({error.strerror or error}).", file=sys.stderr)
         return 1
     print(written.report)
+    return 0
+
+
+def _postmortem_charts(charts: list[ChartFile], into: Path | None) -> int:
+    """Say on stderr which charts the printed version references and where they are; with `into`, write
+    them there under the names the Markdown uses."""
+    if not charts:
+        return 0
+    names = ", ".join(c.filename for c in charts)
+    if into is None:
+        print(f"incident-bot: this version references {len(charts)} chart{'s' if len(charts) != 1 else ''} ({names}), "
+              "uploaded to Slack with it and kept in the store; nothing was written to disk (`--charts DIR` writes them).",
+              file=sys.stderr)
+        return 0
+    try:
+        into.mkdir(parents=True, exist_ok=True)
+        for chart in charts:
+            (into / chart.filename).write_bytes(chart.png)
+    except OSError as error:
+        print(f"incident-bot: could not write the charts into {into}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    print(f"incident-bot: wrote {names} into {into}", file=sys.stderr)
     return 0
 
 
@@ -252,6 +279,8 @@ def _parser() -> argparse.ArgumentParser:
     postmortem_parser = commands.add_parser("postmortem", help="print the drafted postmortem of an incident (Markdown)")
     postmortem_parser.add_argument("incident", metavar="INCIDENT", help="the incident's number (42) or channel name")
     postmortem_parser.add_argument("--version", type=int, help="an earlier drafted version (default: the latest)")
+    postmortem_parser.add_argument("--charts", type=Path, metavar="DIR",
+                                   help="also write the version's chart PNGs into DIR, under the names its Markdown uses")
     postmortem_parser.set_defaults(run=postmortem)
 
     report_parser = commands.add_parser("report", help="write a Markdown report with PNG charts of incidents over time")

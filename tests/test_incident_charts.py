@@ -8,7 +8,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -39,7 +42,7 @@ from tests.conftest import ALICE, ANNOUNCE, BOB, DBA, RunningBot, database_team,
 from tests.test_diagnostics import Leak
 from tests.test_diagnostics import config as leak_config
 from tests.test_diagnostics import tick as watchdog_tick
-from tests.test_postmortem import Replay
+from tests.test_postmortem import Replay, cli_postmortem
 
 PARIS = ZoneInfo("Europe/Paris")
 EVERY = timedelta(seconds=30)
@@ -271,8 +274,9 @@ def completed_uploads(slack: SlackSimulator) -> list[list[dict]]:
 IMAGE = re.compile(r"!\[((?:[^\]\\]|\\.)*)\]\(([^)\s]+)\)")
 
 
-def test_the_postmortem_upload_carries_a_png_per_sampled_target_that_its_markdown_references(charted: Replay,
-                                                                                            slack: SlackSimulator) -> None:
+def test_the_postmortem_upload_carries_a_png_per_sampled_target_that_its_markdown_references(
+    charted: Replay, slack: SlackSimulator, database_url: str, tmp_path: Path
+) -> None:
     r = charted
     r.declare("declare sev2 Checkout is timing out")
     readings = leak_readings(paris(8, 45), paris(12, 0), refused={150})
@@ -305,7 +309,7 @@ def test_the_postmortem_upload_carries_a_png_per_sampled_target_that_its_markdow
                "November 12, 2023 (Europe/Paris); 1 sample refused (the server was full), drawn as points on the limit "
                "line; dotted lines mark the declaration, pages, acknowledgements, status changes and the resolution.")
     assert referenced[0][0] == caption == png_file["alt_txt"]
-    assert f"_Incident 1: connections on primary_: {caption} (`{png_file['name']}`, uploaded with this draft)" in charts
+    assert f"_Incident 1: connections on primary_ (`{png_file['name']}`): {caption}" in charts
     assert "- No chart for `replica`: the watchdog recorded no samples from 09:00 to 11:50 on November 12, 2023 (Europe/Paris)" in charts
     assert "- No chart for `local`: the watchdog does not sample it (its backend has no connections to count)" in charts
 
@@ -318,6 +322,17 @@ def test_the_postmortem_upload_carries_a_png_per_sampled_target_that_its_markdow
     assert version.markdown == markdown and version.file_id == markdown_file["id"]
     draft_and_post(services, version.id)
     assert len(completed_uploads(slack)) == 1
+
+    # `incident-bot postmortem` prints the Markdown, says where its charts are, and writes them when asked.
+    printed = cli_postmortem(database_url, "1", tmp_path, charts_config(tmp_path))
+    assert printed.returncode == 0 and printed.stdout == markdown
+    assert f"references 1 chart ({png_file['name']})" in printed.stderr and "nothing was written to disk" in printed.stderr
+    env = {**os.environ, "DATABASE_URL": database_url, "INCIDENT_BOT_CONFIG": str(tmp_path / "cli.toml")}
+    written = subprocess.run([sys.executable, "-m", "handlers.cli", "postmortem", "1", "--charts", str(tmp_path / "out")],
+                             env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert written.returncode == 0 and written.stdout == markdown
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [png_file["name"]]
+    assert (tmp_path / "out" / png_file["name"]).read_bytes() == slack.file_content(png_file["id"])
 
     # A redraft is a new version with its own chart, drawn again (its window now ends 15 minutes after the resolution).
     r.at(paris(14, 0)).command("postmortem", user=ALICE)
