@@ -31,6 +31,7 @@ import gc
 import random
 import re
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -164,9 +165,13 @@ def _bench(engine: Any, url: str, count: int, messages: int, runs: int) -> dict[
         (f"draw: the {len(charts)} charts to PNG", draw),
         ("incident-bot report: all, files written", whole),
     ]
-    figures = {name: _measure(call, runs) for name, call in steps}
-    written = write_report(report, out)
-    problems = _check(report, written.report, count, numbers, sessions)
+    try:
+        figures = {name: _measure(call, runs) for name, call in steps}
+        written = write_report(report, out)
+        problems = _check(report, written.report, count, numbers, sessions)
+        size = sum(p.stat().st_size for p in written.charts) + written.report.stat().st_size
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
     print(f"\nstore: {make_url(url).get_backend_name()}; {count} incidents over {DAYS} days "
           f"({report.private_incidents} private), {runs} runs after one warm-up")
@@ -176,7 +181,6 @@ def _bench(engine: Any, url: str, count: int, messages: int, runs: int) -> dict[
     for name, figure in rows.items():
         print(figure.row(floors.get(name.split(":")[0])))
     rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    size = sum(p.stat().st_size for p in written.charts) + written.report.stat().st_size
     print(f"written: report.md and {len(written.charts)} PNGs, {size / 1024:.0f} KiB; max RSS of the process {rss} MB")
     for problem in problems:
         print(f"PROBLEM: {problem}")

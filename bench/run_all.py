@@ -31,6 +31,7 @@ import diagnostics
 import memory
 import postmortem
 import psycopg
+import report
 
 FULL = {
     "ack": {"command_rate": 20, "event_rate": 100, "seconds": 20},
@@ -38,6 +39,7 @@ FULL = {
     "postmortem": {"entries": 10000, "runs": 5},
     "diagnostics": {"runs": 5},
     "memory": {"incidents": 100, "messages": 50},
+    "report": {"incidents": 500, "messages": 30, "runs": 5},
 }
 QUICK = {
     "ack": {"command_rate": 20, "event_rate": 100, "seconds": 3},
@@ -45,6 +47,7 @@ QUICK = {
     "postmortem": {"entries": 1000, "runs": 2},
     "diagnostics": {"runs": 2},
     "memory": {"incidents": 10, "messages": 10},
+    "report": {"incidents": 50, "messages": 5, "runs": 2},
 }
 
 
@@ -101,9 +104,13 @@ def main() -> int:
         memory.report(result)
         return result.figures(), result.problems
 
+    def report_run() -> tuple[dict[str, Any], list[str]]:
+        figures = report.run(database_url=args.database_url, **sizes["report"])
+        return figures, figures["problems"]
+
     benchmarks: dict[str, Callable[[], tuple[dict[str, Any], list[str]]]] = {
         "ack": ack, "capture": capture_run, "postmortem": postmortem_run, "diagnostics": diagnostics_run,
-        "memory": memory_run,
+        "memory": memory_run, "report": report_run,
     }
     outcomes: dict[str, Outcome] = {}
     for name in chosen:
@@ -273,15 +280,26 @@ def _memory(f: dict[str, Any]) -> list[str]:
             f"{f['incidents'] * f['messages_each']} messages; `/incident list` shows {f['open_incidents']} open."]
 
 
+def _report(f: dict[str, Any]) -> list[str]:
+    out = [f"{f['incidents']} incidents over 90 days, {f['messages']} channel messages each, recorded through the bot's "
+           f"services; {f['runs']} runs after a warm-up. Floors: reading the window's incidents alone; as many one-bar "
+           "charts drawn.", "", "| step | median ms | max ms | peak MiB (Python) |", "|---|---|---|---|"]
+    for step in f["steps"]:
+        out.append(f"| {step['name']} | {step['median_ms']:.1f} | {step['max_ms']:.1f} | {step['peak_mib']:.1f} |")
+    return [*out, "", f"Process max RSS: {f['max_rss_mb']} MB."]
+
+
 TITLES = {
     "ack": "Acknowledgement latency at a fixed rate",
     "capture": "Timeline capture throughput",
     "postmortem": "Drafting a big postmortem",
     "diagnostics": "Diagnostic checks on a nearly full PostgreSQL",
     "memory": "Resident memory with open incidents",
+    "report": "A 90-day report across incidents",
 }
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "ack": _ack, "capture": _capture, "postmortem": _postmortem, "diagnostics": _diagnostics, "memory": _memory,
+    "report": _report,
 }
 
 
