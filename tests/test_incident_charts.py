@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,8 +54,8 @@ def paris(hour: int, minute: int, second: int = 0) -> datetime:
     return datetime(2023, 11, 12, hour, minute, second, tzinfo=PARIS).astimezone(UTC)
 
 
-def leak_readings(first: datetime, last: datetime, *, refused: set[int] = frozenset(), failed: set[int] = frozenset(),
-                  usable: int = 97) -> list[Reading]:
+def leak_readings(first: datetime, last: datetime, *, refused: AbstractSet[int] = frozenset(),
+                  failed: AbstractSet[int] = frozenset(), usable: int = 97) -> list[Reading]:
     """A leak as the watchdog samples it every 30 s: 20 in use, one more per sample up to the limit;
     sessions idle in a transaction a third of them. Samples numbered in `refused` the target refused
     (it was full), those in `failed` could not be read."""
