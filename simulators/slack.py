@@ -106,7 +106,10 @@ class SlackSimulator:
         bot_id: str = "B0INCBOT",
         host: str = "127.0.0.1",
         port: int = 0,
+        now: Callable[[], float] = time.time,
     ) -> None:
+        """`now`: the workspace's clock, in seconds since the epoch, that message ts are made from (the
+        demo passes its scaled story time, so a message's ts is when it was said in the story)."""
         # Identity of the simulated install; treat as read-only.
         self.bot_token = bot_token
         self.app_token = app_token
@@ -121,7 +124,8 @@ class SlackSimulator:
         self._lock = threading.Lock()
         self._rng = random.Random()
         self._used_ids: set[str] = set()
-        self._ts_counter = int(time.time() * 1_000_000)
+        self._now = now
+        self._ts_counter = int(now() * 1_000_000)
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, _Channel] = {}  # public/private channels and IMs
         self._ims: dict[str, str] = {}  # user id -> IM channel id
@@ -1268,8 +1272,8 @@ class SlackSimulator:
         }
 
     def _next_ts(self) -> str:
-        # Strictly increasing across the workspace, yet close to wall-clock time like real ts values.
-        self._ts_counter = max(self._ts_counter + 1, int(time.time() * 1_000_000))
+        # Strictly increasing across the workspace, yet close to the workspace's clock like real ts values.
+        self._ts_counter = max(self._ts_counter + 1, int(self._now() * 1_000_000))
         seconds, micros = divmod(self._ts_counter, 1_000_000)
         return f"{seconds}.{micros:06d}"
 

@@ -1,7 +1,9 @@
-"""A scaled clock (the demo's story time) and a Scheduler that runs its jobs on it (bot.scheduling.scheduled_by)."""
+"""A scaled clock (the demo's story time), a Scheduler that runs its jobs on it (bot.scheduling.scheduled_by), and a
+simulated Slack whose message ts come from it."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,8 @@ import pytest
 
 from bot.clock import ScaledClock
 from bot.scheduling import Scheduler, scheduled_by
+from bot.timeline import ts_to_datetime
+from simulators.slack import SlackSimulator
 from storage.database import make_engine
 
 MORNING = datetime(2023, 11, 12, 8, 15, tzinfo=UTC)  # the example outage's day: years from the real clock
@@ -73,9 +77,23 @@ def test_jobs_fall_due_on_the_scaled_clock_and_the_real_one_is_put_back(tmp_path
 
     assert 6 <= len(ran["sample"]) <= 11, ran["sample"]
     assert all(MORNING < moment < MORNING + timedelta(minutes=15) for moment in ran["sample"])
-    gaps = [later - earlier for earlier, later in zip(ran["sample"], ran["sample"][1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ran["sample"])]
     assert all(timedelta(seconds=40) <= gap <= timedelta(seconds=80) for gap in gaps), gaps
     [escalated] = ran["escalate"]
     assert MORNING + timedelta(minutes=5) <= escalated <= MORNING + timedelta(minutes=6)
     assert apscheduler.schedulers.base.datetime is datetime
     assert apscheduler.triggers.interval.datetime is datetime
+
+
+def test_the_simulated_slack_makes_message_ts_from_the_clock_it_is_given() -> None:
+    clock = ScaledClock(MORNING, rate=600)
+    with SlackSimulator(now=lambda: clock.now().timestamp()) as slack:
+        slack.add_user("U0ALICE", "alice")
+        slack.add_channel("general", channel_id="C0GENERAL", members=["U0ALICE"])
+        first = slack.add_message("C0GENERAL", "one", user="U0ALICE")
+        time.sleep(0.1)  # a minute of the clock
+        second = slack.add_message("C0GENERAL", "two", user="U0ALICE")
+
+    said = [ts_to_datetime(ts) for ts in (first, second)]
+    assert MORNING <= said[0] < MORNING + timedelta(seconds=30)
+    assert timedelta(seconds=50) <= said[1] - said[0] <= timedelta(minutes=3)
