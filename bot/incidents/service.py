@@ -352,7 +352,7 @@ class IncidentService:
 def _add_detection(session: Session, row: IncidentRow, source: c.SourceMessage, now: datetime) -> None:
     """The message declared from, as the incident's first entry: a Detection at the message's own time
     (not later than now: a clock behind Slack's must not put it after the declaration), by its author,
-    with its text as Slack stored it. Time to detect counts from it (bot/postmortem/draft.py, `_start`).
+    with its text as Slack stored it. Time to detect counts from it (bot/figures.py, `first_sign`).
     Its channel and ts go in `data`, not in the captured-message columns: those are unique per message,
     and the same message may start more than one incident."""
     data: dict[str, Any] = {"declared_from": DECLARED_FROM_MESSAGE, "channel": source.channel_id, "ts": source.ts,

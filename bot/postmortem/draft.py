@@ -385,11 +385,6 @@ def human_duration(delta: timedelta) -> str:
     return " ".join(words) or "0 seconds"
 
 
-def _start(incident: Incident, alerts: list[AlertRecord], items: list[TimelineItem]) -> tuple[datetime, str]:
-    """The first sign of trouble recorded, and which it was in words (bot.figures.first_sign)."""
-    return first_sign(incident, alerts, items)
-
-
 def _end_reason(incident: Incident, items: list[TimelineItem], names: _Names) -> str:
     if incident.resolved_at is None:
         return "not resolved yet"
