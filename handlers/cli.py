@@ -72,11 +72,12 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from handlers.demo import run_demo
+    from handlers.demo import MINUTES_PER_SECOND, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _stop_on_sigterm()  # a SIGTERM unwinds like Ctrl-C, so the demo still stops all it started
-    return run_demo(diag_url=args.diag_url, use_postgres=not args.no_diag)
+    pace = MINUTES_PER_SECOND if args.minutes_per_second is None else args.minutes_per_second
+    return run_demo(diag_url=args.diag_url, use_postgres=not args.no_diag, minutes_per_second=pace)
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -271,6 +272,9 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: 127.0.0.1:5432 as postgres, else a throwaway server)")
     demo_parser.add_argument("--no-diag", action="store_true",
                              help="tell the story without the leak, the watchdog and /incident diag")
+    demo_parser.add_argument("--minutes-per-second", type=float, metavar="N",
+                             help="the story's pace: N of its minutes per real second, above 0 and at most 60 "
+                             "(default 5: its 08:50 to 11:50 in about 40 s)")
     demo_parser.set_defaults(run=demo)
 
     migrate_parser = commands.add_parser("migrate", help="bring the bot's database to the newest schema")

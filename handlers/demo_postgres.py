@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -84,31 +85,41 @@ def _probe(url: str) -> None:
 
 
 class Leak:
-    """The deployment's bug: connections that begin a transaction and are never given back."""
+    """The deployment's bug: connections that begin a transaction and are never given back. It grows
+    on one thread (the deployment serving requests) while the story closes it on another."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, held_for_at_most: int = 300) -> None:
+        """`held_for_at_most`: seconds after which the server itself ends a leaked connection, should
+        this process hang before closing them (PostgreSQL's idle_in_transaction_session_timeout)."""
         self._args = _connect_args(url)
+        self._timeout_ms = held_for_at_most * 1000
         self._connections: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()  # one open or close at a time: a close leaves nothing behind
 
     @property
     def size(self) -> int:
-        return len(self._connections)
+        with self._lock:
+            return len(self._connections)
 
     def open(self, count: int) -> None:
-        for _ in range(count):
-            # The server's own timeout ends them should this process hang before closing them.
-            connection = psycopg.connect(**self._args, connect_timeout=5, autocommit=True, application_name=LEAK_APP,
-                                         options="-c idle_in_transaction_session_timeout=300000")
-            self._connections.append(connection)
-            connection.execute("BEGIN")
-            connection.execute("SELECT 1")  # and then nothing: idle in transaction
+        """Leak `count` more connections. Raises psycopg.Error when the server refuses one."""
+        with self._lock:
+            for _ in range(count):
+                connection = psycopg.connect(**self._args, connect_timeout=5, autocommit=True,
+                                             application_name=LEAK_APP,
+                                             options=f"-c idle_in_transaction_session_timeout={self._timeout_ms}")
+                self._connections.append(connection)
+                connection.execute("BEGIN")
+                connection.execute("SELECT 1")  # and then nothing: idle in transaction
 
     def close(self) -> int:
-        closed = len(self._connections)
-        for connection in self._connections:
-            connection.close()
-        self._connections.clear()
-        return closed
+        """Close every leaked connection; how many there were."""
+        with self._lock:
+            closed = len(self._connections)
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+            return closed
 
 
 class ThrowawayPostgres:
