@@ -145,7 +145,7 @@ def show_unshown(services: Services) -> int:
     of the same notification changes nothing, so nothing else would bring them up to date."""
     groups = services.alerts.unshown()
     for group_id in groups:
-        services.alert_work.submit(_lane(group_id), lambda group_id=group_id: show(services, group_id))
+        services.alert_work.submit(_lane(group_id), partial(show, services, group_id))
     return len(groups)
 
 
