@@ -131,9 +131,7 @@ def postmortem(args: argparse.Namespace) -> int:
         sys.stdout.write(chosen.markdown or "")
         return _postmortem_charts(service.charts(chosen.id), args.charts)
     except SQLAlchemyError as error:
-        print(f"incident-bot: the store at {safe_url(settings.env.database_url)} could not be read ({type(error).__name__}); "
-              "is DATABASE_URL right, and has `incident-bot migrate` run?", file=sys.stderr)
-        return 1
+        return _store_unreadable(settings.env.database_url, error)
     finally:
         engine.dispose()
 
@@ -151,7 +149,7 @@ def report(args: argparse.Namespace) -> int:
     from bot.reporting.output import new_directory, write_report
     from bot.reporting.service import ReportService
     from bot.reporting.window import SinceError, parse_since
-    from storage.database import make_engine, make_session_factory, safe_url
+    from storage.database import make_engine, make_session_factory
 
     clock = SystemClock()
     now = clock.now()
@@ -169,9 +167,7 @@ def report(args: argparse.Namespace) -> int:
     try:
         found = ReportService.from_settings(settings, make_session_factory(engine), clock).report(since, now)
     except SQLAlchemyError as error:
-        print(f"incident-bot: the store at {safe_url(settings.env.database_url)} could not be read ({type(error).__name__}); "
-              "is DATABASE_URL right, and has `incident-bot migrate` run?", file=sys.stderr)
-        return 1
+        return _store_unreadable(settings.env.database_url, error)
     finally:
         engine.dispose()
     try:
@@ -312,3 +308,12 @@ def _parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _store_unreadable(database_url: str, error: Exception) -> int:
+    """Say which store could not be read (its URL without the password) and what to check; exit 1."""
+    from storage.database import safe_url
+
+    print(f"incident-bot: the store at {safe_url(database_url)} could not be read ({type(error).__name__}); "
+          "is DATABASE_URL right, and has `incident-bot migrate` run?", file=sys.stderr)
+    return 1

@@ -151,11 +151,9 @@ class IncidentService:
         """`publish`: the change is to be shown in Slack (its entry stays pending until it has been)."""
         now = self._clock.now()
         with transaction(self._sessions) as session:
-            row = store.by_id(session, incident_id, for_update=True)
-            if row is None:
-                raise IncidentNotFound(incident_id)
-            if store.processed_request(session, request_key) is not None:
-                return AlreadyDone(store.snapshot(row))
+            row = _locked_unless_done(session, incident_id, request_key)
+            if isinstance(row, AlreadyDone):
+                return row
             effect = _change(row, command)
             if isinstance(effect, Unchanged):
                 return effect
@@ -187,11 +185,9 @@ class IncidentService:
         private is Unchanged, saying so."""
         now = self._clock.now()
         with transaction(self._sessions) as session:
-            row = store.by_id(session, incident_id, for_update=True)
-            if row is None:
-                raise IncidentNotFound(incident_id)
-            if store.processed_request(session, request_key) is not None:
-                return AlreadyDone(store.snapshot(row))
+            row = _locked_unless_done(session, incident_id, request_key)
+            if isinstance(row, AlreadyDone):
+                return row
             if row.private:
                 return Unchanged(store.snapshot(row), f"Incident {row.number} is already private. A private incident stays "
                                  "private: the bot never makes one public again, and Slack lets no app make a private "
@@ -366,6 +362,17 @@ def _add_detection(session: Session, row: IncidentRow, source: c.SourceMessage, 
 def _source_entry(session: Session, incident_id: int, *, for_update: bool = False) -> TimelineEntry | None:
     return next((e for e in store.entries_of(session, incident_id, EntryKind.DETECTION.value, for_update=for_update)
                  if (e.data or {}).get("declared_from") == DECLARED_FROM_MESSAGE), None)
+
+
+def _locked_unless_done(session: Session, incident_id: int, request_key: str) -> IncidentRow | AlreadyDone:
+    """The incident's row, locked for the change; AlreadyDone when this request was already acted on
+    (a Slack retry). Raises IncidentNotFound."""
+    row = store.by_id(session, incident_id, for_update=True)
+    if row is None:
+        raise IncidentNotFound(incident_id)
+    if store.processed_request(session, request_key) is not None:
+        return AlreadyDone(store.snapshot(row))
+    return row
 
 
 class _Effect(NamedTuple):
