@@ -32,3 +32,14 @@ def test_a_refusing_target_is_full_not_calm() -> None:
     refused = [*samples(96, 97), Sample(START + timedelta(minutes=2), None, None, refused="too many clients")]
     verdict = assess(refused, CONFIG)
     assert not verdict.calm and any("refuses new connections" in reason for reason in verdict.reasons)
+
+
+def test_a_few_sessions_opened_at_start_are_no_trend() -> None:
+    """Seen by a new user: 0, 2, 2 of 97 connections alerted "run out in about 3 min" with a chart."""
+    assert assess(samples(0, 2, 2, usable=97), CONFIG).reasons == []
+    assert assess(samples(0, 0, 1, usable=97), CONFIG).reasons == []
+
+
+def test_a_leak_past_a_fifth_of_the_limit_is_a_trend() -> None:
+    verdict = assess(samples(2, 10, 18, 26, usable=97), CONFIG)
+    assert any("run out in about" in reason for reason in verdict.reasons)
