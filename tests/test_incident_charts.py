@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.charts.incident import NoChart, Reading, connections_chart, incident_window
+from bot.charts.incident import NoChart, Reading, connections_chart, incident_window, spacing_words
 from bot.charts.render import PNG_SIGNATURE, render
 from bot.charts.spec import Marker, Series, Style, TimeChart
 from bot.clock import ManualClock
@@ -136,6 +136,24 @@ def test_the_window_has_a_margin_and_stops_at_the_draft() -> None:
     # Not resolved: to the draft; drafted soon after the resolution: no further than the draft.
     assert incident_window(paris(9, 15), None, paris(10, 0)).end == paris(10, 0)
     assert incident_window(paris(9, 15), paris(9, 50), paris(9, 52, 30)).end == paris(9, 53)
+
+
+@pytest.mark.parametrize(("seconds", "words"), [
+    (2.0, "2 s"), (30.4, "30 s"), (119.4, "119 s"), (119.6, "2 min"), (121.0, "2 min"), (150.0, "2.5 min"),
+    (301.0, "5 min"), (299.0, "5 min"), (3600.0, "60 min"), (7200.0, "2 h"), (5.4 * 3600, "5.5 h"),
+])
+def test_the_sampling_interval_is_worded_as_a_person_says_it(seconds: float, words: str) -> None:
+    assert spacing_words(seconds) == words
+
+
+def test_a_watchdog_every_5_minutes_with_jitter_reads_5_min_in_the_caption() -> None:
+    # interval_seconds = 300 and a second of drift per sample: the median gap is 301 s, said "5 min".
+    readings = [Reading(paris(9, 0) + i * timedelta(seconds=301), 20, 97, 5) for i in range(30)]
+    chart = connections_chart("primary", readings, [], incident_window(paris(9, 30), paris(10, 30), paris(12, 0)),
+                              PARIS, title="t")
+    assert isinstance(chart, TimeChart)
+    assert re.search(r"\d+ samples taken about every 5 min by the watchdog", chart.caption), chart.caption
+    assert not re.search(r"\d\.\d{2,}", chart.caption)  # no raw decimals anywhere in it
 
 
 def test_a_limit_that_changed_is_drawn_as_a_series() -> None:

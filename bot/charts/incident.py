@@ -168,9 +168,24 @@ def _sampling(shown: Sequence[Reading]) -> str:
     if len(shown) == 1:
         return "1 sample taken"
     gaps = [(b.taken_at - a.taken_at).total_seconds() for a, b in zip(shown, shown[1:], strict=False)]
-    every = round(median(gaps))
-    spacing = f"{every} s" if every < 120 else f"{every / 60:g} min"
-    return f"{len(shown)} samples taken about every {spacing}"
+    return f"{len(shown)} samples taken about every {spacing_words(median(gaps))}"
+
+
+def spacing_words(seconds: float) -> str:
+    """A sampling interval as a person says it: whole seconds under 2 minutes ("30 s", "118 s"), whole or
+    half minutes under 2 hours ("5 min", "2.5 min"), whole or half hours beyond ("3 h"), so a watchdog set
+    to 300 s whose samples drift by a second reads "5 min", never "5.01667 min"."""
+    if round(seconds) < 120:
+        return f"{round(seconds)} s"
+    if round(seconds / 60) < 120:
+        return f"{_halves(seconds / 60)} min"
+    return f"{_halves(seconds / 3600)} h"
+
+
+def _halves(value: float) -> str:
+    """`value` to the nearest half, "5" or "2.5" (never "5.0")."""
+    halves = round(value * 2)
+    return str(halves // 2) if halves % 2 == 0 else f"{halves // 2}.5"
 
 
 def _count(n: int, noun: str) -> str:
