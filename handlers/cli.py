@@ -21,8 +21,25 @@ log = logging.getLogger("incident_bot")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_values_kept(list(sys.argv[1:] if argv is None else argv)))
     return int(args.run(args) or 0)
+
+
+# Options whose value may start with a dash (`--since -5d`): argparse would take such a value for an
+# option and answer "expected one argument"; joined as `--since=-5d`, the bot's own check explains it.
+DASHED_VALUES = ("--since",)
+
+
+def _values_kept(argv: list[str]) -> list[str]:
+    joined: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word in DASHED_VALUES:
+            value = next(words, None)
+            joined.append(word if value is None else f"{word}={value}")
+        else:
+            joined.append(word)
+    return joined
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -163,6 +180,11 @@ def report(args: argparse.Namespace) -> int:
     if directory.exists() and not directory.is_dir():
         print(f"incident-bot: --output {directory} is a file; give a directory (made if missing).", file=sys.stderr)
         return 2
+    missing = _missing_sqlite_file(settings.env.database_url)
+    if missing is not None:  # SQLite would create it: a report changes nothing, not even that
+        print(f"incident-bot: there is no store at {missing}; set DATABASE_URL to the bot's store "
+              "(the one `incident-bot serve` uses).", file=sys.stderr)
+        return 1
     engine = make_engine(settings.env.database_url)
     try:
         found = ReportService.from_settings(settings, make_session_factory(engine), clock).report(since, now)
@@ -306,9 +328,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _store_unreadable(database_url: str, error: Exception) -> int:
     """Say which store could not be read (its URL without the password) and what to check; exit 1."""
@@ -317,3 +336,19 @@ def _store_unreadable(database_url: str, error: Exception) -> int:
     print(f"incident-bot: the store at {safe_url(database_url)} could not be read ({type(error).__name__}); "
           "is DATABASE_URL right, and has `incident-bot migrate` run?", file=sys.stderr)
     return 1
+
+
+def _missing_sqlite_file(database_url: str) -> str | None:
+    """The path of a SQLite store file that does not exist (opening it would create it), else None."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    from pathlib import Path
+
+    return None if Path(url.database).exists() else url.database
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -387,11 +387,18 @@ def test_the_cli_says_so_when_nothing_was_declared_and_makes_a_new_directory(dat
     assert "No incidents were declared" in one.read_text() and not list(one.parent.glob("*.png"))
 
 
-@pytest.mark.parametrize("since", ["90", "last week", "2026-13-01"])
+@pytest.mark.parametrize("since", ["90", "last week", "2026-13-01", "-5d"])  # -5d: not taken for an option
 def test_the_cli_refuses_a_bad_since_saying_the_right_forms(since: str, tmp_path: Path) -> None:
     ran = run_cli(f"sqlite:///{tmp_path / 'none.db'}", tmp_path, "--since", since)
     assert ran.returncode == 2 and "<n>d" in ran.stderr and "<n>w" in ran.stderr and "YYYY-MM-DD" in ran.stderr, ran.stderr
     assert not list(tmp_path.glob("incident-report-*"))
+
+
+def test_the_cli_leaves_a_missing_sqlite_store_missing(tmp_path: Path) -> None:
+    """A report changes nothing: pointed at a SQLite file that is not there, it says so and creates none."""
+    ran = run_cli(f"sqlite:///{tmp_path / 'typo.db'}", tmp_path)
+    assert ran.returncode == 1 and "there is no store at" in ran.stderr, ran.stderr
+    assert not list(tmp_path.glob("typo.db*")) and not list(tmp_path.glob("incident-report-*"))
 
 
 def test_stats_headline_posts_whatever_the_counts(world: World) -> None:
