@@ -117,8 +117,8 @@ def test_the_chart_shows_the_samples_in_the_window_and_marks_the_moments_of_the_
     assert [(m.at, m.kind) for m in chart.markers] == [(m.at, m.kind) for m in moments[:-1]]
     assert chart.caption == (
         "Connections in use on primary against its limit of 97 usable connections, and sessions idle in a "
-        "transaction, 385 samples taken about every 30 s by the watchdog, from 08:49 to 12:01 on November 12, 2023 "
-        "(Europe/Paris); 2 samples refused (the server was full), drawn as points on the limit line; 1 sample "
+        "transaction, 385 samples taken about every 30 s by the watchdog from 08:49:00 to 12:01:00, in a chart from "
+        "08:49 to 12:01 on November 12, 2023 (Europe/Paris); 2 samples refused (the server was full), drawn as points on the limit line; 1 sample "
         "without figures (the target could not be read) left as gaps; dotted lines mark the first sign of trouble, "
         "the declaration, pages, acknowledgements, status changes and the resolution.")
     png = render(chart)
@@ -154,6 +154,25 @@ def test_a_watchdog_every_5_minutes_with_jitter_reads_5_min_in_the_caption() -> 
     assert isinstance(chart, TimeChart)
     assert re.search(r"\d+ samples taken about every 5 min by the watchdog", chart.caption), chart.caption
     assert not re.search(r"\d\.\d{2,}", chart.caption)  # no raw decimals anywhere in it
+
+
+def test_the_caption_says_when_the_samples_ran_and_what_the_chart_spans_apart() -> None:
+    # A watchdog started during the incident: its samples fill a part of the chart's window.
+    readings = [Reading(paris(22, 54, 49) + i * timedelta(seconds=2), 10, 97, 5) for i in range(58)]
+    window = incident_window(paris(22, 55, 5), paris(22, 56, 50), drafted_at=paris(22, 57))
+    chart = connections_chart("primary", readings, [], window, PARIS, title="t")
+    assert isinstance(chart, TimeChart) and (window.start, window.end) == (paris(22, 45), paris(22, 57))
+    assert ("58 samples taken about every 2 s by the watchdog from 22:54:49 to 22:56:43, in a chart from 22:45 to "
+            "22:57 on November 12, 2023 (Europe/Paris).") in chart.caption
+    one = connections_chart("primary", readings[:1], [], window, PARIS, title="t")
+    assert isinstance(one, TimeChart) and "1 sample taken by the watchdog at 22:54:49, in a chart from 22:45" in one.caption
+    # Across midnight, each time says its day.
+    late = [Reading(paris(23, 58, 30) + i * timedelta(minutes=1), 10, 97, 5) for i in range(4)]
+    across = connections_chart("primary", late, [], incident_window(paris(23, 59), paris(23, 59, 30), paris(23, 59, 40)
+                                                                    + timedelta(minutes=20)), PARIS, title="t")
+    assert isinstance(across, TimeChart)
+    assert ("4 samples taken about every 60 s by the watchdog from November 12, 2023 23:58:30 to November 13, 2023 "
+            "00:01:30, in a chart from November 12, 2023 23:49 to November 13, 2023 00:10 (Europe/Paris)") in across.caption
 
 
 def test_a_limit_that_changed_is_drawn_as_a_series() -> None:
@@ -324,8 +343,8 @@ def test_the_postmortem_upload_carries_a_png_per_sampled_target_that_its_markdow
     # The window: the declaration (09:15) to the resolution (11:45), 15 minutes before, and after up to the close.
     shown = [s for s in readings if paris(9, 0) <= s.taken_at <= paris(11, 50)]
     caption = (f"Connections in use on primary against its limit of 97 usable connections, and sessions idle in a "
-               f"transaction, {len(shown)} samples taken about every 30 s by the watchdog, from 09:00 to 11:50 on "
-               "November 12, 2023 (Europe/Paris); 1 sample refused (the server was full), drawn as points on the limit "
+               f"transaction, {len(shown)} samples taken about every 30 s by the watchdog from 09:00:00 to 11:50:00, in a "
+               "chart from 09:00 to 11:50 on November 12, 2023 (Europe/Paris); 1 sample refused (the server was full), drawn as points on the limit "
                "line; dotted lines mark the declaration, pages, acknowledgements, status changes and the resolution.")
     assert referenced[0][0] == caption == png_file["alt_txt"]
     assert f"_Incident 1: connections on primary_ (`{png_file['name']}`): {caption}" in charts
@@ -401,7 +420,8 @@ def test_a_diag_connections_result_gets_the_last_hour_in_its_thread(charted: Rep
     [file] = completed_uploads(slack)[before:][0]
     assert re.fullmatch(r"connections-primary-20231112-1000\.png", file["name"])
     assert file["title"] == "Connections on primary, the last 60 minutes"
-    assert "121 samples taken about every 30 s by the watchdog, from 09:00 to 10:00 on November 12, 2023" in file["alt_txt"]
+    assert ("121 samples taken about every 30 s by the watchdog from 09:00:00 to 10:00:00, in a chart from 09:00 to "
+            "10:00 on November 12, 2023") in file["alt_txt"]
     assert "the declaration and the diagnostic run" in file["alt_txt"]
     assert decoded(slack.file_content(file["id"])).size == (1200, 600)
 

@@ -128,7 +128,7 @@ def connections_chart(target: str, readings: Iterable[Reading], moments: Iterabl
 
     markers = tuple(sorted((m for m in moments if m.at in window), key=lambda m: m.at))
     caption = (f"Connections in use on {target} {limit_words}, and sessions idle in a transaction, "
-               f"{_sampling(shown)} by the watchdog, {between}")
+               f"{_sampling(shown)} by the watchdog {_sampled(shown, window, zone)}, in a chart {between}")
     if refused:
         refused_words = "drawn as points on the limit line" if limits else "left as gaps"
         caption += f"; {_count(len(refused), 'sample')} refused (the server was full), {refused_words}"
@@ -157,6 +157,20 @@ def _span(window: Window, zone: ZoneInfo) -> str:
     if start.date() == end.date():
         return f"from {start:%H:%M} to {end:%H:%M} on {_date(start)} ({zone.key})"
     return f"from {_date(start)} {start:%H:%M} to {_date(end)} {end:%H:%M} ({zone.key})"
+
+
+def _sampled(shown: Sequence[Reading], window: Window, zone: ZoneInfo) -> str:
+    """When the samples themselves were taken, to the second ("from 22:54:49 to 22:56:43", "at 22:54:49"):
+    they may fill only part of the chart's window. Dates only when the window spans two days (the
+    window's span, which follows, names its one day otherwise)."""
+    one_day = window.start.astimezone(zone).date() == window.end.astimezone(zone).date()
+
+    def moment(at: datetime) -> str:
+        local = at.astimezone(zone)
+        return f"{local:%H:%M:%S}" if one_day else f"{_date(local)} {local:%H:%M:%S}"
+
+    first, last = shown[0].taken_at, shown[-1].taken_at
+    return f"at {moment(first)}" if first == last else f"from {moment(first)} to {moment(last)}"
 
 
 def _date(moment: datetime) -> str:
