@@ -1,5 +1,6 @@
 """Slack's side of charts beside a message: the last hour of a target's connections, as the watchdog
-sampled them, uploaded as one image in the thread of the message it belongs to (a watchdog alert, a
+sampled them (from shortly before the first sample when they began later, at least 10 minutes, so what
+there is fills the chart), uploaded as one image in the thread of the message it belongs to (a watchdog alert, a
 `/incident diag connections` result), so a channel gets one reply, not a stream of images.
 
 The chart comes after its message and never holds it up: it is drawn and uploaded on the background
@@ -39,16 +40,18 @@ def post_recent_chart(services: Services, target: str, channel: str, thread_ts: 
 
 def upload_recent_chart(services: Services, target: str, channel: str, thread_ts: str,
                         moments: Sequence[Marker] = ()) -> str | None:
-    """Draw `target`'s last hour (`moments` marked) and upload it as one image into the thread
+    """Draw `target`'s last hour (`moments` marked; less when its samples began later, down to 10
+    minutes: bot.charts.incident.recent_window) and upload it as one image into the thread
     (files_upload_v2: files.getUploadURLExternal, the bytes, files.completeUploadExternal with
     `thread_ts`). Returns the file's id; None when there were no samples to draw."""
     zone = ZoneInfo(services.settings.file.postmortem.timezone)
     now = services.clock.now()
-    window = recent_window(now, RECENT)
     readings = [Reading(s.taken_at, s.in_use, s.usable, s.idle_in_transaction, refused=s.refused is not None)
-                for s in services.watchdog.recent(target, MAX_SAMPLES)]  # the newest; the chart keeps its hour
+                for s in services.watchdog.recent(target, MAX_SAMPLES)]  # the newest; the chart keeps its window
+    window = recent_window(now, (r.taken_at for r in readings), RECENT)
+    minutes = int((window.end - window.start).total_seconds() // 60)
     chart = connections_chart(target, readings, moments, window, zone,
-                              title=f"Connections on {target}, the last {int(RECENT.total_seconds() // 60)} minutes")
+                              title=f"Connections on {target}, the last {minutes} minutes")
     if isinstance(chart, NoChart):
         log.info("no chart of %s beside its message: %s", target, chart.reason)
         return None

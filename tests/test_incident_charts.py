@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.charts.incident import NoChart, Reading, connections_chart, incident_window, spacing_words
+from bot.charts.incident import NoChart, Reading, connections_chart, incident_window, recent_window, spacing_words
 from bot.charts.render import PNG_SIGNATURE, render
 from bot.charts.spec import Marker, Series, Style, TimeChart
 from bot.clock import ManualClock
@@ -173,6 +173,27 @@ def test_the_caption_says_when_the_samples_ran_and_what_the_chart_spans_apart() 
     assert isinstance(across, TimeChart)
     assert ("4 samples taken about every 60 s by the watchdog from November 12, 2023 23:58:30 to November 13, 2023 "
             "00:01:30, in a chart from November 12, 2023 23:49 to November 13, 2023 00:10 (Europe/Paris)") in across.caption
+
+
+def test_a_chart_in_slack_spans_the_last_hour_or_what_was_sampled_of_it() -> None:
+    now, hour = paris(10, 0, 37), timedelta(minutes=60)
+    every_30_s = [paris(8, 0) + i * EVERY for i in range(241)]
+
+    def span(times: list[datetime]) -> tuple[datetime, datetime]:
+        window = recent_window(now, times, hour)
+        return window.start, window.end
+
+    # Sampled all hour: the hour, from a whole minute, to the moment.
+    assert span(every_30_s) == (paris(9, 0), now)
+    # A leak that began 20 minutes ago with the watchdog: from 2 minutes (a tenth) before its first sample.
+    assert span([t for t in every_30_s if t >= paris(9, 40, 30)]) == (paris(9, 38), now)
+    # 3 minutes of samples: 10 minutes at least, not a sliver.
+    assert span([t for t in every_30_s if t >= paris(9, 57, 30)]) == (paris(9, 50), now)
+    # Samples from 55 minutes ago: the lead would pass the hour, so the hour it is; none at all: the hour.
+    assert span([t for t in every_30_s if t >= paris(9, 5)]) == (paris(9, 0), now)
+    assert span([]) == (paris(9, 0), now)
+    # Samples after `now` (a clock that moved back) do not count.
+    assert span([paris(10, 5)]) == (paris(9, 0), now)
 
 
 def test_a_limit_that_changed_is_drawn_as_a_series() -> None:
@@ -432,6 +453,17 @@ def test_a_diag_connections_result_gets_the_last_hour_in_its_thread(charted: Rep
     assert any("the chart of primary was not posted" in m and "missing_scope" in m for m in caplog.messages)
     results = [m for m in slack.messages(r.channel["id"]) if "read-only" in json.dumps(m.get("blocks", []))]
     assert len(results) == 4 and len([m for m in slack.messages(r.channel["id"]) if m.get("upload")]) == 1
+
+
+def test_samples_that_began_minutes_ago_fill_the_chart_beside_a_result(charted: Replay, slack: SlackSimulator) -> None:
+    r = charted
+    r.declare("declare sev2 Checkout is timing out")  # 09:15
+    store_samples(r.bot, "primary", leak_readings(paris(9, 15), paris(9, 20)))  # a watchdog started with the leak
+    r.at(paris(9, 20, 10)).command("diag connections primary")
+    [file] = completed_uploads(slack)[-1]
+    assert file["title"] == "Connections on primary, the last 10 minutes"
+    assert ("11 samples taken about every 30 s by the watchdog from 09:15:00 to 09:20:00, in a chart from 09:10 to "
+            "09:20:10 on November 12, 2023") in file["alt_txt"]
 
 
 # --- A real leak, the watchdog, Slack and the postmortem.

@@ -21,6 +21,8 @@ from bot.charts.spec import Marker, Series, Style, Threshold, TimeChart
 
 MARGIN = timedelta(minutes=10)  # shown before the first sign and after the resolution, at least
 MARGIN_SHARE = 0.1  # ... or this share of the incident's span, for a long one
+RECENT_LEAST = timedelta(minutes=10)  # the shortest stretch a chart in Slack shows
+RECENT_LEAD = timedelta(minutes=1)  # shown before the first recent sample, at least
 LIMIT_COLOR = "#CC0000"  # the renderer draws thresholds in this red: a limit that changes is a series in it
 # Colours none of the markers use (bot.charts.render.MARKER_COLORS), so a line never reads as a moment.
 SERIES_COLORS = {"in use": "#332288", "idle": "#CC79A7"}
@@ -143,20 +145,35 @@ def connections_chart(target: str, readings: Iterable[Reading], moments: Iterabl
     )
 
 
-def recent_window(now: datetime, stretch: timedelta) -> Window:
-    """The last `stretch` up to `now`: what a chart in Slack shows beside an alert or a diagnostic."""
-    return Window(now - stretch, now)
+def recent_window(now: datetime, sampled_at: Iterable[datetime], stretch: timedelta, *,
+                  least: timedelta = RECENT_LEAST) -> Window:
+    """What a chart in Slack shows beside an alert or a diagnostic, up to `now`: the last `stretch`, or
+    less when the samples in it (`sampled_at`: the target's sample times) began later, as when the
+    watchdog or the target is new: from shortly before the first of them (a tenth of the time since, at
+    least a minute), so what there is fills the chart; never less than `least`. The start is a whole
+    minute (down); the end is `now`."""
+    recent = [at for at in sampled_at if now - stretch <= at <= now]
+    start = now - stretch
+    if recent:
+        first = min(recent)
+        start = max(start, first - max(RECENT_LEAD, (now - first) * MARGIN_SHARE))
+    return Window(_minute(min(start, now - least)), now)
 
 
 # --- Words.
 
 
 def _span(window: Window, zone: ZoneInfo) -> str:
-    """"from 09:05 to 11:55 on November 12, 2023 (Europe/Paris)", dates on both ends when they differ."""
+    """"from 09:05 to 11:55 on November 12, 2023 (Europe/Paris)", dates on both ends when they differ;
+    seconds on an end that is not a whole minute (a chart in Slack ends at its moment: "to 10:00:37")."""
     start, end = window.start.astimezone(zone), window.end.astimezone(zone)
     if start.date() == end.date():
-        return f"from {start:%H:%M} to {end:%H:%M} on {_date(start)} ({zone.key})"
-    return f"from {_date(start)} {start:%H:%M} to {_date(end)} {end:%H:%M} ({zone.key})"
+        return f"from {_clock(start)} to {_clock(end)} on {_date(start)} ({zone.key})"
+    return f"from {_date(start)} {_clock(start)} to {_date(end)} {_clock(end)} ({zone.key})"
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment:%H:%M}" if moment.second == moment.microsecond == 0 else f"{moment:%H:%M:%S}"
 
 
 def _sampled(shown: Sequence[Reading], window: Window, zone: ZoneInfo) -> str:
