@@ -10,11 +10,15 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.clock import ManualClock
+from bot.incidents.values import EntryKind, Incident, Severity, Status
 from bot.paging.providers import RetryPolicy, Transport
+from bot.postmortem.draft import AlertRecord, IncidentRecord, build
+from bot.timeline import TimelineItem
 from handlers import paging_blocks
 from simulators.paging import PagerDutyReceiver
 from simulators.slack import SlackSimulator
@@ -32,6 +36,7 @@ from tests.conftest import (
 )
 
 PARIS_OFFSET = timedelta(hours=1)  # November: Central European Time
+PARIS = ZoneInfo("Europe/Paris")
 
 CONFIG = f"""
 [slack]
@@ -184,6 +189,9 @@ def test_the_example_incident_replayed_drafts_its_postmortem(replay: Replay, sla
     figures = dict(re.findall(r"^\| (Time to \w+) \| ([^|]+?) \|", section(markdown, "## Key Figures"), flags=re.M))
     assert figures == {"Time to detect": "0 seconds", "Time to acknowledge": "50 minutes",
                        "Time to mitigate": "1 hour 15 minutes", "Time to resolve": "2 hours 30 minutes"}
+    # Only alerts the incident was declared from are linked: the words claim no more than that.
+    assert ("| Time to detect | 0 seconds | declared at 09:15, the first sign of trouble recorded (no watchdog alert "
+            "linked to this incident) |") in section(markdown, "## Key Figures")
 
     # Every recorded event, in order, with its time and kind; the deleted message left out.
     lines = timeline_lines(markdown)
@@ -236,6 +244,21 @@ def test_the_example_incident_replayed_drafts_its_postmortem(replay: Replay, sla
     assert by_number.stdout == markdown
     by_channel = cli_postmortem(database_url, r.channel["name"], tmp_path)
     assert by_channel.stdout == markdown
+
+
+def test_a_declaration_before_its_linked_alert_is_the_start_and_says_so() -> None:
+    declared = paris(9, 15)
+    incident = Incident(id=1, number=7, title="Checkout is timing out", description=None, severity=Severity.SEV2,
+                        status=Status.INVESTIGATING, reporter_id=ALICE, declared_at=declared, updated_at=declared,
+                        resolved_at=None, closed_at=None, channel_id="C0INC", channel_name="inc-7")
+    items = [TimelineItem(1, EntryKind.DECLARED, declared, ALICE, "declared", {})]
+    alone = build(IncidentRecord(incident=incident, items=items), PARIS, version=1, drafted_at=declared + timedelta(hours=1))
+    assert alone.figures[0].measured == "declared at 09:15, the first sign of trouble recorded (no watchdog alert linked to this incident)"
+    later_alert = AlertRecord("primary", declared + timedelta(minutes=5), None, ["90% in use"])
+    linked = build(IncidentRecord(incident=incident, items=items, alerts=[later_alert]), PARIS, version=1,
+                   drafted_at=declared + timedelta(hours=1))
+    assert linked.figures[0].measured == ("declared at 09:15, the first sign of trouble recorded (no watchdog alert linked "
+                                          "to this incident came earlier)")
 
 
 def test_an_incident_across_midnight_and_a_dst_change_counts_real_time(replay: Replay, slack: SlackSimulator) -> None:

@@ -334,7 +334,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
         end=end,
         end_reason=_end_reason(incident, items, names),
         duration=human_duration(end_at - start) if end_at else None,
-        figures=_figures(incident, key, at, record.team_names),
+        figures=_figures(incident, key, at, record.team_names, linked_alerts=len(record.alerts)),
         resolution_summary=names.text(incident.resolution_summary) if incident.resolution_summary else None,
         resolutions=[e for e in entries if e.kind == EntryKind.RESOLUTION],
         hypotheses=[e for e in entries if e.kind == EntryKind.HYPOTHESIS],
@@ -395,18 +395,23 @@ def _end_reason(incident: Incident, items: list[TimelineItem], names: _Names) ->
     return "closed without being marked resolved"
 
 
-def _figures(incident: Incident, key: KeyFigures, at: ToMoment, team_names: dict[str, str]) -> list[Figure]:
+def _figures(incident: Incident, key: KeyFigures, at: ToMoment, team_names: dict[str, str], *,
+             linked_alerts: int) -> list[Figure]:
     """Time to detect, acknowledge, mitigate and resolve, each measured from the same start
-    (bot.figures.key_figures), in words."""
+    (bot.figures.key_figures), in words. `linked_alerts`: how many watchdog alerts are linked to the
+    incident (those it was declared from, with the alert's button); only those can be its start, so
+    the words name them, not every alert the watchdog posted."""
     start, start_reason = key.start, key.start_reason
     since = at(start)
+    no_alert = ("no watchdog alert linked to this incident came earlier" if linked_alerts
+                else "no watchdog alert linked to this incident")
 
     def figure(name: str, moment: datetime | None, what: str, missing: str) -> Figure:
         if moment is None:
             return Figure(name, None, None, missing)
         if moment == start == incident.declared_at and what == "the declaration":
             return Figure(name, human_duration(timedelta(0)), 0,
-                          f"declared at {since.time}, the first sign of trouble recorded (no earlier watchdog alert)")
+                          f"declared at {since.time}, the first sign of trouble recorded ({no_alert})")
         return Figure(name, human_duration(moment - start), key.seconds_to(moment),
                       f"from {since.time} ({start_reason}) to {at(moment).time} ({what})")
 
