@@ -59,6 +59,26 @@ def _followups(report: Report) -> Block:
     return mrkdwn.section(f":clipboard: *{count} follow-up{'s' if count != 1 else ''} still open*{earlier}")
 
 
-def failed(days: int, what: str) -> str:
-    """Told to the caller, ephemerally, when the DM could not be sent (`what`: why, mrkdwn)."""
-    return f":warning: The figures of the last {days} days could not be sent to you: {what}. Try `/incident stats` again later."
+# What mends a failure (handlers.stats.why picks one). Trying again only for what passes by itself.
+RETRY = "Try `/incident stats` again in a few minutes."
+# A missing scope stays missing until the app is reinstalled with it: Slack grants scopes at installation
+# (docs/install.md, section 1, says how).
+REINSTALL = ("Trying again will not help: the app must be reinstalled with that scope. Whoever manages the Slack app "
+             "updates its manifest from `slack-app-manifest.yml` (*App Manifest* in the app's settings) and reinstalls "
+             "it, as docs/install.md says (“Create the Slack app from the manifest”).")
+CHECK_TOKEN = ("Trying again will not help: whoever runs the bot must check its `SLACK_BOT_TOKEN` and that the app "
+               "is still installed (docs/install.md, “When something is wrong”).")
+NO_USE = "Trying again will not help."
+OPERATOR = "Tell whoever runs the bot: its log has the details."
+
+
+def failed(days: int, said: str, remedy: str) -> str:
+    """Told to the caller, ephemerally, when the figures could not be sent (`said`: what went wrong;
+    `remedy`: what would mend it; both mrkdwn, from handlers.stats.why)."""
+    return f":warning: The figures of the last {days} days could not be sent to you: {said}. {remedy}"
+
+
+def chart_failed(days: int, title: str, said: str, remedy: str) -> str:
+    """Told to the caller when the figures reached the DM and only their chart (`title`) did not."""
+    return (f":warning: The figures of the last {days} days are in your direct messages, but their chart "
+            f"({mrkdwn.escape(title)}) could not be sent: {said}. {remedy}")

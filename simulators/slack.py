@@ -450,14 +450,17 @@ class SlackSimulator:
         retry_after: int = 1,
         http_status: int | None = None,
         drop_connection: bool = False,
+        needed: str | None = None,
     ) -> None:
         """Make the next `count` calls of `method` fail (see `_Failure` for what each mode sends).
 
         `method` "upload" scripts the upload URLs instead: the error goes back as a text body with
         `http_status`, and the bytes are not stored (so a 200 failure surfaces at completion).
+        `needed`: sent beside the error as Slack sends it with `missing_scope` (the scopes the method
+        takes, comma-separated, e.g. "im:write"; Slack also sends `provided`, which nothing here reads).
         """
         status = http_status if http_status is not None else (429 if error == "ratelimited" else 200)
-        failure = _Failure(error, status, retry_after, drop_connection)
+        failure = _Failure(error, status, retry_after, drop_connection, needed)
         with self._lock:
             self._failures.setdefault(method, deque()).extend([failure] * count)
 
@@ -553,6 +556,8 @@ class SlackSimulator:
                 return None
             if failure is not None:
                 status, payload = failure.http_status, {"ok": False, "error": failure.error}
+                if failure.needed is not None:
+                    payload["needed"] = failure.needed
                 if failure.error == "ratelimited":
                     reply_headers["Retry-After"] = str(failure.retry_after)
             else:
@@ -1336,6 +1341,7 @@ class _Failure:
     http_status: int
     retry_after: int
     drop_connection: bool
+    needed: str | None = None  # beside `missing_scope`: the scopes Slack says the method needs
 
 
 @dataclass(eq=False)  # identity comparison: two uploads are never "the same file"

@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
+from sqlalchemy.exc import OperationalError
 
 from bot.charts.render import HEIGHT, WIDTH
 from bot.charts.spec import BarChart, Style, TimeChart
@@ -43,7 +45,7 @@ from bot.reporting.report import Measure, Report, build_report, percentile90
 from bot.reporting.service import ReportService
 from bot.reporting.window import SinceError, parse_since
 from bot.timeline import ChannelMessage, TimelineService
-from handlers import stats_blocks
+from handlers import stats, stats_blocks
 from simulators.block_kit import message_problems
 from simulators.slack import SlackSimulator
 from storage.database import make_engine, make_session_factory, migrate, transaction
@@ -449,9 +451,70 @@ def test_stats_that_cannot_reach_the_caller_say_why(world: World, tmp_path: Path
         bot.settle()
         told = slack.responses("stats")
         assert len(told) == 1 and "could not be sent to you" in told[0]["text"] and "`user_not_found`" in told[0]["text"]
+        assert "again" not in told[0]["text"].replace("Trying again will not help", "")  # the caller's own account: retrying cannot mend it
         assert slack.direct_messages(BOB) == [] and slack.files() == []
     finally:
         bot.stop()
+
+
+RETRY = "Try `/incident stats` again"
+REINSTALL = "the app must be reinstalled with that scope"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # Slack's answers, not the store, are under test
+def test_stats_failures_say_what_failed_and_what_mends_it(world: World, tmp_path: Path, slack: SlackSimulator,
+                                                           database_url: str) -> None:
+    """A missing scope is named, with the reinstall that grants it, never "try again"; what passes (a Slack
+    error, a file server's 5xx) is "try again", never "reinstall"; the token refused goes to whoever runs the
+    bot. When the figures reached the DM and only the chart did not, the caller is told only that."""
+    cases: list[tuple[str, dict[str, Any], bool, list[str], list[str]]] = [
+        # (method, how it fails, figures sent?, said, not said)
+        ("conversations.open", {"error": "missing_scope", "needed": "im:write"}, False,
+         ["could not be sent to you", "`im:write`", "`conversations.open`", REINSTALL, "docs/install.md"], [RETRY, "files:write"]),
+        # Slack may list every scope the method takes: the one the manifest grants for a DM is named.
+        ("conversations.open", {"error": "missing_scope", "needed": "channels:write,groups:write,mpim:write,im:write"}, False,
+         ["`im:write`", REINSTALL], [RETRY, "mpim:write"]),
+        ("conversations.open", {"error": "invalid_auth"}, False,
+         ["could not be sent to you", "`invalid_auth`", "`SLACK_BOT_TOKEN`"], [RETRY, REINSTALL]),
+        ("chat.postMessage", {"error": "missing_scope", "needed": "chat:write"}, False,
+         ["could not be sent to you", "`chat:write`", REINSTALL], [RETRY]),
+        ("chat.postMessage", {"error": "internal_error"}, False,
+         ["could not be sent to you", "`internal_error`", RETRY], [REINSTALL]),
+        ("files.getUploadURLExternal", {"error": "missing_scope", "needed": "files:write"}, True,
+         ["are in your direct messages", "chart (Incidents per week", "could not be sent", "`files:write`", REINSTALL],
+         ["could not be sent to you", RETRY]),
+        ("files.completeUploadExternal", {"error": "missing_scope", "needed": "files:write"}, True,
+         ["are in your direct messages", "`files:write`", "`files.completeUploadExternal`", REINSTALL],
+         ["could not be sent to you", RETRY]),
+        ("upload", {"error": "upstream_error", "http_status": 503}, True,
+         ["are in your direct messages", "file server", RETRY], ["could not be sent to you", REINSTALL]),
+    ]
+    bot = start_bot(tmp_path, slack, database_url, CONFIG, clock=ManualClock(NOW))
+    try:
+        for n, (method, failure, figures_sent, said, unsaid) in enumerate(cases):
+            before = len(slack.direct_messages(BOB))
+            slack.fail_next(method, **failure)
+            assert bot.command("stats", user=BOB, channel=GENERAL, respond_to=f"stats{n}").response.status_code == 200
+            bot.settle()
+            told = [r["text"] for r in slack.responses(f"stats{n}")]
+            assert len(told) == 1, (method, failure, told)
+            for words in said:
+                assert words in told[0], (method, failure, words, told[0])
+            for words in unsaid:
+                assert words not in told[0], (method, failure, words, told[0])
+            sent = slack.direct_messages(BOB)[before:]
+            assert [bool(m.get("files")) for m in sent] == ([False] if figures_sent else []), (method, failure)
+    finally:
+        bot.stop()
+
+
+def test_stats_failures_outside_slack_say_who_mends_them() -> None:
+    """The store down a while and Slack out of reach pass: try again. A fault in the bot does not."""
+    down = stats.why(OperationalError("SELECT 1", {}, Exception("connection refused")))
+    assert down == stats.Why("the bot's database did not answer", stats_blocks.RETRY)
+    assert stats.why(ConnectionResetError()) == stats.Why("Slack could not be reached", stats_blocks.RETRY)
+    fault = stats.why(KeyError("channel"))
+    assert fault == stats.Why("the bot failed (KeyError)", stats_blocks.OPERATOR) and "again" not in fault.remedy
 
 
 def test_conversations_open_answers_as_slack_does(slack: SlackSimulator) -> None:
