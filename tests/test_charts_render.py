@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from bot.charts.render import PNG_SIGNATURE, render
+from bot.charts.render import PNG_SIGNATURE, LabelBox, figure, place_labels, render
 from bot.charts.spec import BarChart, Marker, Series, Style, Threshold, TimeChart
 
 START = datetime(2023, 11, 12, 8, 0, tzinfo=UTC)
@@ -52,3 +52,58 @@ def test_a_chart_with_nothing_to_draw_is_refused() -> None:
     empty = TimeChart("t", "c", "UTC", START, START + timedelta(hours=1), "connections", series=())
     with pytest.raises(ValueError, match="no series"):
         render(empty)
+
+
+# --- Marker labels: never on top of each other, never outside the plot.
+
+
+def assert_apart_and_inside(boxes: list[LabelBox], width: float, height: float) -> None:
+    for i, box in enumerate(boxes):
+        assert box.left >= 0 and box.left + box.width <= width and box.top >= 0 and box.top + box.height <= height, box
+        assert not any(box.overlaps(other) for other in boxes[i + 1:]), (box, boxes)
+
+
+def test_labels_of_close_markers_are_staggered_and_those_at_the_edge_turn_inward() -> None:
+    # A 1½-minute incident in an 11-minute chart 970 px wide: lines 10 to 30 px apart, labels 11 px thick.
+    xs = [893.0, 921.0, 932.0, 940.0, 955.0]  # Declared, Paged, Acknowledged, Monitoring, Resolved
+    sizes = [(11.0, 45.0), (11.0, 105.0), (11.0, 145.0), (11.0, 60.0), (11.0, 50.0)]
+    boxes = place_labels(xs, sizes, 970.0, 480.0)
+    assert_apart_and_inside(boxes, 970.0, 480.0)
+    assert boxes[0] == LabelBox("right", 897.0, 4.0, 11.0, 45.0)  # a label with room: right of its line, at the top
+    # Two moments 3 px apart at the right edge, beside the legend: both turn left, one below the other.
+    edge = place_labels([966.0, 969.0], [(11.0, 45.0), (11.0, 100.0)], 970.0, 480.0)
+    assert_apart_and_inside(edge, 970.0, 480.0)
+    assert [b.side for b in edge] == ["left", "left"] and edge[1].top == edge[0].top + edge[0].height + 4.0
+
+
+def incident_of_90_seconds() -> TimeChart:
+    declared = START + timedelta(minutes=10)
+    return TimeChart(
+        title="Incident 2: connections on primary", caption="c", zone="Europe/Paris", start=START,
+        end=START + timedelta(minutes=11), y_label="connections",
+        series=(Series("in use", tuple((START + timedelta(seconds=2 * i), float(i % 30)) for i in range(330)), Style.STEP),),
+        markers=(Marker(declared, "declared", "Declared"),
+                 Marker(declared + timedelta(seconds=19), "paged", "Paged Database team"),
+                 Marker(declared + timedelta(seconds=26), "acknowledged", "Database team acknowledged"),
+                 Marker(declared + timedelta(seconds=32), "status", "Monitoring"),
+                 Marker(declared + timedelta(seconds=42), "resolved", "Resolved"),
+                 Marker(START + timedelta(minutes=11), "diagnostic", "diag connections")),  # at the very edge
+        thresholds=(Threshold(97, "limit"),),
+    )
+
+
+def test_the_drawn_labels_of_a_short_incident_neither_overlap_nor_leave_the_plot() -> None:
+    drawn = figure(incident_of_90_seconds())
+    drawn.canvas.draw()
+    renderer = drawn.canvas.get_renderer()  # type: ignore[attr-defined]
+    [axes] = drawn.axes
+    plot = axes.get_window_extent(renderer)
+    labels = [t for t in axes.texts if t.get_text() != ""]
+    assert [t.get_text() for t in labels] == ["Declared", "Paged Database team", "Database team acknowledged",
+                                              "Monitoring", "Resolved", "diag connections"]
+    extents = [t.get_window_extent(renderer) for t in labels]
+    for i, extent in enumerate(extents):
+        assert plot.x0 <= extent.x0 and extent.x1 <= plot.x1 and plot.y0 <= extent.y0 and extent.y1 <= plot.y1, labels[i]
+        for j in range(i + 1, len(extents)):
+            assert not extent.overlaps(extents[j]), (labels[i].get_text(), labels[j].get_text())
+

@@ -8,8 +8,10 @@ from several threads at once (pyplot keeps global state; the object API does not
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -22,10 +24,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from bot.charts.spec import BarChart, Chart, Series, Style, TimeChart  # noqa: E402
+from bot.charts.spec import BarChart, Chart, Marker, Series, Style, TimeChart  # noqa: E402
 
 WIDTH, HEIGHT, DPI = 1200, 600, 100  # pixels: wide enough for a day's markers, small enough for Slack's preview
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LABEL_FONT_SIZE = 8  # points: a marker's label
+LABEL_GAP = 4.0  # pixels between a label and its line, a label and the one above it, a label and the plot's edge
 
 # Markers by kind: the response's moments in colours that read apart, also for the colour-blind (Okabe–Ito).
 MARKER_COLORS = {
@@ -49,22 +53,74 @@ class Png:
     height: int
 
 
+@dataclass(frozen=True, slots=True)
+class LabelBox:
+    """Where a marker's label (text turned upright, along its line) is drawn, in pixels inside the plot
+    area: `left` from the plot's left edge, `top` down from its top edge; `width` across the time axis
+    (the text's line height), `height` along the line (the text's length); `side` of its line."""
+
+    side: Literal["right", "left"]
+    left: float
+    top: float
+    width: float
+    height: float
+
+    def overlaps(self, other: LabelBox) -> bool:
+        return (self.left < other.left + other.width and other.left < self.left + self.width
+                and self.top < other.top + other.height and other.top < self.top + self.height)
+
+
+def place_labels(xs: Sequence[float], sizes: Sequence[tuple[float, float]], plot_width: float, plot_height: float, *,
+                 gap: float = LABEL_GAP) -> list[LabelBox]:
+    """Boxes for marker labels that do not collide and stay inside the plot: marker i's line is at
+    `xs[i]` pixels from the plot's left edge, its label `sizes[i]` = (width across the axis, length
+    along the line) in pixels. In time order, each label takes the first free place by: crossing no
+    other marker's line, nearest the top, right of its line before left; a label whose neighbour's
+    label is in the way goes below it. Only a label that fits nowhere else overlaps (at the top)."""
+    placed: list[LabelBox] = []
+    for x, (width, length) in zip(xs, sizes, strict=True):
+        sides: list[tuple[Literal["right", "left"], float]] = [("right", x + gap), ("left", x - gap - width)]
+        inside = [(side, left) for side, left in sides if left >= 0 and left + width <= plot_width]
+        if not inside:  # wider than the room on either side: against the nearer edge
+            inside = [("right", max(0.0, min(x + gap, plot_width - width)))]
+        tops = sorted({gap, *(b.top + b.height + gap for b in placed)})
+        free = [LabelBox(side, left, top, width, length) for side, left in inside for top in tops
+                if top + length <= plot_height - gap or top == gap]
+        free = [b for b in free if not any(b.overlaps(p) for p in placed)]
+
+        def crosses(box: LabelBox, own: float = x) -> bool:
+            return any(box.left < other < box.left + box.width for other in xs if other != own)
+
+        if free:
+            placed.append(min(free, key=lambda b: (crosses(b), b.top, b.side != "right")))
+        else:
+            side, left = inside[0]
+            placed.append(LabelBox(side, left, gap, width, length))
+    return placed
+
+
+def figure(chart: Chart, *, width: int = WIDTH, height: int = HEIGHT) -> Figure:
+    """`chart` drawn on a `width`×`height` figure of its own (not yet saved): for `render`, and for
+    tests that read where its texts landed. Raises ValueError for a chart with nothing to draw."""
+    drawn = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(drawn)
+    axes = drawn.add_subplot()
+    if isinstance(chart, TimeChart):
+        _time_chart(drawn, axes, chart)
+    else:
+        _bar_chart(axes, chart)
+    return drawn
+
+
 def render(chart: Chart, *, width: int = WIDTH, height: int = HEIGHT) -> Png:
     """Draw `chart` as a `width`×`height` PNG. Raises ValueError for a chart with nothing to draw
     (the spec's builder decides that earlier, and says so in words)."""
-    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    if isinstance(chart, TimeChart):
-        _time_chart(axes, chart)
-    else:
-        _bar_chart(axes, chart)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    figure(chart, width=width, height=height).savefig(buffer, format="png", dpi=DPI)
     return Png(buffer.getvalue(), width, height)
 
 
-def _time_chart(axes: Axes, chart: TimeChart) -> None:
+def _time_chart(drawn: Figure, axes: Axes, chart: TimeChart) -> None:
     if not chart.series:
         raise ValueError(f"{chart.title}: no series to draw")
     zone = ZoneInfo(chart.zone)
@@ -74,16 +130,13 @@ def _time_chart(axes: Axes, chart: TimeChart) -> None:
         axes.axhline(threshold.value, color="#CC0000", linestyle="--", linewidth=1.2, label=threshold.label)
     if not chart.log_scale:
         axes.set_ylim(bottom=chart.y_min, top=axes.get_ylim()[1] * 1.08)  # room above a line at the limit
+    markers = sorted(chart.markers, key=lambda m: m.at)
     labelled: set[str] = set()
-    top = axes.get_ylim()[1]
-    for marker in sorted(chart.markers, key=lambda m: m.at):
-        color = MARKER_COLORS.get(marker.kind, "#555555")
+    for marker in markers:
         legend = marker.kind.capitalize() if marker.kind not in labelled else None
         labelled.add(marker.kind)
-        at = _local(marker.at, zone)
-        axes.axvline(at, color=color, linestyle=":", linewidth=1.4, label=legend)
-        axes.annotate(marker.label, xy=(at, top), xytext=(3, -3), textcoords="offset points", rotation=90,
-                      va="top", ha="left", fontsize=8, color=color)
+        axes.axvline(_local(marker.at, zone), color=MARKER_COLORS.get(marker.kind, "#555555"), linestyle=":",
+                     linewidth=1.4, label=legend)
     axes.set_xlim(_local(chart.start, zone), _local(chart.end, zone))
     if chart.log_scale:
         axes.set_yscale("log")
@@ -95,6 +148,31 @@ def _time_chart(axes: Axes, chart: TimeChart) -> None:
     axes.set_title(chart.title)
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the plot: never over a line
+    if markers:
+        _label_markers(drawn, axes, markers, zone)
+
+
+def _label_markers(drawn: Figure, axes: Axes, markers: Sequence[Marker], zone: ZoneInfo) -> None:
+    """Each marker's label beside its line, placed by `place_labels` in the plot's pixels: the labels
+    are measured once the layout is settled (they are left out of it: they stay inside the plot)."""
+    top = axes.get_ylim()[1]
+    ats = [_local(m.at, zone) for m in markers]
+    texts = []
+    for marker, at in zip(markers, ats, strict=True):
+        text = axes.annotate(marker.label, xy=(at, top), xytext=(0, 0), textcoords="offset pixels", rotation=90,
+                             va="top", ha="left", fontsize=LABEL_FONT_SIZE,
+                             color=MARKER_COLORS.get(marker.kind, "#555555"), annotation_clip=False)
+        text.set_in_layout(False)
+        texts.append(text)
+    drawn.draw_without_rendering()
+    renderer = cast(FigureCanvasAgg, drawn.canvas).get_renderer()
+    plot = axes.get_window_extent(renderer)
+    extents = [t.get_window_extent(renderer) for t in texts]  # upright text: width across the axis, height along
+    xs = [float(axes.transData.transform((at, top))[0] - plot.x0) for at in ats]
+    boxes = place_labels(xs, [(e.width, e.height) for e in extents], plot.width, plot.height)
+    for text, x, box in zip(texts, xs, boxes, strict=True):
+        text.xyann = (box.left - x if box.side == "right" else box.left + box.width - x, -box.top)
+        text.set_horizontalalignment("left" if box.side == "right" else "right")
 
 
 def _draw_series(axes: Axes, series: Series, zone: ZoneInfo) -> None:
