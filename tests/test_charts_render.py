@@ -6,9 +6,10 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from matplotlib import dates as mdates
 from PIL import Image
 
-from bot.charts.render import PNG_SIGNATURE, LabelBox, figure, place_labels, render
+from bot.charts.render import PNG_SIGNATURE, LabelBox, figure, place_labels, render, x_range
 from bot.charts.spec import BarChart, Marker, Series, Style, Threshold, TimeChart
 
 START = datetime(2023, 11, 12, 8, 0, tzinfo=UTC)
@@ -107,3 +108,20 @@ def test_the_drawn_labels_of_a_short_incident_neither_overlap_nor_leave_the_plot
         for j in range(i + 1, len(extents)):
             assert not extent.overlaps(extents[j]), (labels[i].get_text(), labels[j].get_text())
 
+
+# --- Dots at either end of a time chart are drawn whole.
+
+
+def test_dots_at_the_ends_of_a_time_chart_get_room_and_lines_do_not() -> None:
+    since, until = START, START + timedelta(days=90)
+    # The report: incidents declared at the period's first moment and minutes before it was run.
+    dots = Series("SEV1 incident", ((since, 4.0), (until - timedelta(minutes=5), 12.0), (until, None)), Style.POINTS)
+    report_chart = TimeChart("Time to resolve", "c", "Europe/Paris", since, until, "minutes", series=(dots,))
+    start, end = x_range(report_chart)
+    pad = timedelta(days=90) * 0.01
+    assert (start, end) == (since - pad, until - timedelta(minutes=5) + pad)  # the gap (None) is no dot
+    [axes] = figure(report_chart).axes
+    left, right = axes.get_xlim()
+    assert right > mdates.date2num(until) and left < mdates.date2num(since)
+    # Only dots need it: a step line up to the edge keeps the chart's own span (its caption names it).
+    assert x_range(a_leak()) == (a_leak().start, a_leak().end)

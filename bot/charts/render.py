@@ -30,6 +30,7 @@ WIDTH, HEIGHT, DPI = 1200, 600, 100  # pixels: wide enough for a day's markers, 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LABEL_FONT_SIZE = 8  # points: a marker's label
 LABEL_GAP = 4.0  # pixels between a label and its line, a label and the one above it, a label and the plot's edge
+POINT_PAD_SHARE = 0.01  # of a time chart's span, kept past a dot at either end so it is drawn whole
 
 # Markers by kind: the response's moments in colours that read apart, also for the colour-blind (Okabe–Ito).
 MARKER_COLORS = {
@@ -120,6 +121,18 @@ def render(chart: Chart, *, width: int = WIDTH, height: int = HEIGHT) -> Png:
     return Png(buffer.getvalue(), width, height)
 
 
+def x_range(chart: TimeChart) -> tuple[datetime, datetime]:
+    """The time axis's ends: the chart's `start` and `end`, widened to a hundredth of the span past a
+    point (Style.POINTS) on or near either end, so a dot drawn there is whole, not cut in half by the
+    edge (the report's incidents declared just before it was run). Lines keep the chart's own span."""
+    start, end = chart.start, chart.end
+    pad = (end - start) * POINT_PAD_SHARE
+    dots = [at for s in chart.series if s.style is Style.POINTS for at, value in s.points if value is not None]
+    if dots:
+        start, end = min(start, min(dots) - pad), max(end, max(dots) + pad)
+    return start, end
+
+
 def _time_chart(drawn: Figure, axes: Axes, chart: TimeChart) -> None:
     if not chart.series:
         raise ValueError(f"{chart.title}: no series to draw")
@@ -137,7 +150,8 @@ def _time_chart(drawn: Figure, axes: Axes, chart: TimeChart) -> None:
         labelled.add(marker.kind)
         axes.axvline(_local(marker.at, zone), color=MARKER_COLORS.get(marker.kind, "#555555"), linestyle=":",
                      linewidth=1.4, label=legend)
-    axes.set_xlim(_local(chart.start, zone), _local(chart.end, zone))
+    start, end = x_range(chart)
+    axes.set_xlim(_local(start, zone), _local(end, zone))
     if chart.log_scale:
         axes.set_yscale("log")
     locator = mdates.AutoDateLocator(tz=zone)
