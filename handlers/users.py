@@ -1,7 +1,9 @@
 """User ids to display names (`users.info`), cached in memory and remembered in the store.
 
-A name that cannot be found is never an error: Slack-facing text falls back to a `<@U…>` mention (which
-Slack renders as the name anyway), and the id stays unknown until a later message brings it up again.
+Every name Slack gives is remembered in the store (bot/people.py), however it was asked for: the report
+and the CLI's drafts have no Slack, and name people only as the store knows them. A name that cannot be
+found is never an error: Slack-facing text falls back to a `<@U…>` mention (which Slack renders as the
+name anyway), and the id stays unknown until a later message brings it up again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import IntegrityError
 
 from bot.assignees import SlackUser
 from bot.people import People
@@ -36,17 +39,20 @@ class UserDirectory:
 
     def name_of(self, user_id: str) -> str:
         """The display name, asking Slack if it is not cached; a mention if Slack cannot say."""
-        with self._lock:
-            cached = self._names.get(user_id)
-        if cached and time.monotonic() - cached[1] < self._ttl:
-            return cached[0]
-        name = self._fetch(user_id)
+        name = self._cached(user_id)
+        if name is None:
+            name = self._fetch(user_id)
         return name if name is not None else f"<@{user_id}>"
 
     def lookup(self, user_id: str) -> str | None:
-        """The display name, or None when Slack cannot say (for callers with their own fallback)."""
-        name = self.name_of(user_id)
-        return None if name == f"<@{user_id}>" else name
+        """The display name, or None when Slack cannot say (for callers with their own fallback: a
+        postmortem draft naming the people its store does not know). The name is in the store when this
+        returns, so the report and later drafts, which read only the store, name them as this caller did."""
+        name = self._cached(user_id)
+        if name is None:
+            return self._fetch(user_id)  # remembers what it learns
+        self._keep(user_id, name)  # cached by profile(), whose own remembering may not have run or may have failed
+        return name
 
     def known(self, user_ids: Collection[str]) -> dict[str, str]:
         """The names already known (cached, however old, or remembered in the store), never asking
@@ -77,6 +83,9 @@ class UserDirectory:
         name = _display_name(user, user_id)
         with self._lock:
             self._names[user_id] = (name, time.monotonic())
+        # Remembered like any name learnt (a follow-up's owner is named in the report from the store), after
+        # the fact: the caller may be answering Slack within its 3 seconds.
+        self._background.submit(f"user:{user_id}", lambda: self._people.remember(user_id, name))
         return SlackUser(user_id, name, deleted=bool(user.get("deleted")), is_bot=bool(user.get("is_bot")))
 
     def learn(self, user_id: str) -> None:
@@ -86,6 +95,19 @@ class UserDirectory:
                 return
             self._asked.add(user_id)
         self._background.submit(f"user:{user_id}", lambda: self._fetch(user_id))
+
+    def _cached(self, user_id: str) -> str | None:
+        """The name cached within the TTL, else None."""
+        with self._lock:
+            cached = self._names.get(user_id)
+        return cached[0] if cached and time.monotonic() - cached[1] < self._ttl else None
+
+    def _keep(self, user_id: str, name: str) -> None:
+        """Remember the name now; a store that fails here costs only the remembering (asked again next time)."""
+        try:
+            self._people.remember(user_id, name)
+        except (IntegrityError, *STORE_UNAVAILABLE) as error:  # IntegrityError: another thread or replica stored them first
+            log.warning("the name of %s was not kept in the store (%s)", user_id, type(error).__name__)
 
     def _fetch(self, user_id: str) -> str | None:
         try:

@@ -15,7 +15,8 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
+from slack_sdk import WebClient
 from sqlalchemy.exc import OperationalError
 
 from bot.charts.render import HEIGHT, WIDTH
@@ -36,6 +38,7 @@ from bot.incidents.service import IncidentService
 from bot.incidents.values import EntryKind, Incident, Severity, Status
 from bot.paging.events import Doer
 from bot.paging.service import PagingService
+from bot.people import People
 from bot.postmortem.draft import human_duration
 from bot.postmortem.service import PostmortemService
 from bot.postmortem.templates import default_template
@@ -46,6 +49,9 @@ from bot.reporting.service import ReportService
 from bot.reporting.window import SinceError, parse_since
 from bot.timeline import ChannelMessage, TimelineService
 from handlers import stats, stats_blocks
+from handlers.background import Background, ErrorReporter
+from handlers.slack_names import SlackNames
+from handlers.users import UserDirectory
 from simulators.block_kit import message_problems
 from simulators.slack import SlackSimulator
 from storage.database import make_engine, make_session_factory, migrate, transaction
@@ -548,4 +554,67 @@ def test_the_report_of_an_empty_store_through_the_service(database_url: str) -> 
         assert report.incidents == [] and report.until == NOW and report.overall.median[Measure.RESOLVE] is None
         assert isinstance(report, Report)
     finally:
+        engine.dispose()
+
+
+def test_the_report_names_people_as_the_postmortem_did_without_asking_slack(tmp_path: Path, slack: SlackSimulator,
+                                                                             database_url: str) -> None:
+    """Names the bot learnt from Slack (a follow-up's owner checked with users.info, the people a draft
+    names) are kept in its store, so the report, which reads only the store, names them as the
+    postmortem does: an open incident's follow-up owner before any draft, and after the close."""
+    clock = ManualClock(datetime.now(UTC) - timedelta(hours=2))  # the CLI's report runs on the real clock
+    bot = start_bot(tmp_path, slack, database_url, CONFIG, clock=clock)
+    out = tmp_path / "out"
+    try:
+        channel = bot.declare("declare sev3 Search results are stale", user=BOB)["id"]
+        for text in (f"followup Add an index freshness alert <@{CAROL}>", f"followup Ask <@{ALICE}> for the reindex plan"):
+            clock.advance(timedelta(minutes=5))
+            assert bot.command(text, user=BOB, channel=channel).response.status_code == 200
+            bot.settle()
+        assert run_cli(database_url, tmp_path, "--output", str(out)).returncode == 0
+        before_close = (out / "report.md").read_text()
+        assert "- Add an index freshness alert · Carol Weiss · incident 1 (Search results are stale)" in before_close
+        clock.advance(timedelta(minutes=5))
+        for text in ("resolve Reindexed", "close"):
+            assert bot.command(text, user=BOB, channel=channel).response.status_code == 200
+            bot.settle()
+        postmortem = next(f["content"] for f in slack.files() if f["name"].endswith(".md"))
+    finally:
+        bot.stop()
+    assert "Add an index freshness alert · owner: Carol Weiss" in postmortem
+    assert "Ask alice for the reindex plan · owner: " in postmortem
+    ran = run_cli(database_url, tmp_path, "--output", str(out))
+    assert ran.returncode == 0, ran.stderr
+    report = (out / "report.md").read_text()
+    assert "- Add an index freshness alert · Carol Weiss · incident 1 (Search results are stale)" in report
+    assert "- Ask alice for the reindex plan · no owner · incident 1" in report
+    assert "a person (" not in report and CAROL not in report and ALICE not in report
+
+
+class StoppedBackground(Background):
+    """Takes work and never runs it, as when the process stops before its lanes get to it."""
+
+    def submit(self, key: str | int, task: Callable[[], object], on_error: ErrorReporter | None = None) -> Future[None]:
+        skipped: Future[None] = Future()
+        skipped.set_result(None)
+        return skipped
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_name_a_draft_is_given_is_kept_though_it_was_only_cached(slack: SlackSimulator, database_url: str) -> None:
+    """A name users.info gave for a check (a follow-up's owner) sits in the cache; if its remembering never
+    ran, the draft that names the person from that cache keeps it in the store then."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    people = People(make_session_factory(engine), ManualClock(NOW))
+    background = StoppedBackground()
+    client = WebClient(token=slack.bot_token, base_url=slack.base_url)
+    users = UserDirectory(client, people, background)
+    try:
+        assert users.profile(CAROL) is not None and people.names({CAROL}) == {}
+        assert SlackNames(client, users).users([CAROL]) == {CAROL: "Carol Weiss"}  # as a draft asks
+        assert people.names({CAROL}) == {CAROL: "Carol Weiss"}
+        assert len(slack.calls_to("users.info")) == 1  # the draft was answered from the cache
+    finally:
+        background.shutdown()
         engine.dispose()
