@@ -291,8 +291,8 @@ def _parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("--no-diag", action="store_true",
                              help="tell the story without the leak, the watchdog and /incident diag")
     demo_parser.add_argument("--minutes-per-second", type=float, metavar="N",
-                             help="the story's pace: N of its minutes per real second, above 0 and at most 60 "
-                             "(default 5: its 08:50 to 11:50 in about 40 s)")
+                             help="the story's pace: N of its minutes per real second, above 0 and at most 5, "
+                             "the fastest at which it keeps its hours (default 5: its 08:50 to 11:50 in about 40 s)")
     demo_parser.set_defaults(run=demo)
 
     migrate_parser = commands.add_parser("migrate", help="bring the bot's database to the newest schema")

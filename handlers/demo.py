@@ -10,7 +10,8 @@ the postmortem, which is written beside the store.
 The real app is served over real HTTP on loopback and driven only with signed Slack requests against the
 project's Slack simulator; its store is a SQLite file in a temporary folder. The conversation is printed
 as it unfolds. Without a usable PostgreSQL the story is told without the leak, the watchdog and the
-diagnostic. Exits non-zero if any step fails; stops everything it started, whatever happens.
+diagnostic. Exits non-zero if any step fails, and says so at the end when a step started late against
+the story's hours; stops everything it started, whatever happens.
 
 The story keeps the example's hours (about 09:15 to 11:45, in Europe/Paris) on a scaled clock, five
 minutes of story a real second by default: the bot, its scheduler (so the watchdog samples every story
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -70,15 +71,24 @@ STORY_ZONE = "Europe/Paris"  # the example's GMT+1; the postmortem is written in
 STORY_BEGINS = clock_time(8, 50)  # the clock starts here: the watchdog samples a quiet server before the deploy
 STORY_ENDS = clock_time(11, 50)  # the last step's moment
 MINUTES_PER_SECOND = 5.0  # story minutes per real second by default: 08:50 to 11:50 in 36 s
-FASTEST = 60.0  # story minutes per real second at most: beyond, the bot's real work outlasts the story's minutes
+# Story minutes per real second at most: the fastest pace at which every step still starts within about a
+# story minute of its moment here (measured: 5 keeps it; at 6 alice declared 3 to 6 minutes late, at 10 five
+# minutes, at 60 an hour and ten). Each step's real work (Slack round trips, the watchdog's samples and charts)
+# costs story minutes in proportion to the pace, and the watchdog's idle threshold is whole real seconds.
+FASTEST = 5.0
 LEAK_EVERY = timedelta(minutes=1)  # story time between two leaked connections, until the pool is empty
 QUIET_GAP = timedelta(minutes=20)  # a wait this long in the story is said, so the reader knows time passes
+# A step that starts this much story time after its moment is reported: each step's real work (Slack
+# round trips, settling, the watchdog's next sample) costs story minutes, more of them the faster the pace.
+LATE_AFTER = timedelta(minutes=2)
 
 # The watchdog samples every story minute, and alerts once a leaked session has sat idle in a
-# transaction for about 14 story minutes (PostgreSQL counts that in real seconds: see _watchdog_config).
+# transaction for 12.5 story minutes or a little more (PostgreSQL counts that in whole real seconds: see
+# _watchdog_config): the first leaked at 09:03, it alerts after Alertmanager's alert (09:15:30) and before
+# alice declares (09:19).
 SAMPLE_EVERY = timedelta(minutes=1)
 SAMPLE_AT_MOST_EVERY_SECONDS = 0.2  # real seconds: faster story clocks sample less often in story time
-IDLE_ALERT_AFTER = timedelta(minutes=14)
+IDLE_ALERT_AFTER = timedelta(minutes=12, seconds=30)
 WAKE_SCHEDULER_SECONDS = 0.05  # real seconds: the scheduler sleeps real time, the story's runs faster
 ALERT_TIMEOUT_SECONDS = 20.0  # longer than this without an alert is a failure
 CLEAR_TIMEOUT_SECONDS = 8.0  # the all-clear is a nicety: other sessions on a shared server may delay it
@@ -150,18 +160,22 @@ STORY = [
 
 def run_demo(out: TextIO = sys.stdout, *, diag_url: str | None = None, use_postgres: bool = True,
              minutes_per_second: float = MINUTES_PER_SECOND) -> int:
-    """Tell the story; 0 when every step worked, 1 when one failed, 2 for a pace out of range.
+    """Tell the story; 0 when every step worked (late or not: lateness is said), 1 when one failed, 2 for a
+    pace out of range.
     `diag_url` is the PostgreSQL to leak into (else the local one, else a throwaway one);
     `use_postgres=False` tells it without the leak; `minutes_per_second` is the pace, story minutes per
     real second (above 0, at most FASTEST)."""
     if not 0 < minutes_per_second <= FASTEST:  # also refuses NaN
         out.write(f"incident-bot demo: --minutes-per-second {minutes_per_second:g} is out of range: it is story "
-                  f"minutes per real second, above 0 and at most {FASTEST:g} (default {MINUTES_PER_SECOND:g}).\n")
+                  f"minutes per real second, above 0 and at most {FASTEST:g} (default {MINUTES_PER_SECOND:g}). "
+                  "Faster, the bot's real work (Slack round trips, the watchdog's samples and charts) takes more "
+                  "story minutes than the story gives it, and the steps fall behind the story's hours.\n")
         return 2
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="incident-bot-demo-"))
     failures: list[str] = []
     postmortem: Path | None = None
+    punctuality = _Punctuality()
     try:
         # Everything started is stopped on the way out, in reverse order, also on failure or Ctrl-C.
         with contextlib.ExitStack() as stack:
@@ -192,7 +206,7 @@ def run_demo(out: TextIO = sys.stdout, *, diag_url: str | None = None, use_postg
             out.write(f"incident-bot demo: the app at {server.url}, Slack simulated at {slack.url}, "
                       f"PagerDuty received at {pagerduty.url}\n{found}\n{story.describe()}\n")
             demo = _Demo(runtime, slack, requests, _Printer(out, slack, pagerduty, story), leak, server.url, story,
-                         deployment)
+                         deployment, punctuality)
             failures = _tell(demo)
             postmortem = _save_postmortem(workdir, runtime, slack)
             if postmortem is None and not failures:
@@ -208,10 +222,24 @@ def run_demo(out: TextIO = sys.stdout, *, diag_url: str | None = None, use_postg
     if postmortem is not None:
         out.write(f"The drafted postmortem: {postmortem}\n")
         out.writelines(f"A chart it shows, beside it: {chart.name}\n" for chart in sorted(postmortem.parent.glob("*.png")))
+    return _ending(out, failures, seconds, punctuality)
+
+
+def _ending(out: TextIO, failures: list[str], seconds: float, punctuality: _Punctuality) -> int:
+    """The last lines: what failed, else that every step worked, and whether the story kept its hours;
+    the exit status (1 when a step failed; a late story still exits 0, and says so)."""
+    late = punctuality.report(ZoneInfo(STORY_ZONE))
+    if late:
+        out.write(f"\n{late}\n")
     if failures:
         out.write(f"\n{len(failures)} step(s) failed in {seconds:.1f} s:\n" + "".join(f"- {f}\n" for f in failures))
         return 1
-    out.write(f"Every step worked, in {seconds:.1f} s.\n")
+    latest = punctuality.latest()
+    if latest is not None:
+        out.write(f"Every step worked, in {seconds:.1f} s, but not on the story's time: up to "
+                  f"{_late_by(latest.late)} late.\n")
+    else:
+        out.write(f"Every step worked, on the story's time, in {seconds:.1f} s.\n")
     return 0
 
 
@@ -283,7 +311,9 @@ def _watchdog_config(rate: float) -> tuple[int, int]:
     real second. The interval is read on the bot's clock, story time: SAMPLE_EVERY, or longer when the
     story runs so fast that sampling would outrun the real work of a sample. The idle threshold is
     compared with PostgreSQL's own measure, in real seconds: IDLE_ALERT_AFTER of story time, rounded up to
-    a whole real second, so the watchdog alerts after Alertmanager's alert (at 09:15) as in the story."""
+    a whole real second, so the watchdog alerts after Alertmanager's alert (at 09:15:30) as in the story.
+    Rounded up, it adds less than a real second, so at FASTEST or slower it alerts by about 09:19, when alice
+    declares (near 09:20 at paces just above 4; at 6 it would alert at 09:21, at 10 at 09:23)."""
     interval = max(SAMPLE_EVERY.total_seconds(), SAMPLE_AT_MOST_EVERY_SECONDS * rate)
     return math.ceil(interval), max(1, math.ceil(IDLE_ALERT_AFTER.total_seconds() / rate))
 
@@ -323,6 +353,53 @@ class _StoryTime:
         return (f"The story keeps the example's hours on a scaled clock, {pace}: {STORY_BEGINS:%H:%M} to "
                 f"{STORY_ENDS:%H:%M} on {day} ({STORY_ZONE}), about {self.real_seconds_until_the_end():.0f} s from "
                 "now. How long a session has sat idle, PostgreSQL measures itself, in real seconds.")
+
+
+@dataclass(frozen=True)
+class _Start:
+    number: int  # the step's number as printed, [number/total]
+    narration: str
+    planned: datetime  # its moment in the story
+    started: datetime  # when the story's clock read as it began
+
+    @property
+    def late(self) -> timedelta:
+        return self.started - self.planned
+
+
+@dataclass
+class _Punctuality:
+    """When each step began against its moment in the story. A step starts late when the ones before it
+    took more story time than the story gives them: their real seconds, scaled by the pace."""
+
+    starts: list[_Start] = field(default_factory=list)
+
+    def started(self, number: int, step: Step, planned: datetime, now: datetime) -> None:
+        self.starts.append(_Start(number, step.narration, planned, now))
+
+    def latest(self) -> _Start | None:
+        """The step that started latest, when it started more than LATE_AFTER late; else None."""
+        latest = max(self.starts, key=lambda start: start.late, default=None)
+        return latest if latest is not None and latest.late > LATE_AFTER else None
+
+    def report(self, zone: ZoneInfo) -> str | None:
+        """What the reader is told at the end when the story ran late; None when every step kept its time
+        (within LATE_AFTER). Times in `zone`, the story's."""
+        latest = self.latest()
+        if latest is None:
+            return None
+        late = len([start for start in self.starts if start.late > LATE_AFTER])
+        return (f"The story ran late by up to {_late_by(latest.late)}, at step {latest.number} ({latest.narration}): "
+                f"its moment was {latest.planned.astimezone(zone):%H:%M}, it started at "
+                f"{latest.started.astimezone(zone):%H:%M}; {late} step(s) started more than "
+                f"{_late_by(LATE_AFTER)} late. The steps' real work took more story minutes than the story "
+                "gives them: a slower --minutes-per-second keeps it on time.")
+
+
+def _late_by(span: timedelta) -> str:
+    """'12 min', '1 h 14 min': how late, in whole story minutes."""
+    hours, minutes = divmod(round(span.total_seconds() / 60), 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 @contextlib.contextmanager
@@ -391,6 +468,7 @@ class _Demo:
     url: str  # the app's
     story: _StoryTime
     deployment: _Deployment | None  # what leaks into `leak`
+    punctuality: _Punctuality = field(default_factory=_Punctuality)
 
     def channel(self) -> str | None:
         """The incident's channel, once there is one."""
@@ -429,6 +507,8 @@ def _tell(demo: _Demo) -> list[str]:
     steps = [s for s in STORY if s.leak is None or s.leak == (demo.leak is not None)]
     for number, step in enumerate(steps, start=1):
         problems = [f"before it: {p}" for p in (demo.wait_until(step.at) if step.at is not None else [])]
+        if step.at is not None:
+            demo.punctuality.started(number, step, demo.story.moment(step.at), demo.story.clock.now())
         if not problems:
             demo.show.narrate(f"[{number}/{len(steps)}] {step.narration}")
             try:
