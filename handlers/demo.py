@@ -518,7 +518,7 @@ def _tell(demo: _Demo) -> list[str]:
         problems += demo.deployment.problems if demo.deployment is not None else []
         if problems:
             demo.show.narrate(f"Step {number} failed; the story stops here.")
-            return [f"step {number} ({_Printer.plain(step.text)}): {p}" for p in problems]
+            return [f"step {number} ({demo.show.plain(step.text)}): {p}" for p in problems]
     return []
 
 
@@ -536,7 +536,7 @@ def _type(demo: _Demo, step: Step) -> list[str]:
         demo.show.only_you(step.who, ack)
     problems = demo.settle()
     if ack and ack.startswith((":warning:", ":no_entry_sign:")):
-        problems.append(_Printer.plain(ack))
+        problems.append(demo.show.plain(ack))
     return problems
 
 
@@ -838,8 +838,9 @@ class _Printer:
                 problems.append(f"PagerDuty answered {request.status}: {request.response.get('message')}")
         return problems
 
-    @staticmethod
-    def plain(text: str) -> str:
-        """What a person reads: Slack's markup in words (bot.slack_markup), without emoji codes or emphasis."""
-        text = to_plain(text, _DEMO_NAMES)
+    def plain(self, text: str) -> str:
+        """What a person in the story's zone reads: Slack's markup in words (bot.slack_markup), a Slack date
+        (`<!date^…>`, which Slack's clients show in the reader's zone) in the story's zone rather than its
+        fallback text, without emoji codes or emphasis."""
+        text = to_plain(text, _DEMO_NAMES, self._story.zone)
         return re.sub(r":[a-z_]+: ?", "", text).replace("\n", " ").replace("*", "")

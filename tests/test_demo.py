@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from io import StringIO
 from pathlib import Path
@@ -29,6 +29,8 @@ import pytest
 from sqlalchemy import select
 
 from handlers import demo
+from simulators.paging import PagerDutyReceiver
+from simulators.slack import SlackSimulator
 from storage.database import make_engine, make_session_factory
 from storage.models import WatchdogSample
 from tests.conftest import PG_ADMIN
@@ -163,6 +165,12 @@ def test_the_demo_tells_the_whole_outage_against_the_local_postgresql(plain_run:
     assert "(file incident-1-postmortem-v1.md posted: " in out
     assert out.rstrip().splitlines()[-1].startswith("Every step worked, on the story's time, in ")
     assert "The story ran late" not in out
+    # Read as a person in the story's zone reads it: Slack dates at the story's time (not their UTC
+    # fallback text).
+    acknowledged = re.search(r"now says: Acknowledged by dave \w{3} \d{1,2}, \d{4} at (\d\d:\d\d) UTC\+0[12]:00\)", out)
+    assert acknowledged, out
+    pressed = datetime.strptime(told_at(out, "dave presses [Acknowledge]"), "%H:%M")
+    assert timedelta(0) <= datetime.strptime(acknowledged[1], "%H:%M") - pressed <= timedelta(minutes=1)
 
     path, timeline = drafted(out)
     in_order(timeline, STORY_IN_THE_DRAFT)
@@ -361,3 +369,19 @@ def test_a_story_on_time_says_so_and_a_failure_is_still_a_failure() -> None:
     assert "The story ran late by up to 1 h 14 min, at step 1 (" in printed
     assert printed.endswith("\n1 step(s) failed in 9.0 s:\n- step 5 (x): HTTP 500\n")
     assert "Every step worked" not in printed
+
+
+def test_the_printer_shows_slack_dates_in_the_story_s_zone() -> None:
+    slack = SlackSimulator()  # not started: the printer only reads what it holds
+    demo._populate(slack)
+    story = story_time()
+    printer = demo._Printer(StringIO(), slack, PagerDutyReceiver(), story)
+    acknowledged = story.moment(clock_time(10, 6))
+    stamp = int(acknowledged.timestamp())
+    offset = f"{acknowledged:%z}"
+
+    # The fallback text is in UTC (handlers/blocks.py); a reader in Europe/Paris sees 10:06 there.
+    said = printer.plain(f"Acknowledged by <@{demo.DBA}> <!date^{stamp}^{{date_short_pretty}} at {{time}}|"
+                         f"{acknowledged.astimezone(UTC):%Y-%m-%d %H:%M} UTC>")
+    assert said == (f"Acknowledged by dave {acknowledged:%b} {acknowledged.day}, {acknowledged:%Y} at 10:06 "
+                    f"UTC{offset[:3]}:{offset[3:]}")
