@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -839,8 +839,9 @@ class _Printer:
         return problems
 
     def plain(self, text: str) -> str:
-        """What a person in the story's zone reads: Slack's markup in words (bot.slack_markup), a Slack date
-        (`<!date^…>`, which Slack's clients show in the reader's zone) in the story's zone rather than its
-        fallback text, without emoji codes or emphasis."""
-        text = to_plain(text, _DEMO_NAMES, self._story.zone)
+        """What a person in the story's workspace and zone reads: Slack's markup in words (bot.slack_markup),
+        people and channels by their names there, a Slack date (`<!date^…>`, which Slack's clients show in
+        the reader's zone) in the story's zone rather than its fallback text, without emoji codes or emphasis."""
+        channels = {channel["id"]: channel["name"] for channel in self._slack.channels()}
+        text = to_plain(text, replace(_DEMO_NAMES, channels=channels), self._story.zone)
         return re.sub(r":[a-z_]+: ?", "", text).replace("\n", " ").replace("*", "")

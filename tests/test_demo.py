@@ -165,8 +165,9 @@ def test_the_demo_tells_the_whole_outage_against_the_local_postgresql(plain_run:
     assert "(file incident-1-postmortem-v1.md posted: " in out
     assert out.rstrip().splitlines()[-1].startswith("Every step worked, on the story's time, in ")
     assert "The story ran late" not in out
-    # Read as a person in the story's zone reads it: Slack dates at the story's time (not their UTC
-    # fallback text).
+    # Read as a person in the story's workspace and zone reads it: channels by name, Slack dates at the
+    # story's time (not their UTC fallback text).
+    assert "it is shown here and in #incidents." in out and "a channel (C" not in out
     acknowledged = re.search(r"now says: Acknowledged by dave \w{3} \d{1,2}, \d{4} at (\d\d:\d\d) UTC\+0[12]:00\)", out)
     assert acknowledged, out
     pressed = datetime.strptime(told_at(out, "dave presses [Acknowledge]"), "%H:%M")
@@ -371,9 +372,10 @@ def test_a_story_on_time_says_so_and_a_failure_is_still_a_failure() -> None:
     assert "Every step worked" not in printed
 
 
-def test_the_printer_shows_slack_dates_in_the_story_s_zone() -> None:
+def test_the_printer_shows_slack_dates_in_the_story_s_zone_and_channels_by_name() -> None:
     slack = SlackSimulator()  # not started: the printer only reads what it holds
     demo._populate(slack)
+    slack.add_channel("inc-20261130-leak", channel_id="C0INCIDENT1", members=demo.PEOPLE)
     story = story_time()
     printer = demo._Printer(StringIO(), slack, PagerDutyReceiver(), story)
     acknowledged = story.moment(clock_time(10, 6))
@@ -385,3 +387,5 @@ def test_the_printer_shows_slack_dates_in_the_story_s_zone() -> None:
                          f"{acknowledged.astimezone(UTC):%Y-%m-%d %H:%M} UTC>")
     assert said == (f"Acknowledged by dave {acknowledged:%b} {acknowledged.day}, {acknowledged:%Y} at 10:06 "
                     f"UTC{offset[:3]}:{offset[3:]}")
+    assert printer.plain(f"it is shown here and in <#{demo.ANNOUNCE}>, and in <#C0INCIDENT1>.") == (
+        "it is shown here and in #incidents, and in #inc-20261130-leak.")
