@@ -204,7 +204,7 @@ def run_demo(out: TextIO = sys.stdout, *, diag_url: str | None = None, use_postg
                 stack.callback(leak.close)
                 stack.callback(deployment.stop)  # before the leak closes: nothing opens after
             out.write(f"incident-bot demo: the app at {server.url}, Slack simulated at {slack.url}, "
-                      f"PagerDuty received at {pagerduty.url}\n{found}\n{story.describe()}\n")
+                      f"PagerDuty received at {pagerduty.url}\n{found}\n{story.describe(leaking=leak is not None)}\n")
             demo = _Demo(runtime, slack, requests, _Printer(out, slack, pagerduty, story), leak, server.url, story,
                          deployment, punctuality)
             failures = _tell(demo)
@@ -347,12 +347,15 @@ class _StoryTime:
     def real_seconds_until_the_end(self) -> float:
         return self.clock.real_seconds_until(self.moment(STORY_ENDS))
 
-    def describe(self) -> str:
+    def describe(self, *, leaking: bool) -> str:
+        """The story's hours and pace for the reader; `leaking`: with the leak in a PostgreSQL, whose own
+        measure of idle time the story's clock does not scale."""
         pace = f"{self.clock.rate / 60:g} minute{'s' * (self.clock.rate != 60)} of it a real second"
         day = f"{self.day:%A} {self.day.day} {self.day:%B %Y}"
+        idle = " How long a session has sat idle, PostgreSQL measures itself, in real seconds." if leaking else ""
         return (f"The story keeps the example's hours on a scaled clock, {pace}: {STORY_BEGINS:%H:%M} to "
                 f"{STORY_ENDS:%H:%M} on {day} ({STORY_ZONE}), about {self.real_seconds_until_the_end():.0f} s from "
-                "now. How long a session has sat idle, PostgreSQL measures itself, in real seconds.")
+                f"now.{idle}")
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ def test_the_demo_tells_the_whole_outage_against_the_local_postgresql(plain_run:
     assert "(file incident-1-postmortem-v1.md posted: " in out
     assert out.rstrip().splitlines()[-1].startswith("Every step worked, on the story's time, in ")
     assert "The story ran late" not in out
+    assert "How long a session has sat idle, PostgreSQL measures itself, in real seconds." in out
     # Read as a person in the story's workspace and zone reads it: channels by name, Slack dates at the
     # story's time (not their UTC fallback text).
     assert "it is shown here and in #incidents." in out and "a channel (C" not in out
@@ -266,6 +267,7 @@ def test_with_no_diag_the_rest_of_the_story_is_told() -> None:
     assert "without the leak, the watchdog and /incident diag" in line
     assert "alice presses [Declare incident] in #incidents" in printed
     assert "Watchdog" not in printed.split("The timeline of the drafted postmortem:")[0]
+    assert "PostgreSQL measures itself" not in printed  # there is no PostgreSQL in this story
     _, timeline = drafted(printed)
     in_order(timeline, [line for line in STORY_IN_THE_DRAFT if not line.startswith(tuple(f"**{k}" for k in NEEDS_THE_LEAK))])
     assert "Detection (watchdog)" not in timeline and "Diagnostic" not in timeline
@@ -288,6 +290,7 @@ def test_an_unusable_postgresql_is_said_and_the_story_goes_on_without_the_leak(m
     assert "Pass --diag-url postgresql+psycopg://USER@HOST:PORT/DB" in line
     assert "alice presses [Declare incident] in #incidents" in printed
     assert "Watchdog" not in printed.split("The timeline of the drafted postmortem:")[0]
+    assert "PostgreSQL measures itself" not in printed
     _, timeline = drafted(printed)
     in_order(timeline, [STORY_IN_THE_DRAFT[0], STORY_IN_THE_DRAFT[1], "**Resolved** · ", "**Closed** · "])
 
