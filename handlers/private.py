@@ -123,7 +123,7 @@ def show(services: Services, change: Changed, respond: Callable[..., Any]) -> No
     incident = services.incidents.get(change.incident.id)
     if incident.channel_id is None:  # not created yet: it will be created private
         return
-    if _already_private(services, incident.channel_id):
+    if services.publisher.channel_is_private(incident.channel_id):
         services.publisher.announce_channel_private(incident)
         respond(response_type="ephemeral", replace_original=False,
                 text=f":lock: Its channel <#{incident.channel_id}> is private already.")
@@ -167,12 +167,3 @@ def report(services: Services, change: Changed, respond: Callable[..., Any]) -> 
             f"private by hand: {HOW_TO_CONVERT}."))
 
     return told
-
-
-def _already_private(services: Services, channel_id: str) -> bool:
-    """Slack says the channel is private already (someone converted it). False when Slack cannot say."""
-    try:
-        return bool(services.client.conversations_info(channel=channel_id)["channel"].get("is_private"))
-    except (SlackApiError, OSError) as error:
-        log.warning("conversations.info for %s failed (%s)", channel_id, slack_error(error))
-        return False

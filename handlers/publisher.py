@@ -151,7 +151,7 @@ class IncidentPublisher:
                 incident.id, self._client.chat_postMessage(channel=channel, text=line)["ts"]))
         if incident.announcement_ts is None and self._slack.announce_channel:
             # A private incident's announcement calls its channel private only when Slack said so.
-            private = incident.private and (created_private if created_private is not None else self._is_private(channel))
+            private = incident.private and (created_private if created_private is not None else self.channel_is_private(channel))
             announcement = blocks.declared_announcement(incident, channel_private=private)
             attempt(f"announcing in <#{self._slack.announce_channel}>",
                     lambda: self._incidents.record_announcement(incident.id, self._announce(announcement)), in_channel=False)
@@ -344,8 +344,9 @@ class IncidentPublisher:
             log.warning("incident %s: saying in the announcement that its channel is private failed: %s",
                         incident.number, error)
 
-    def _is_private(self, channel_id: str) -> bool:
-        """Slack says the channel is private (conversations.info); False when it cannot say."""
+    def channel_is_private(self, channel_id: str) -> bool:
+        """Slack says the channel is private (conversations.info: someone converted it, or it was
+        created so); False when it cannot say."""
         try:
             return bool(self._client.conversations_info(channel=channel_id)["channel"].get("is_private"))
         except (SlackApiError, OSError) as error:

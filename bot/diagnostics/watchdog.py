@@ -115,6 +115,12 @@ def exhaustion_minutes(samples: list[Sample]) -> float | None:
     return (latest.usable - latest.in_use) / slope
 
 
+def watched_targets(diagnostics: DiagnosticsService) -> dict[str, bool]:
+    """Each configured diagnostics target -> whether the watchdog samples it: those whose backend has
+    the `connections` check (PostgreSQL, MySQL/MariaDB; a SQLite file has no connections to count)."""
+    return {target: SAMPLED_CHECK in diagnostics.checks(target) for target in diagnostics.targets()}
+
+
 class Watchdog:
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, diagnostics: DiagnosticsService,
                  config: WatchdogSection) -> None:
@@ -126,7 +132,7 @@ class Watchdog:
     def targets(self) -> list[str]:
         """The targets it samples: those whose backend has the `connections` check (PostgreSQL,
         MySQL/MariaDB). A SQLite file has no server and no connections to count, so it is not watched."""
-        return [target for target in self._diagnostics.targets() if SAMPLED_CHECK in self._diagnostics.checks(target)]
+        return [target for target, watched in watched_targets(self._diagnostics).items() if watched]
 
     def check(self, target: str) -> WatchdogEvent | None:
         """Take a sample, keep it, and say whether an episode opened or cleared. A target it does not

@@ -22,7 +22,7 @@ from bot.charts.incident import Reading
 from bot.clock import Clock
 from bot.config import Settings
 from bot.diagnostics.service import DiagnosticsService
-from bot.diagnostics.watchdog import SAMPLED_CHECK
+from bot.diagnostics.watchdog import watched_targets
 from bot.followups import followup_view
 from bot.housekeeping import KEEP_SAMPLES
 from bot.incidents.values import OPERATOR, Role
@@ -336,12 +336,6 @@ def collector_paused() -> Iterator[None]:
             _pauses -= 1
             if _pauses == 0 and _was_enabled:
                 gc.enable()
-
-
-def watched_targets(diagnostics: DiagnosticsService) -> dict[str, bool]:
-    """Each configured diagnostics target -> whether the watchdog samples it: those whose backend has
-    the `connections` check (PostgreSQL, MySQL/MariaDB; a SQLite file has no connections to count)."""
-    return {target: SAMPLED_CHECK in diagnostics.checks(target) for target in diagnostics.targets()}
 
 
 def postmortem_view(row: Postmortem) -> PostmortemView:
