@@ -15,7 +15,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -172,7 +172,9 @@ def test_a_timeline_spanning_days_shows_the_date_whenever_it_changes(paris_bot: 
     incident = bot.runtime.services.incidents.find_by_channel(channel["id"])
     assert incident is not None
     declared = incident.declared_at
-    base = declared.replace(hour=21, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 22:00 or 23:00 in Paris
+    # 22:00 in Paris on the Paris day after the declaration's, whatever the hour the test runs at (counted
+    # from the UTC date, an 00:30 Paris declaration put "evening" on its own Paris day, undated).
+    base = datetime.combine(declared.astimezone(paris).date() + timedelta(days=1), time(22), paris).astimezone(UTC)
     moments = {
         "evening": base,                                   # Paris: day 1, late evening
         "late": base + timedelta(minutes=50),              # Paris: day 1, still (same day)
