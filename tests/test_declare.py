@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.incidents.channel_names import is_valid_channel_name
 from bot.incidents.values import EntryKind
-from tests.conftest import ALICE, ANNOUNCE, BOB, GENERAL, RunningBot
+from bot.clock import ManualClock
+from simulators.slack import SlackSimulator
+from tests.conftest import ALICE, ANNOUNCE, BOB, GENERAL, RunningBot, start_bot
 
 
 def test_declare_opens_announces_and_pins_one_channel(bot: RunningBot) -> None:
@@ -19,7 +21,8 @@ def test_declare_opens_announces_and_pins_one_channel(bot: RunningBot) -> None:
     assert "Declaring incident 1" in sent.response.json()["text"]
     bot.settle()
 
-    today = datetime.now(UTC).strftime("%Y%m%d")
+    [incident] = bot.runtime.services.incidents.list_open()
+    today = incident.declared_at.strftime("%Y%m%d")  # the declaration's own day, as the channel is named
     created = bot.slack.calls_to("conversations.create")
     assert [c.params["name"] for c in created] == [f"inc-{today}-checkout-is-timing-out"]
     channel = bot.slack.channel_by_name(f"inc-{today}-checkout-is-timing-out")
@@ -68,15 +71,22 @@ def test_a_double_submit_opens_one_incident(bot: RunningBot) -> None:
     assert "Incident 1" in again.response.json()["text"] and "already declared" in again.response.json()["text"]
 
 
-def test_a_taken_name_gets_the_next_suffix(bot: RunningBot) -> None:
-    today = datetime.now(UTC).strftime("%Y%m%d")
-    bot.slack.add_channel(f"inc-{today}-db-is-slow")
-    bot.slack.add_channel(f"inc-{today}-db-is-slow-2")
+def test_a_taken_name_gets_the_next_suffix(tmp_path: Path, slack: SlackSimulator, database_url: str,
+                                          clock: ManualClock) -> None:
+    # The bot's clock is held still, so the names taken beforehand carry the day the incident is declared
+    # on, even when the test runs across midnight.
+    bot = start_bot(tmp_path, slack, database_url, clock=clock)
+    try:
+        today = clock.now().strftime("%Y%m%d")
+        bot.slack.add_channel(f"inc-{today}-db-is-slow")
+        bot.slack.add_channel(f"inc-{today}-db-is-slow-2")
 
-    channel = bot.declare("declare DB is slow")
+        channel = bot.declare("declare DB is slow")
 
-    assert channel["name"] == f"inc-{today}-db-is-slow-3"
-    assert [c.response.get("error") for c in bot.slack.calls_to("conversations.create")] == ["name_taken", "name_taken", None]
+        assert channel["name"] == f"inc-{today}-db-is-slow-3"
+        assert [c.response.get("error") for c in bot.slack.calls_to("conversations.create")] == ["name_taken", "name_taken", None]
+    finally:
+        bot.stop()
 
 
 def test_titles_in_any_script_give_a_valid_channel_name(bot: RunningBot) -> None:

@@ -56,7 +56,12 @@ from tests.test_block_kit_builders import BUILDERS, assert_posts, incidents
 
 TITLE = "Payroll export sent to a contractor"
 TITLE_WORDS = ("Payroll", "payroll", "contractor")
-TODAY = datetime.now(UTC).strftime("%Y%m%d")
+
+
+def day_of(incident: object) -> str:
+    """The day a channel name carries: the incident's own declaration (UTC), as the publisher names it.
+    Never a date taken when the module loads: a run that crosses midnight would expect yesterday."""
+    return incident.declared_at.strftime("%Y%m%d")  # type: ignore[attr-defined]
 
 
 def pager_config(private_details: bool = False) -> str:
@@ -113,7 +118,7 @@ def test_a_private_declaration_opens_a_private_neutral_channel_and_announces_onl
     channel = bot.declare(f"declare sev2 --private {TITLE}")
 
     [created] = bot.slack.calls_to("conversations.create")
-    assert created.params["name"] == f"inc-{TODAY}-incident-1" == channel["name"]
+    assert created.params["name"] == f"inc-{day_of(incident_in(bot, channel))}-incident-1" == channel["name"]
     assert created.params["is_private"] in (True, "1", "true")
     assert channel["is_private"] is True and ALICE in bot.slack.members(channel["id"])
     assert incident_in(bot, channel).private
@@ -171,7 +176,7 @@ def test_the_forms_private_box_declares_a_private_incident(bot: RunningBot) -> N
     [incident] = bot.runtime.services.incidents.list_open()
     assert incident.private and incident.severity is Severity.SEV1
     channel = bot.slack.channel(str(incident.channel_id))
-    assert channel is not None and channel["is_private"] and channel["name"] == f"inc-{TODAY}-incident-1"
+    assert channel is not None and channel["is_private"] and channel["name"] == f"inc-{day_of(incident)}-incident-1"
     [announcement] = announcements(bot.slack)
     assert_names_nothing(shown(announcement), channel)
 
