@@ -3,7 +3,7 @@ bot next to a bare Bolt app on the same waitress server that only acknowledges (
 same run.
 
 Requests go out on a schedule (request i at start + i / rate, from a load generator of its own,
-`openloop.py`) whether or not earlier ones were answered, and each is timed from when it was meant to
+`loadgen.py`) whether or not earlier ones were answered, and each is timed from when it was meant to
 be sent, so a stall is charged to every request it held up (no coordinated omission).
 
 The slash command is `/incident note action <text>` in the incident's channel: it parses, stores a
@@ -19,9 +19,7 @@ events. Checks that every note and every message was stored exactly once.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -30,6 +28,7 @@ from typing import Any
 
 import common
 import httpx
+import loadgen
 
 from bot.incidents.values import EntryKind
 from simulators.slack_requests import SlackRequests
@@ -45,6 +44,8 @@ class Phase:
     statuses: list[int]
     seconds: float
     connections: int
+    generator_cpu: float  # seconds of CPU the load generator itself used
+    generator_lag: float  # p99 of its event loop's lateness, seconds
 
     @property
     def sent(self) -> int:
@@ -61,7 +62,8 @@ class Phase:
         return {"server": self.server, "kind": self.kind, "rate": self.rate, "sent": self.sent, "ok": self.ok,
                 "achieved_rate": self.sent / self.seconds, "p50_ms": self.ms(50), "p99_ms": self.ms(99),
                 "max_ms": max(self.latencies) * 1000, "mean_ms": statistics.fmean(self.latencies) * 1000,
-                "send_lag_p99_ms": common.percentile(self.lags, 99) * 1000, "connections": self.connections}
+                "send_lag_p99_ms": common.percentile(self.lags, 99) * 1000, "connections": self.connections,
+                "generator_cores": self.generator_cpu / self.seconds, "generator_lag_p99_ms": self.generator_lag * 1000}
 
 
 @dataclass
@@ -138,12 +140,9 @@ def run(command_rate: float = 20, event_rate: float = 100, seconds: float = 20, 
 
 
 def _phase(server: str, kind: str, port: int, rate: float, content_type: str, bodies: list[bytes]) -> Phase:
-    spec = {"port": port, "rate": rate, "secret": common.SECRET,
-            "requests": [[content_type, body.decode()] for body in bodies]}
-    driver = subprocess.run([sys.executable, str(common.HERE / "openloop.py")], input=json.dumps(spec),
-                            capture_output=True, text=True, check=True)
-    out = json.loads(driver.stdout)
-    return Phase(server, kind, rate, out["latency"], out["lag"], out["status"], out["seconds"], out["connections"])
+    out = loadgen.run(port, common.SECRET, [(content_type, body) for body in bodies], rate=rate)
+    return Phase(server, kind, rate, out["latency"], out["lag"], out["status"], out["seconds"], out["connections"],
+                 out["cpu_seconds"], out["loop_lag_p99"])
 
 
 def _closed_loop(port: int, content_type: str, bodies: list[bytes]) -> None:
@@ -160,11 +159,13 @@ def _closed_loop(port: int, content_type: str, bodies: list[bytes]) -> None:
 def report(result: Result) -> None:
     print(f"\nstore: {result.store}; open loop, {result.seconds:g} s per phase; latency from when each request was "
           "meant to be sent to its answer")
-    print(f"{'':22} {'rate/s':>7} {'sent':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'lag p99':>8} {'errors':>7}")
+    print(f"{'':22} {'rate/s':>7} {'sent':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'lag p99':>8} {'errors':>7} "
+          f"{'gen. cores':>10} {'gen. loop lag p99':>17}")
     for phase in result.phases:
         s = phase.summary()
         print(f"{phase.server + ' ' + phase.kind:22} {s['achieved_rate']:7.1f} {s['sent']:6d} {s['p50_ms']:8.2f} "
-              f"{s['p99_ms']:8.2f} {s['max_ms']:8.1f} {s['send_lag_p99_ms']:8.2f} {phase.sent - phase.ok:7d}")
+              f"{s['p99_ms']:8.2f} {s['max_ms']:8.1f} {s['send_lag_p99_ms']:8.2f} {phase.sent - phase.ok:7d} "
+              f"{s['generator_cores']:10.3f} {s['generator_lag_p99_ms']:14.2f} ms")
     for row in result.figures()["rows"]:
         once, sent = row["stored"]
         print(f"{row['kind']}: bot/floor p50 {row['ratio_p50']:.2f}x, p99 {row['ratio_p99']:.2f}x; "

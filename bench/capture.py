@@ -14,14 +14,13 @@ import argparse
 import os
 import platform
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import common
-import httpx
+import loadgen
 
 from simulators.slack_requests import SlackRequests
 
@@ -33,6 +32,8 @@ class Figures:
     ok: int
     seconds: float
     latencies: list[float]
+    generator_cpu: float  # seconds of CPU the load generator itself used
+    generator_lag: float  # p99 of its event loop's lateness, seconds
 
     @property
     def rate(self) -> float:
@@ -54,7 +55,8 @@ class Result:
 
     def figures(self) -> dict[str, Any]:
         def one(f: Figures) -> dict[str, Any]:
-            return {"rate": f.rate, "p50_ms": f.percentile(50), "p99_ms": f.percentile(99), "errors": f.sent - f.ok}
+            return {"rate": f.rate, "p50_ms": f.percentile(50), "p99_ms": f.percentile(99), "errors": f.sent - f.ok,
+                    "generator_cores": f.generator_cpu / f.seconds, "generator_lag_p99_ms": f.generator_lag * 1000}
 
         return {"store": self.store, "events": self.events, "concurrency": self.concurrency,
                 "floor": one(self.floor), "bot": one(self.bot),
@@ -88,9 +90,10 @@ def report(result: Result) -> None:
     floor, bot = result.floor, result.bot
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"store: {result.store}; {result.events} events at concurrency {result.concurrency}")
-    print(f"{'':24} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'':24} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'gen. cores':>10} {'gen. lag p99':>12}")
     for f in (floor, bot):
-        print(f"{f.name:24} {f.rate:9.0f} {f.percentile(50):8.2f} {f.percentile(99):8.2f} {f.sent - f.ok:7d}")
+        print(f"{f.name:24} {f.rate:9.0f} {f.percentile(50):8.2f} {f.percentile(99):8.2f} {f.sent - f.ok:7d} "
+              f"{f.generator_cpu / f.seconds:10.2f} {f.generator_lag * 1000:9.2f} ms")
     print(f"ratio bot/floor: p50 {bot.percentile(50) / floor.percentile(50):.2f}x, "
           f"p99 {bot.percentile(99) / floor.percentile(99):.2f}x, throughput {bot.rate / floor.rate:.2f}x")
     print(f"stored exactly once: {result.stored} of {result.events} sent events")
@@ -117,32 +120,11 @@ def _load(name: str, port: int, channel: str, events: int, concurrency: int) -> 
     for i in range(events):  # built and signed before the clock starts: only the server is measured
         ts = f"{base + i // 1000}.{i % 1000:03d}{i:03d}"[:17]
         event = {"type": "message", "channel": channel, "user": "U0ALICE", "text": f"event {i}", "ts": ts, "event_ts": ts}
-        bodies.append(requests.event_body(event, event_id=f"Ev{i:08d}"))
-    latencies: list[float] = []
-    ok = 0
-    lock = threading.Lock()
-
-    def worker(chunk: list[bytes]) -> None:
-        nonlocal ok
-        with httpx.Client(timeout=30) as client:
-            for body in chunk:
-                stamp = int(time.time())
-                headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(stamp),
-                           "X-Slack-Signature": requests.sign(body, stamp)}
-                started = time.perf_counter()
-                status = client.post(requests.events_url, content=body, headers=headers).status_code
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    ok += status == 200
-
-    threads = [threading.Thread(target=worker, args=(bodies[i::concurrency],)) for i in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return Figures(name, events, ok, time.perf_counter() - started, latencies)
+        bodies.append(("application/json", requests.event_body(event, event_id=f"Ev{i:08d}")))
+    requests.close()
+    out = loadgen.run(port, common.SECRET, bodies, concurrency=concurrency)
+    ok = sum(1 for status in out["status"] if status == 200)
+    return Figures(name, events, ok, out["seconds"], out["latency"], out["cpu_seconds"], out["loop_lag_p99"])
 
 
 if __name__ == "__main__":
