@@ -118,7 +118,8 @@ class TimelineService:
                 self._spooled.set()  # left by an earlier run
 
     def capture(self, message: ChannelMessage, event_key: str) -> Captured:
-        return self._record({"op": "capture", "message": dataclasses.asdict(message), "key": event_key})
+        return self._record({"op": "capture", "message": dataclasses.asdict(message), "key": event_key},
+                            CaptureMessage(message, event_key))
 
     def edit(self, message: ChannelMessage, edited_at: datetime, event_key: str) -> Captured:
         """`message` as it reads after the edit. An edit of a message never captured captures it."""
@@ -137,13 +138,14 @@ class TimelineService:
         """Writes waiting on local disk for the store."""
         return len(self._spool) if self._spool is not None else 0
 
-    def _record(self, write: dict[str, Any]) -> Captured:
+    def _record(self, write: dict[str, Any], operation: Operation | None = None) -> Captured:
         """Write to the store; when it is down, to the spool. While anything waits in the spool, new
-        writes queue behind it, so they reach the store in the order they came."""
+        writes queue behind it, so they reach the store in the order they came. `write` is the JSON
+        the spool keeps; `operation` applies it (built from `write` when not given)."""
         if self._spool is not None and len(self._spool):
             return self._to_spool(write)
         try:
-            return self._writer.run(_operation(write))
+            return self._writer.run(operation or _operation(write))
         except STORE_UNAVAILABLE:
             if self._spool is None:
                 raise
@@ -189,26 +191,60 @@ class TimelineService:
 
 
 class Batch:
-    """The timeline writes of one transaction. Each method is one event's change, exactly once: the
-    event's key is claimed first, and a key already claimed means a retry."""
+    """The timeline writes of one transaction, each exactly once: a captured message is stored under its
+    (channel, ts), unique; an edit, deletion or mark claims its event's key first, and a key already
+    claimed means a retry."""
 
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session
         self._clock = clock
         self._incidents: dict[str, tuple[int, str] | None] = {}  # channel -> (incident id, status), this batch
 
-    def capture(self, message: ChannelMessage, event_key: str) -> Captured:
-        incident_id = self._claim(message.channel_id, event_key)
-        if isinstance(incident_id, Captured):
-            return incident_id
-        content = _content(message)
-        values = {**content, "incident_id": incident_id, "kind": EntryKind.MESSAGE.value,
-                  "channel_id": message.channel_id, "slack_ts": message.ts, "occurred_at": ts_to_datetime(message.ts)}
-        if store.insert_message(self._session, values):
-            return Captured.STORED
-        # Already there: the same message by another path, or a placeholder waiting for it.
-        filled = store.fill_placeholder(self._session, message.channel_id, message.ts, content)
-        return Captured.STORED if filled else Captured.DUPLICATE
+    def apply(self, operations: list[Operation]) -> list[Captured]:
+        """Each operation's outcome, in order. Consecutive captured messages, the bulk of any batch, are
+        written together (`capture_many`); other operations one by one, between them."""
+        results: list[Captured] = []
+        run: list[CaptureMessage] = []
+        for operation in operations:
+            if isinstance(operation, CaptureMessage):
+                run.append(operation)
+                continue
+            results += self.capture_many(run)
+            run = []
+            results.append(operation(self))
+        return results + self.capture_many(run)
+
+    def capture_many(self, captures: list[CaptureMessage]) -> list[Captured]:
+        """`capture` for each, with the same outcomes as one by one in order, in two statements whatever
+        their number: the incidents of their channels, then the messages inserted. A captured message
+        needs no claimed event key: its (channel, ts) is unique, so a retry, or the same message by
+        another path or replica, finds it there (a duplicate), and a placeholder waiting for it is filled."""
+        if not captures:
+            return []
+        unknown = {c.message.channel_id for c in captures} - self._incidents.keys()
+        if unknown:
+            found = store.capturing_incidents(self._session, unknown)
+            self._incidents.update({channel: found.get(channel) for channel in unknown})
+        results: list[Captured | None] = [None] * len(captures)
+        rows: dict[tuple[str, str], tuple[int, int]] = {}  # (channel, ts) -> (index inserting it, incident id)
+        for i, c in enumerate(captures):
+            incident = self._incidents[c.message.channel_id]
+            if incident is None or incident[1] == Status.CLOSED.value:
+                results[i] = Captured.NOT_AN_INCIDENT
+            else:
+                rows.setdefault((c.message.channel_id, c.message.ts), (i, incident[0]))
+        inserted = store.insert_messages(self._session, [
+            _message_row(captures[i].message, incident_id) for i, incident_id in rows.values()])
+        for i, c in enumerate(captures):
+            if results[i] is not None:
+                continue
+            where = (c.message.channel_id, c.message.ts)
+            if where in inserted and rows[where][0] == i:
+                results[i] = Captured.STORED
+            else:  # already there: the same message by another path, or a placeholder waiting for it
+                filled = store.fill_placeholder(self._session, c.message.channel_id, c.message.ts, _content(c.message))
+                results[i] = Captured.STORED if filled else Captured.DUPLICATE
+        return [result for result in results if result is not None]
 
     def edit(self, message: ChannelMessage, edited_at: datetime, event_key: str) -> Captured:
         incident_id = self._claim(message.channel_id, event_key)
@@ -250,7 +286,7 @@ class Batch:
     def _claim(self, channel_id: str, event_key: str) -> int | Captured:
         """The id of the open incident this channel belongs to, with the event claimed; or why not."""
         if channel_id not in self._incidents:
-            self._incidents[channel_id] = store.capturing_incident(self._session, channel_id)
+            self._incidents[channel_id] = store.capturing_incidents(self._session, [channel_id]).get(channel_id)
         incident = self._incidents[channel_id]
         if incident is None or incident[1] == Status.CLOSED.value:
             return Captured.NOT_AN_INCIDENT
@@ -269,6 +305,17 @@ class Batch:
 
 
 Operation = Callable[[Batch], Captured]
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureMessage:
+    """Capturing one message, as an operation a batch can also apply together with others."""
+
+    message: ChannelMessage
+    key: str
+
+    def __call__(self, batch: Batch) -> Captured:
+        return batch.capture_many([self])[0]
 
 
 class BatchWriter:
@@ -310,8 +357,7 @@ class BatchWriter:
     def _write(self, batch: list[tuple[Operation, Future[Captured]]]) -> None:
         try:
             with transaction(self._sessions) as session:
-                writes = Batch(session, self._clock)
-                results = [operation(writes) for operation, _ in batch]
+                results = Batch(session, self._clock).apply([operation for operation, _ in batch])
         except Exception as error:
             if len(batch) > 1 and not isinstance(error, STORE_UNAVAILABLE):  # one bad event fails alone
                 for item in batch:
@@ -329,8 +375,7 @@ def _operation(write: dict[str, Any]) -> Operation:
     key = write["key"]
     match write["op"]:
         case "capture":
-            message = ChannelMessage(**write["message"])
-            return lambda batch: batch.capture(message, key)
+            return CaptureMessage(ChannelMessage(**write["message"]), key)
         case "edit":
             edited, at = ChannelMessage(**write["message"]), datetime.fromisoformat(write["at"])
             return lambda batch: batch.edit(edited, at, key)
@@ -344,6 +389,12 @@ def _operation(write: dict[str, Any]) -> Operation:
 def _fill(entry: TimelineEntry, message: ChannelMessage) -> None:
     for name, value in _content(message).items():
         setattr(entry, name, value)
+
+
+def _message_row(message: ChannelMessage, incident_id: int) -> dict[str, Any]:
+    """The timeline row of a captured message."""
+    return {**_content(message), "incident_id": incident_id, "kind": EntryKind.MESSAGE.value,
+            "channel_id": message.channel_id, "slack_ts": message.ts, "occurred_at": ts_to_datetime(message.ts)}
 
 
 def _content(message: ChannelMessage) -> dict[str, Any]:

@@ -22,38 +22,44 @@ log = logging.getLogger(__name__)
 
 CAPTURED_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
 KEY_EVENT_REACTIONS = {"pushpin"}
+EVENT_TYPES = ("message", "app_mention", "reaction_added", "reaction_removed", "pin_added", "pin_removed")
 
 
-def register(app: App, services: Services) -> None:
-    timeline = services.timeline
+class Capture:
+    """Every timeline event, to the store: what Bolt's listener and the HTTP edge's fast path for channel
+    messages (handlers/http.py) both call. `handle` returns once the event is stored (or needs no
+    storing) and raises when it could be neither stored nor spooled: the caller must then not
+    acknowledge with a 200, so that Slack retries."""
 
-    # One listener for every event type the timeline uses: Bolt matches a request against each listener
-    # in turn, and this is the hottest path of all (every message in every channel the bot is in).
-    @app.event(re.compile(r"^(message|app_mention|reaction_added|reaction_removed|pin_added|pin_removed)$"))
-    def on_event(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
-        key = f"event:{body.get('event_id')}"
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._timeline = services.timeline
+
+    def handle(self, event: dict[str, Any], event_id: object, bot_user_id: str | None) -> None:
+        """One event of a kind in `EVENT_TYPES`, from an `event_callback` payload with that `event_id`."""
+        key = f"event:{event_id}"
         match event.get("type"):
             case "message":
-                on_message(event, key)
+                self._on_message(event, key)
             case "app_mention":  # the same message also arrives as a message event: one entry by its ts
-                capture(event, key)
+                self._capture(event, key)
             case "reaction_added" | "reaction_removed":
-                on_reaction(event, key, context.bot_user_id)
+                self._on_reaction(event, key, bot_user_id)
             case "pin_added" | "pin_removed":
-                on_pin(event, key, context.bot_user_id)
+                self._on_pin(event, key, bot_user_id)
 
-    def on_message(event: dict[str, Any], key: str) -> None:
+    def _on_message(self, event: dict[str, Any], key: str) -> None:
         subtype = event.get("subtype")
         if subtype == "message_changed":
-            on_change(event, key)
+            self._on_change(event, key)
         elif subtype == "message_deleted":
             if not _from_a_bot(event.get("previous_message") or {}):
                 deleted_at = ts_to_datetime(event.get("event_ts") or event["ts"])
-                stored(lambda: timeline.delete(event["channel"], event["deleted_ts"], deleted_at, key), "deletion")
+                self._stored(lambda: self._timeline.delete(event["channel"], event["deleted_ts"], deleted_at, key), "deletion")
         elif subtype in CAPTURED_SUBTYPES:
-            capture(event, key)
+            self._capture(event, key)
 
-    def on_change(event: dict[str, Any], key: str) -> None:
+    def _on_change(self, event: dict[str, Any], key: str) -> None:
         """Slack: the `message_changed` event: `message` is the message as it reads now ("look for an
         existing message with the same message.ts"), `previous_message` as it read before, with the same
         ts. When `message` lacks its ts (or author), the previous message's are the same message's; an
@@ -63,33 +69,33 @@ def register(app: App, services: Services) -> None:
             return
         ts = after.get("ts") or before.get("ts")
         changed = {**after, "ts": ts, "user": after.get("user") or before.get("user")}
-        message = _channel_message(changed, event.get("channel", ""), services.workspace_url) if ts else None
+        message = _channel_message(changed, event.get("channel", ""), self._services.workspace_url) if ts else None
         if message is None:
-            log.warning("message_changed in %s (event %s) not recorded: it names no %s", event.get("channel"), key,
+            log.warning("message_changed in %s (%s) not recorded: it names no %s", event.get("channel"), key,
                         "message ts" if not ts else "author or channel")
             return
         edited = str((after.get("edited") or {}).get("ts") or event.get("event_ts") or event.get("ts") or ts)
-        stored(lambda: timeline.edit(message, ts_to_datetime(edited), key), "edit")
+        self._stored(lambda: self._timeline.edit(message, ts_to_datetime(edited), key), "edit")
 
-    def capture(event: dict[str, Any], key: str) -> None:
-        message = _channel_message(event, event.get("channel", ""), services.workspace_url)
+    def _capture(self, event: dict[str, Any], key: str) -> None:
+        message = _channel_message(event, event.get("channel", ""), self._services.workspace_url)
         if message is not None and message.is_empty:  # an empty entry would only puzzle its readers
-            log.info("message %s in %s by %s not recorded: no text, file or forwarded message (event %s)",
+            log.info("message %s in %s by %s not recorded: no text, file or forwarded message (%s)",
                      message.ts, message.channel_id, message.user_id, key)
             return
-        if message is not None and stored(lambda: timeline.capture(message, key), "message") is Captured.STORED:
-            services.users.learn(message.user_id)
+        if message is not None and self._stored(lambda: self._timeline.capture(message, key), "message") is Captured.STORED:
+            self._services.users.learn(message.user_id)
 
-    def on_reaction(event: dict[str, Any], key: str, bot_user_id: str | None) -> None:
+    def _on_reaction(self, event: dict[str, Any], key: str, bot_user_id: str | None) -> None:
         item = event.get("item") or {}
         if event.get("reaction") not in KEY_EVENT_REACTIONS or item.get("type") != "message":
             return
         if event.get("item_user") == bot_user_id:
             return  # a pushpin on the bot's own post: its actions are entries already
         on, mark = event["type"] == "reaction_added", f"reaction:{event.get('user')}"
-        stored(lambda: timeline.mark_key_event(item["channel"], item["ts"], mark, on, key), "key_event")
+        self._stored(lambda: self._timeline.mark_key_event(item["channel"], item["ts"], mark, on, key), "key_event")
 
-    def on_pin(event: dict[str, Any], key: str, bot_user_id: str | None) -> None:
+    def _on_pin(self, event: dict[str, Any], key: str, bot_user_id: str | None) -> None:
         item = event.get("item") or {}
         message = item.get("message") or {}
         channel = event.get("channel_id") or item.get("channel")
@@ -98,12 +104,23 @@ def register(app: App, services: Services) -> None:
         if _from_a_bot(message) or message.get("user") == bot_user_id:
             return
         on = event["type"] == "pin_added"
-        stored(lambda: timeline.mark_key_event(channel, message["ts"], "pin", on, key), "key_event")
+        self._stored(lambda: self._timeline.mark_key_event(channel, message["ts"], "pin", on, key), "key_event")
 
-    def stored(record: Callable[[], Captured], what: str) -> Captured:
+    def _stored(self, record: Callable[[], Captured], what: str) -> Captured:
         outcome = record()
-        services.metrics.events.labels(what, outcome.value).inc()
+        self._services.metrics.events.labels(what, outcome.value).inc()
         return outcome
+
+
+def register(app: App, services: Services) -> None:
+    capture = Capture(services)
+
+    # One listener for every event type the timeline uses: Bolt matches a request against each listener
+    # in turn, and this is the busiest of them (every message in every channel the bot is in). Over
+    # HTTP, plain channel messages do not come this way: handlers/http.py hands them to a Capture first.
+    @app.event(re.compile(f"^({'|'.join(EVENT_TYPES)})$"))
+    def on_event(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
+        capture.handle(event, body.get("event_id"), context.bot_user_id)
 
 
 def _channel_message(message: dict[str, Any], channel_id: str, workspace_url: str) -> ChannelMessage | None:

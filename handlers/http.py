@@ -13,8 +13,9 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qs, parse_qsl
 
 import falcon
@@ -25,6 +26,8 @@ from waitress.server import create_server
 
 from handlers import alerts, pager_webhooks
 from handlers.app import Runtime
+from handlers.capture import Capture
+from handlers.metrics import Metrics as BotMetrics
 from handlers.services import Services
 from storage.database import ping
 
@@ -66,7 +69,8 @@ class BotWsgiApp:
         self.app.set_error_serializer(_serialize_error)
         self.app.add_error_handler(Exception, _internal_error)
         if slack_events:
-            self.app.add_route("/slack/events", SlackEvents(runtime.app, runtime.settings.env.slack_signing_secret))
+            self.app.add_route("/slack/events", SlackEvents(runtime.app, runtime.settings.env.slack_signing_secret,
+                                                            capture=Capture(runtime.services), metrics=runtime.services.metrics))
         self.app.add_route("/healthz", Health(runtime))
         self.app.add_route("/metrics", Metrics(runtime))
         for path, handle in (webhook_routes(runtime.services) if webhooks is None else webhooks).items():
@@ -84,12 +88,20 @@ class SlackEvents:
     Nothing unsigned reaches the app. The signature is Slack's v0 HMAC over the raw body, from the last
     five minutes, checked by slack_sdk's SignatureVerifier (Slack: "Verifying requests from Slack",
     https://docs.slack.dev/authentication/verifying-requests-from-slack/). GET is served for Slack's
-    ssl_check as Slack once sent it; anything else over GET goes on to Bolt (404 without OAuth)."""
+    ssl_check as Slack once sent it; anything else over GET goes on to Bolt (404 without OAuth).
 
-    def __init__(self, app: App, signing_secret: str | None) -> None:
+    Channel messages, most of what Slack sends, are stored by `capture` directly, without Bolt: a verified
+    event needs nothing else of Bolt (no ack, say or respond), and Bolt's second parse, second signature
+    check, middleware and listener matching cost more than the durable write itself (bench/README.md).
+    Answered as Bolt answers them: 200 once stored, 500 when storing failed (Slack then retries)."""
+
+    def __init__(self, app: App, signing_secret: str | None, *, capture: Capture | None = None,
+                 metrics: BotMetrics | None = None) -> None:
         self._bolt = SlackAppResource(app)
         # SignatureVerifier refuses an empty secret; without one nothing verifies (and every request is a 401).
         self._verifier = SignatureVerifier(signing_secret) if signing_secret and signing_secret.strip() else None
+        self._capture = capture
+        self._metrics = metrics
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._handle(req, resp, self._bolt.on_post)
@@ -109,7 +121,13 @@ class SlackEvents:
             return
         if not self._signed(body, req.get_header("X-Slack-Request-Timestamp"), req.get_header("X-Slack-Signature")):
             return _refuse(resp, 401, "invalid or stale signature")
-        if not _slack_shaped(body, content_type):
+        if content_type.startswith("application/json"):  # events
+            payload = _json_object(body)
+            if not _objects_where_due(payload):
+                return _refuse(resp, 400, "not a Slack payload")
+            if self._capture is not None and _channel_message(payload):
+                return self._store_message(payload, resp)
+        elif not _slack_shaped(body, content_type):
             return _refuse(resp, 400, "not a Slack payload")
         req.stream = io.BytesIO(body)  # the adapter reads the body from req.stream, which was read above
         try:
@@ -117,6 +135,23 @@ class SlackEvents:
         except Exception as error:  # Bolt could not make sense of a signed payload (not a listener: Bolt catches those)
             log.warning("a signed Slack request could not be handled (%s); answered 400", type(error).__name__)
             _refuse(resp, 400, "malformed Slack payload")
+
+    def _store_message(self, payload: dict[str, Any], resp: falcon.Response) -> None:
+        assert self._capture is not None
+        started = time.perf_counter()
+        try:
+            self._capture.handle(payload["event"], payload.get("event_id"), None)
+        except Exception:
+            log.exception("a message event (%s) could not be stored; answered 500 so that Slack sends it again",
+                          payload.get("event_id"))
+            resp.status = 500
+            resp.data = b""
+            return
+        finally:
+            if self._metrics is not None:
+                self._metrics.slack_ack_seconds.labels("event_callback").observe(time.perf_counter() - started)
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.data = b""
 
     def _signed(self, body: bytes, timestamp: str | None, signature: str | None) -> bool:
         """slack_sdk's check; it raises ValueError where it cannot read the request: a timestamp that is
@@ -253,13 +288,24 @@ def _ssl_check(method: str, query: str, content_type: str, body: bytes) -> bool:
     return len(names) == len(set(names)) and set(names) <= {"ssl_check", "token"} and ("ssl_check", "1") in pairs
 
 
+def _json_object(body: bytes) -> object:
+    """The JSON body, parsed; None when it is not JSON in UTF-8."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _channel_message(payload: dict[str, Any]) -> bool:
+    """An Events API `message` event (any subtype): the timeline's, and no other listener's."""
+    return payload.get("type") == "event_callback" and payload["event"].get("type") == "message"
+
+
 def _slack_shaped(body: bytes, content_type: str) -> bool:
-    """A JSON object (events); a UTF-8 form whose `payload` is a JSON object (interactivity); or a slash
-    command with the fields Slack always sends."""
+    """A UTF-8 form whose `payload` is a JSON object (interactivity), or a slash command with the fields
+    Slack always sends. (A JSON body, events, is checked by `_objects_where_due`.)"""
     try:
         text = body.decode("utf-8")
-        if content_type.startswith("application/json"):
-            return _objects_where_due(json.loads(text))
         form = parse_qs(text, keep_blank_values=True)
         if "command" in form:
             return all(form.get(field, [""])[0] for field in ("user_id", "channel_id"))
@@ -277,7 +323,8 @@ _SHAPES: dict[str, dict[str, type]] = {
 }
 
 
-def _objects_where_due(payload: object) -> bool:
+def _objects_where_due(payload: object) -> TypeGuard[dict[str, Any]]:
+    """A JSON object whose parts Bolt and the listeners read as objects are objects."""
     if not isinstance(payload, dict):
         return False
     shape = _SHAPES.get(str(payload.get("type")), {})

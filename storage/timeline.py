@@ -3,34 +3,44 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Insert, Row, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from storage.models import Base, Incident, Person, SlackRequest, TimelineEntry
 
 
-def capturing_incident(session: Session, channel_id: str) -> tuple[int, str] | None:
-    """(id, status) of the incident whose channel this is: one indexed lookup per captured event."""
-    row = session.execute(select(Incident.id, Incident.status).where(Incident.channel_id == channel_id)).first()
-    return (row[0], row[1]) if row else None
+def capturing_incidents(session: Session, channel_ids: Collection[str]) -> dict[str, tuple[int, str]]:
+    """The incidents these channels are, in one indexed query: channel id -> (incident id, status), for
+    those that are an incident's channel. Asked once per batch of captured events."""
+    channels = list(channel_ids)
+    connection = session.connection()
+    mark = _marker(connection.dialect)
+    rows = _driver_rows(connection, f"SELECT channel_id, id, status FROM {Incident.__tablename__} "
+                                    f"WHERE channel_id IN ({', '.join([mark] * len(channels))})", channels)
+    return {str(channel): (incident_id, status) for channel, incident_id, status in rows}
+
+
+def insert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Store captured messages, each under its (channel, ts), in one statement: the (channel_id, slack_ts)
+    inserted now; a pair missing from the answer was there already (or is twice in `rows`). Core
+    statements rather than the ORM: this runs for every message in the channel, under load."""
+    if not rows:
+        return set()
+    connection = session.connection()
+    sql, params = _MultiRowInsert.statement(connection.dialect, cast(Table, TimelineEntry.__table__), rows, ("channel_id", "slack_ts"))
+    return {(channel, ts) for channel, ts in _driver_rows(connection, sql, params)}
 
 
 def claim_event(session: Session, key: str, incident_id: int, at: datetime) -> bool:
     """Record that the event with this key was acted on; False if it already was (a retry)."""
     return _insert_new(session, SlackRequest, {"key": key, "incident_id": incident_id, "received_at": at}, ["key"])
-
-
-def insert_message(session: Session, values: dict[str, Any]) -> bool:
-    """Store a captured message under its (channel, ts); False if that ts is already there.
-
-    Core statements rather than the ORM: this runs once per message in the channel, under load."""
-    return _insert_new(session, TimelineEntry, values, ["channel_id", "slack_ts"])
 
 
 def fill_placeholder(session: Session, channel_id: str, ts: str, values: dict[str, Any]) -> bool:
@@ -47,6 +57,56 @@ def _insert_new(session: Session, model: type[Base], values: dict[str, Any], uni
     connection = session.connection()
     statement = _insert_ignoring_conflicts(connection.dialect.name, model.__table__, tuple(unique))
     return connection.execute(statement, values).first() is not None
+
+
+# The capture path's two statements run on the driver's own cursor, inside the session's transaction:
+# SQLAlchemy's execution path (statement cache, execution context, result objects) cost several times
+# the statements themselves, per batch of captured events (bench/README.md, capture.py). Values still
+# go through each column type's own bind processor, so they are stored exactly as the ORM stores them.
+
+
+def _marker(dialect: Dialect) -> str:
+    """The driver's parameter marker: sqlite3 takes `?` (qmark), psycopg `%s` (format, pyformat)."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+def _driver_rows(connection: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+class _MultiRowInsert:
+    """INSERT INTO table (columns) VALUES (...), (...) ON CONFLICT (unique) DO NOTHING RETURNING unique,
+    for any number of rows of the same columns: one statement, one round trip; the unique columns of the
+    rows inserted come back (both stores speak this: SQLite since 3.35, PostgreSQL since 9.5). Columns
+    the rows leave out are left out of the INSERT, as SQLAlchemy's own insert does."""
+
+    _made: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], _MultiRowInsert] = {}
+
+    def __init__(self, dialect: Dialect, table: Table, columns: tuple[str, ...], unique: tuple[str, ...]) -> None:
+        self.columns = columns
+        self.processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+        mark = _marker(dialect)
+        self.head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+        self.row = "(" + ", ".join([mark] * len(columns)) + ")"
+        self.tail = f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(unique)}"
+
+    @classmethod
+    def statement(cls, dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]],
+                  unique: tuple[str, ...]) -> tuple[str, list[Any]]:
+        """The SQL and its flat parameters, for rows that all have the same keys."""
+        columns = tuple(column.name for column in table.columns if column.name in rows[0])
+        key = (dialect.name, table.name, columns, unique)
+        made = cls._made.get(key) or cls._made.setdefault(key, cls(dialect, table, columns, unique))
+        params: list[Any] = []
+        for row in rows:
+            for name, process in zip(made.columns, made.processors, strict=True):
+                params.append(process(row[name]) if process is not None else row[name])
+        return made.head + ", ".join([made.row] * len(rows)) + made.tail, params
 
 
 @functools.cache

@@ -1,0 +1,130 @@
+"""The capture path's bulk write (Batch.capture_many, storage.timeline.insert_messages) on both stores: the
+same outcomes as one message at a time, rows stored exactly as SQLAlchemy's own insert stores them; and
+the HTTP edge's answer when a message event cannot be stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.clock import ManualClock
+from bot.incidents.values import EntryKind
+from bot.timeline import Batch, CaptureMessage, Captured, ChannelMessage, TimelineService
+from storage import timeline as store
+from storage.database import make_engine, make_session_factory, migrate, transaction
+from storage.models import Incident, TimelineEntry
+from tests.conftest import RunningBot
+from tests.test_timeline import captured, message
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+OPEN, CLOSED, ELSEWHERE = "C0OPEN", "C0CLOSED", "C0NOINCIDENT"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    migrate(engine)
+    with engine.begin() as connection:
+        for number, channel, status in ((1, OPEN, "investigating"), (2, CLOSED, "closed")):
+            connection.execute(insert(Incident.__table__).values(
+                number=number, title=f"incident {number}", severity="sev2", status=status, reporter_id="U0A",
+                declared_at=NOW, updated_at=NOW, channel_id=channel))
+    yield engine
+    engine.dispose()
+
+
+def said(channel: str, ts: str, text: str = "pool at 100%", **extra: Any) -> ChannelMessage:
+    return ChannelMessage(channel, ts, "U0ALICE", text, permalink=f"https://x.slack.com/archives/{channel}/p{ts}", **extra)
+
+
+def apply(sessions: sessionmaker[Session], operations: list[Any]) -> list[Captured]:
+    with transaction(sessions) as session:
+        return Batch(session, ManualClock(NOW)).apply(operations)
+
+
+def test_a_batch_of_captures_has_the_outcomes_of_one_at_a_time(engine: Engine) -> None:
+    sessions = make_session_factory(engine)
+    # A deletion that came before its message leaves a placeholder, which the message then fills.
+    assert apply(sessions, [lambda batch: batch.delete(OPEN, "1700000000.000900", NOW, "event:EvDEL")]) == [Captured.UPDATED]
+
+    batch = [
+        CaptureMessage(said(OPEN, "1700000000.000100"), "event:Ev1"),
+        CaptureMessage(said(OPEN, "1700000000.000100"), "event:Ev1"),  # Slack's retry, in the same batch
+        CaptureMessage(said(OPEN, "1700000000.000100"), "event:Ev1b"),  # the same message by another path
+        CaptureMessage(said(OPEN, "1700000000.000200", "rolling back", files=[{"id": "F1"}]), "event:Ev2"),
+        CaptureMessage(said(CLOSED, "1700000000.000300"), "event:Ev3"),
+        CaptureMessage(said(ELSEWHERE, "1700000000.000400"), "event:Ev4"),
+        CaptureMessage(said(OPEN, "1700000000.000900", "said, then deleted"), "event:Ev9"),
+    ]
+    assert apply(sessions, batch) == [Captured.STORED, Captured.DUPLICATE, Captured.DUPLICATE, Captured.STORED,
+                                      Captured.NOT_AN_INCIDENT, Captured.NOT_AN_INCIDENT, Captured.STORED]
+    # Sent again (Slack retries what it thinks was lost): nothing more is stored.
+    assert apply(sessions, batch) == [Captured.DUPLICATE] * 4 + [Captured.NOT_AN_INCIDENT] * 2 + [Captured.DUPLICATE]
+
+    with sessions() as session:
+        incident_id = session.execute(select(Incident.id).where(Incident.channel_id == OPEN)).scalar_one()
+        entries = [e for e in TimelineService(sessions, ManualClock(NOW)).items(incident_id) if e.kind is EntryKind.MESSAGE]
+    assert [(e.slack_ts, e.text, e.actor_id, e.deleted) for e in entries] == [
+        ("1700000000.000100", "pool at 100%", "U0ALICE", False),
+        ("1700000000.000200", "rolling back", "U0ALICE", False),
+        ("1700000000.000900", "said, then deleted", "U0ALICE", True),
+    ]
+    assert entries[1].files == [{"id": "F1"}] and entries[0].permalink == f"https://x.slack.com/archives/{OPEN}/p1700000000.000100"
+
+
+def test_captures_between_other_writes_keep_their_order(engine: Engine) -> None:
+    """An edit queued between two captures of the same message applies between them: to the first."""
+    sessions = make_session_factory(engine)
+    edited = said(OPEN, "1700000000.000500", "pool at 100%, not 90%")
+    outcomes = apply(sessions, [
+        CaptureMessage(said(OPEN, "1700000000.000500", "pool at 90%"), "event:EvA"),
+        lambda batch: batch.edit(edited, NOW, "event:EvB"),
+        CaptureMessage(said(OPEN, "1700000000.000500", "pool at 90%"), "event:EvC"),
+    ])
+    assert outcomes == [Captured.STORED, Captured.UPDATED, Captured.DUPLICATE]
+    with sessions() as session:
+        entry = session.execute(select(TimelineEntry).where(TimelineEntry.slack_ts == "1700000000.000500")).scalar_one()
+        assert entry.text == "pool at 100%, not 90%" and [e["text"] for e in entry.earlier_texts or []] == ["pool at 90%"]
+
+
+def test_the_bulk_insert_stores_every_column_as_sqlalchemy_does(engine: Engine) -> None:
+    """insert_messages writes on the driver's cursor: each column's value must be what SQLAlchemy's own
+    INSERT stores for the same row (JSON null, SQL NULL, timestamps), read back raw from the store."""
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        incident_id = session.execute(select(Incident.id).where(Incident.channel_id == OPEN)).scalar_one()
+
+    def row(ts: str) -> dict[str, Any]:
+        return {"incident_id": incident_id, "kind": EntryKind.MESSAGE.value, "channel_id": OPEN, "slack_ts": ts,
+                "occurred_at": datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=UTC), "actor_id": "U0ALICE",
+                "text": "é ✓ 'quoted' %s ?", "thread_ts": None, "files": None, "permalink": None,
+                "data": {"shared": [{"ts": "1.2", "text": "forwarded"}]}}
+
+    with transaction(sessions) as session:
+        session.execute(insert(TimelineEntry.__table__), [row("1700000000.000001")])
+        assert store.insert_messages(session, [row("1700000000.000002"), row("1700000000.000001")]) == {
+            (OPEN, "1700000000.000002")}  # the second was there already
+
+    columns = [c.name for c in TimelineEntry.__table__.columns if c.name not in ("id", "slack_ts")]
+    raw = ", ".join(f"CAST({c} AS TEXT)" for c in columns)
+    with engine.connect() as connection:
+        by_sqlalchemy, by_driver = connection.execute(text(f"SELECT {raw} FROM timeline_entries ORDER BY slack_ts")).all()
+        nulls = connection.execute(text(
+            f"SELECT {', '.join(f'{c} IS NULL' for c in columns)} FROM timeline_entries ORDER BY slack_ts")).all()
+    assert dict(zip(columns, by_driver, strict=True)) == dict(zip(columns, by_sqlalchemy, strict=True))
+    assert nulls[0] == nulls[1]
+
+
+def test_a_message_event_that_cannot_be_stored_is_answered_500_and_the_next_is_stored(bot: RunningBot) -> None:
+    """A 500 makes Slack send the event again; a 200 would lose it. One bad event fails alone."""
+    channel = bot.declare()
+    refused = bot.requests.event(message(channel["id"], "ts that is no time", ts="not-a-ts"))
+    assert refused.response.status_code == 500
+    kept = bot.requests.event(message(channel["id"], "the pool is full"))
+    assert kept.response.status_code == 200
+    assert [e.text for e in captured(bot, channel)] == ["the pool is full"]
