@@ -6,7 +6,6 @@ transaction, so a Slack retry finds the work done. Nothing is acknowledged befor
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,8 +13,8 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk.errors import SlackApiError
 
 from bot.incidents import commands as c
-from bot.incidents.service import AlreadyDone, Changed, Unchanged
-from bot.incidents.values import EntryKind, Status
+from bot.incidents.service import AlreadyDone, Changed, ChannelIncident, Unchanged
+from bot.incidents.values import EntryKind, Incident, Status
 from handlers import blocks, diagnostics, followups, mrkdwn, paging, postmortems, private, readin, stats, timeline_view
 from handlers.assignees import Vetted, vet
 from handlers.logs import about
@@ -26,20 +25,23 @@ from storage.database import STORE_UNAVAILABLE
 
 
 def register(app: App, services: Services) -> None:
-    def incident_of_channel(context: BoltContext, command: dict[str, Any], next: Callable[[], None]) -> None:
-        """Which incident this channel belongs to, looked up once for every sub-command (and named on
-        every log line the command writes)."""
+    @app.command("/incident")
+    def incident_command(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        """Which incident this channel belongs to, by id and number (named on every log line the command
+        writes), is remembered once known, since neither ever changes (IncidentService.of_channel). The
+        incident as it stands is read only by the sub-commands that show or check it (`Channel.incident`);
+        a change reads it inside its own transaction. (Looked up here, not in a listener middleware:
+        Bolt builds every argument it could pass for each function it calls, about 0.1 ms a time.)"""
         try:
-            incident = services.incidents.find_by_channel(command.get("channel_id", ""))
+            ref = services.incidents.of_channel(command.get("channel_id", ""))
         except STORE_UNAVAILABLE:
             context["store_down"] = True
-            incident = None
-        context["incident"] = incident
-        with about(incident.number if incident else None):
-            next()
+            ref = None
+        context["channel"] = Channel(services, ref)
+        with about(ref.number if ref else None):
+            listen(ack, command, context, respond)
 
-    @app.command("/incident", middleware=[incident_of_channel])
-    def incident_command(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    def listen(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         try:
             parsed = c.parse(command.get("text", ""))
         except c.UsageError as error:
@@ -57,6 +59,7 @@ def register(app: App, services: Services) -> None:
 
     def act(parsed: c.Command, command: dict[str, Any], context: BoltContext, ack: Ack, respond: Respond) -> None:
         user_id = command["user_id"]
+        channel: Channel = context["channel"]
         request_key = f"command:{command.get('trigger_id') or command.get('response_url') or ''}"
         match parsed:
             case c.Help():
@@ -84,7 +87,7 @@ def register(app: App, services: Services) -> None:
             case c.Declare():
                 declare(parsed, user_id, request_key, ack, respond)
             case c.PageTeam(team, message):
-                incident = context.get("incident")
+                incident = channel.incident
                 if incident is None:
                     ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
                 elif not incident.is_open:
@@ -92,7 +95,7 @@ def register(app: App, services: Services) -> None:
                 else:
                     answer(ack, paging.page_command(services, incident, team, message, user_id, request_key, respond))
             case c.AddFollowup() | c.DraftPostmortem():
-                incident = context.get("incident")
+                incident = channel.incident
                 if incident is None:
                     ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
                 elif isinstance(parsed, c.AddFollowup):
@@ -105,15 +108,15 @@ def register(app: App, services: Services) -> None:
                 else:
                     answer(ack, postmortems.request_draft(services, incident, user_id, request_key, respond))
             case c.MakePrivate():
-                incident = context.get("incident")
+                incident = channel.incident
                 if incident is None:
                     ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
                 else:
                     answer(ack, private.make_private_command(services, incident, user_id, request_key, respond))
             case c.ListDiagnostics() | c.RunDiagnostic():
-                answer(ack, diagnostics.diag_command(services, parsed, context.get("incident"), user_id, respond))
+                answer(ack, diagnostics.diag_command(services, parsed, channel.incident, user_id, respond))
             case c.ShowSummary():
-                incident = context.get("incident")
+                incident = channel.incident
                 if incident is None:
                     ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
                     return
@@ -122,22 +125,22 @@ def register(app: App, services: Services) -> None:
             case c.ShowStats():  # anywhere: figures across incidents, by direct message
                 answer(ack, stats.stats_command(services, user_id, respond))
             case c.ShowTimeline():
-                incident = context.get("incident")
+                incident = channel.incident
                 if incident is None:
                     ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
                     return
                 text, page = timeline_view.render(incident, services.timeline.items(incident.id), 0, services.paging.display_name,
                                                   _zone(services))
                 ack(response_type="ephemeral", text=text, blocks=page)
-            case c.AssignRole(role, person) if context.get("incident") is not None:
+            case c.AssignRole(role, person) if channel.ref is not None:
                 # Who Slack says this is, before the change's transaction opens.
                 vetted = vet(services, person, f"the {role.label.lower()}")
                 if vetted.refusal:
                     ack(response_type="ephemeral", text=blocks.usage_error(vetted.refusal, c.USAGE["role"]))
                     return
-                change(parsed, context.get("incident"), user_id, request_key, ack, respond, note=vetted.caveat)
+                change(parsed, channel.ref, user_id, request_key, ack, respond, note=vetted.caveat)
             case _:
-                change(parsed, context.get("incident"), user_id, request_key, ack, respond)
+                change(parsed, channel.ref, user_id, request_key, ack, respond)
 
     def declare(command: c.Declare, user_id: str, request_key: str, ack: Ack, respond: Respond) -> None:
         result = services.incidents.declare(command, user_id, request_key)
@@ -155,10 +158,11 @@ def register(app: App, services: Services) -> None:
         services.background.submit(incident.id, provision, on_error=report_provisioning(services, incident.id, respond))
 
     def change(
-        command: c.IncidentCommand, incident: Any, user_id: str, request_key: str, ack: Ack, respond: Respond,
-        note: str | None = None,
+        command: c.IncidentCommand, incident: ChannelIncident | None, user_id: str, request_key: str, ack: Ack,
+        respond: Respond, note: str | None = None,
     ) -> None:
-        """`note`: told to the person who asked once the change is stored."""
+        """`note`: told to the person who asked once the change is stored. The incident is read (and
+        locked) inside the change's transaction: nothing read before it is trusted."""
         if incident is None:
             ack(response_type="ephemeral", text=blocks.not_an_incident_channel())
             return
@@ -206,6 +210,24 @@ def register(app: App, services: Services) -> None:
             respond(replace_original=True, text=f":white_check_mark: Incident {ready.number} is ready: {blocks.channel_link(ready)}.")
 
         services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, respond))
+
+
+class Channel:
+    """The incident of the channel a command was typed in: `ref` (id and number, known before the
+    listener runs) and `incident`, as it stands, read from the store on first use only: most
+    sub-commands (a note, a status change) never need it before their own transaction."""
+
+    def __init__(self, services: Services, ref: ChannelIncident | None) -> None:
+        self.ref = ref
+        self._services = services
+        self._incident: Incident | None = None
+
+    @property
+    def incident(self) -> Incident | None:
+        """Raises what the store raises when it is down (the listener answers degraded)."""
+        if self.ref is not None and self._incident is None:
+            self._incident = self._services.incidents.get(self.ref.id)
+        return self._incident
 
 
 def _zone(services: Services) -> ZoneInfo:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from bot.incidents import values
@@ -22,6 +24,9 @@ from storage.models import (
 )
 
 OPEN = [s.value for s in values.Status if s.is_open]
+_INCIDENTS: Table = Incident.__table__  # type: ignore[assignment]
+_ROLES: Table = RoleAssignment.__table__  # type: ignore[assignment]
+_ENTRIES: Table = TimelineEntry.__table__  # type: ignore[assignment]
 
 
 def lock_counter(session: Session, counter: str = "incident") -> Counter:
@@ -36,6 +41,31 @@ def processed_request(session: Session, key: str) -> SlackRequest | None:
 
 def record_request(session: Session, key: str, incident_id: int | None, at: datetime) -> None:
     session.add(SlackRequest(key=key, incident_id=incident_id, received_at=at))
+
+
+def claim_request(session: Session, key: str, incident_id: int | None, at: datetime) -> bool:
+    """Record the request's key now, in the caller's transaction; False when it is already recorded (a
+    retry, acted on). One statement (INSERT … ON CONFLICT DO NOTHING RETURNING, both stores) where
+    `processed_request` then `record_request` take a query and an insert. A concurrent claim of the
+    same key waits on it and gets False once the first commits, or True if it rolls back."""
+    connection = session.connection()
+    statement = _claim_statement(connection.dialect.name)
+    return connection.execute(statement, {"key": key, "incident_id": incident_id, "received_at": at}).first() is not None
+
+
+_CLAIMS: dict[str, Insert] = {}
+
+
+def _claim_statement(dialect: str) -> Insert:
+    """Built once per dialect. The row that comes back says it was inserted (not the rowcount, which
+    psycopg 3 under SQLAlchemy 2.1 reads -1 for this statement)."""
+    statement = _CLAIMS.get(dialect)
+    if statement is None:
+        table: Table = SlackRequest.__table__  # type: ignore[assignment]
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        _CLAIMS[dialect] = statement
+    return statement
 
 
 def recent_declaration(session: Session, reporter_id: str, title: str, since: datetime) -> Incident | None:
@@ -55,8 +85,48 @@ def by_id(session: Session, incident_id: int, *, for_update: bool = False) -> In
     return session.execute(query).scalar_one_or_none()
 
 
+def current(session: Session, incident_id: int, *, lock: bool = False) -> values.Incident | None:
+    """The incident as stored, read in one Core statement with its current roles joined: what
+    `snapshot(by_id(…))` gives, without its two queries and ORM objects, which cost more than a
+    slash command's write itself. `lock`: the row stays locked until the transaction ends (FOR UPDATE
+    OF incidents on PostgreSQL; on SQLite a writer's BEGIN IMMEDIATE already holds the store), for
+    changes that only add a timeline entry (`touch_and_add_entry`)."""
+    rows = session.connection().execute(_CURRENT_LOCKED if lock else _CURRENT, {"incident_id": incident_id}).all()
+    if not rows:
+        return None
+    return _snapshot(rows[0], {values.Role(row.current_role): row.current_holder for row in rows if row.current_role})
+
+
+def touch_and_add_entry(session: Session, incident_id: int, kind: str, at: datetime, actor_id: str | None, text: str,
+                        data: dict[str, Any] | None, *, to_publish: bool) -> int:
+    """`updated_at` moved to `at` and an entry added (as `add_entry` adds it), in two Core statements;
+    returns the entry's id. The row should be `locked` first."""
+    connection = session.connection()
+    connection.execute(_TOUCH, {"incident_id": incident_id, "at": at})
+    return int(connection.execute(_ADD_ENTRY, {"incident_id": incident_id, "kind": kind, "occurred_at": at, "actor_id": actor_id,
+                                               "text": text, "data": data, "published_at": None if to_publish else at}).scalar_one())
+
+
+# The statements above, built once: building and keying a statement costs more than running it here.
+_CURRENT = (select(_INCIDENTS, _ROLES.c.role.label("current_role"), _ROLES.c.user_id.label("current_holder"))
+            .select_from(_INCIDENTS.outerjoin(_ROLES, (_ROLES.c.incident_id == _INCIDENTS.c.id) & _ROLES.c.ended_at.is_(None)))
+            .where(_INCIDENTS.c.id == bindparam("incident_id"))
+            .order_by(_ROLES.c.id))
+_CURRENT_LOCKED = _CURRENT.with_for_update(of=_INCIDENTS)
+_TOUCH = update(_INCIDENTS).where(_INCIDENTS.c.id == bindparam("incident_id")).values(updated_at=bindparam("at"))
+_ADD_ENTRY = insert(_ENTRIES).returning(_ENTRIES.c.id)
+_MARK_PUBLISHED = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"), _ENTRIES.c.published_at.is_(None))
+                   .values(published_at=bindparam("at")))
+
+
 def by_channel(session: Session, channel_id: str) -> Incident | None:
     return session.execute(_with_roles().where(Incident.channel_id == channel_id)).scalar_one_or_none()
+
+
+def id_and_number_of_channel(session: Session, channel_id: str) -> tuple[int, int] | None:
+    """(id, number) of the incident whose channel this is: one indexed lookup, no ORM objects."""
+    row = session.execute(select(Incident.id, Incident.number).where(Incident.channel_id == channel_id)).first()
+    return (row[0], row[1]) if row else None
 
 
 def by_number(session: Session, number: int) -> Incident | None:
@@ -116,9 +186,8 @@ def entries_of(session: Session, incident_id: int, kind: str, *, for_update: boo
 
 
 def mark_published(session: Session, entry_id: int, at: datetime) -> None:
-    entry = session.get(TimelineEntry, entry_id)
-    if entry is not None and entry.published_at is None:
-        entry.published_at = at
+    """One UPDATE (no read first, no ORM): an entry already marked keeps its first mark."""
+    session.connection().execute(_MARK_PUBLISHED, {"entry_id": entry_id, "at": at})
 
 
 def unpublished(session: Session, since: datetime, before: datetime) -> list[TimelineEntry]:
@@ -135,6 +204,11 @@ def _with_roles() -> Select[Incident]:
 
 def snapshot(row: Incident) -> values.Incident:
     """A detached, immutable copy for the rest of the bot."""
+    return _snapshot(row, {values.Role(a.role): a.user_id for a in row.roles if a.ended_at is None})
+
+
+def _snapshot(row: Any, roles: dict[values.Role, str]) -> values.Incident:
+    """From anything with the incidents table's columns as attributes: an ORM row or a Core row."""
     return values.Incident(
         id=row.id,
         number=row.number,
@@ -153,7 +227,7 @@ def snapshot(row: Incident) -> values.Incident:
         summary_ts=row.summary_ts,
         announcement_ts=row.announcement_ts,
         provisioned_at=row.provisioned_at,
-        roles={values.Role(a.role): a.user_id for a in row.roles if a.ended_at is None},
+        roles=roles,
         channel_archived_at=row.channel_archived_at,
         private=row.private,
     )

@@ -7,6 +7,7 @@ it, so a retried request finds its own work done instead of doing it twice. Meth
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from bot.timeline import ts_to_datetime
 from storage import held_texts as held_store
 from storage import incidents as store
 from storage import postmortems as postmortem_store
-from storage.database import transaction
+from storage.database import read_only, transaction
 from storage.models import Incident as IncidentRow
 from storage.models import TimelineEntry
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # The same person declaring the same title again this soon is a double submit, not a new incident.
 DOUBLE_SUBMIT_WINDOW = timedelta(minutes=2)
+# Channels whose incident `IncidentService.of_channel` remembers, at most (a few hundred bytes each).
+MAX_REMEMBERED_CHANNELS = 10_000
 # A declare form opened from a message and not submitted within this long is taken for abandoned.
 KEEP_HELD_TEXTS = timedelta(days=2)
 DECLARED_FROM_MESSAGE = "message"  # a Detection entry's data["declared_from"]
@@ -81,6 +84,21 @@ class IncidentNotFound(LookupError):
     pass
 
 
+class ChannelIncident(NamedTuple):
+    """The incident a channel belongs to, by what never changes once recorded: its id and number."""
+
+    id: int
+    number: int
+
+
+class _Undone(Exception):
+    """Raised inside a transaction to roll it back and answer `outcome` instead."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
 # Changes after which the status-update reminder must be re-armed (or stopped).
 REMINDER_KINDS = frozenset({EntryKind.DECLARED, EntryKind.UPDATE, EntryKind.SEVERITY_CHANGED, EntryKind.STATUS_CHANGED,
                             EntryKind.RESOLVED, EntryKind.CLOSED})
@@ -91,8 +109,16 @@ class IncidentService:
         self, sessions: sessionmaker[Session], clock: Clock, after_change: Callable[[Incident], None] | None = None
     ) -> None:
         self._sessions = sessions
+        # Reads only: on SQLite they take no writers' lock (WAL gives them a snapshot), so a lookup
+        # never queues behind a write, nor a write (a slash command's) behind a lookup.
+        self._reads = read_only(sessions)
         self._clock = clock
         self._after_change = after_change  # told of every committed change that moves the reminder clock
+        # channel id -> its incident's (id, number). Both are set once, when the channel is recorded, and
+        # never change after (`record_channel` is the only writer of channel_id, and a channel id names one
+        # channel for good), so every replica may keep its own copy without hearing of others' changes.
+        # A channel that is no incident's is not remembered: another replica may provision it any moment.
+        self._channels: dict[str, ChannelIncident] = {}
 
     def _changed(self, incident: Incident, kind: EntryKind) -> None:
         if self._after_change is None or kind not in REMINDER_KINDS:
@@ -148,15 +174,51 @@ class IncidentService:
 
     def apply(self, incident_id: int, command: c.IncidentCommand, actor_id: str, request_key: str, *,
               publish: bool = True) -> Outcome:
-        """`publish`: the change is to be shown in Slack (its entry stays pending until it has been)."""
+        """`publish`: the change is to be shown in Slack (its entry stays pending until it has been).
+
+        The request's key is claimed first, under the incident's row lock, in the change's transaction:
+        a retry finds it and is AlreadyDone; a command that changes nothing (Unchanged) rolls the claim
+        back with the rest, so its retry is told the same reason again."""
         now = self._clock.now()
+        try:
+            if isinstance(command, ENTRY_ONLY):
+                return self._add_entry(incident_id, command, actor_id, request_key, publish, now)
+            return self._apply(incident_id, command, actor_id, request_key, publish, now)
+        except _Undone as undone:
+            return undone.outcome
+
+    def _add_entry(self, incident_id: int, command: EntryOnly, actor_id: str, request_key: str, publish: bool,
+                   now: datetime) -> Outcome:
+        """`_apply` for a note or an update, in Core statements (the same rules, the same rows): the row
+        locked and read with its roles, the key claimed, `updated_at` touched, the entry added."""
         with transaction(self._sessions) as session:
-            row = _locked_unless_done(session, incident_id, request_key)
-            if isinstance(row, AlreadyDone):
-                return row
+            incident = store.current(session, incident_id, lock=True)
+            if incident is None:
+                raise IncidentNotFound(incident_id)
+            if not store.claim_request(session, request_key, incident_id, now):
+                return AlreadyDone(incident)
+            refusal = _refusal(incident, command)
+            if refusal is not None:
+                raise _Undone(refusal)
+            effect = _entry_effect(command)
+            entry_id = store.touch_and_add_entry(session, incident_id, effect.kind, now, actor_id, effect.text or "", None,
+                                                 to_publish=publish)
+        changed = Changed(dataclasses.replace(incident, updated_at=now), effect.kind, actor_id, None, None, effect.text,
+                          {}, entry_id)
+        self._changed(changed.incident, effect.kind)
+        return changed
+
+    def _apply(self, incident_id: int, command: c.IncidentCommand, actor_id: str, request_key: str, publish: bool,
+               now: datetime) -> Outcome:
+        with transaction(self._sessions) as session:
+            row = store.by_id(session, incident_id, for_update=True)
+            if row is None:
+                raise IncidentNotFound(incident_id)
+            if not store.claim_request(session, request_key, row.id, now):
+                return AlreadyDone(store.snapshot(row))
             effect = _change(row, command)
             if isinstance(effect, Unchanged):
-                return effect
+                raise _Undone(effect)
             kind, before, after, text, data = effect
             row.updated_at = now
             if kind is EntryKind.RESOLVED or (kind is EntryKind.CLOSED and row.resolved_at is None):
@@ -171,7 +233,6 @@ class IncidentService:
                 data["postmortem_id"] = postmortem_store.add_version(session, row.id, actor_id, now).id
             recorded = {**data, **({"from": before, "to": after} if after is not None else {})}
             entry = store.add_entry(session, row, kind, now, actor_id, text or "", recorded or None, to_publish=publish)
-            store.record_request(session, request_key, row.id, now)
             session.flush()
             changed = Changed(store.snapshot(row), kind, actor_id, before, after, text, data, entry.id)
         self._changed(changed.incident, kind)
@@ -204,7 +265,9 @@ class IncidentService:
     # --- Slack provisioning progress
 
     def record_channel(self, incident_id: int, channel_id: str, channel_name: str) -> Incident:
-        return self._update(incident_id, channel_id=channel_id, channel_name=channel_name)
+        incident = self._update(incident_id, channel_id=channel_id, channel_name=channel_name)
+        self._channels[channel_id] = ChannelIncident(incident.id, incident.number)
+        return incident
 
     def record_summary(self, incident_id: int, ts: str) -> Incident:
         return self._update(incident_id, summary_ts=ts)
@@ -256,7 +319,7 @@ class IncidentService:
     def unpublished(self, since: datetime, before: datetime) -> list[Changed]:
         """Changes acknowledged in [since, before) but never shown in Slack (the process stopped first),
         as the changes they were; the incident as it is now."""
-        with self._sessions() as session:
+        with self._reads() as session:
             changes = []
             for entry in store.unpublished(session, since, before):
                 row = store.by_id(session, entry.incident_id)
@@ -278,13 +341,13 @@ class IncidentService:
             held_store.hold(session, key, text, now, forget_before=now - KEEP_HELD_TEXTS)
 
     def held_text(self, key: str) -> str | None:
-        with self._sessions() as session:
+        with self._reads() as session:
             return held_store.held(session, key)
 
     def declared_from(self, incident_id: int) -> DeclaredFrom | None:
         """The message the incident was declared from, as its Detection entry holds it; None when it was
         declared otherwise."""
-        with self._sessions() as session:
+        with self._reads() as session:
             entry = _source_entry(session, incident_id)
             if entry is None:
                 return None
@@ -308,31 +371,48 @@ class IncidentService:
         return self._get(incident_id)
 
     def find_by_channel(self, channel_id: str) -> Incident | None:
-        with self._sessions() as session:
+        with self._reads() as session:
             row = store.by_channel(session, channel_id)
             return store.snapshot(row) if row else None
+
+    def of_channel(self, channel_id: str) -> ChannelIncident | None:
+        """The incident whose channel this is, by id and number; None when the channel is no incident's.
+        Asked of the store once per channel per process (see `_channels`): what may change (status,
+        severity, title, roles) is never cached here, so read it with `get` or inside a change's
+        transaction. Raises what the store raises when it is down, for a channel not yet remembered."""
+        known = self._channels.get(channel_id)
+        if known is not None:
+            return known
+        with self._reads() as session:
+            found = store.id_and_number_of_channel(session, channel_id)
+        if found is None:
+            return None
+        if len(self._channels) >= MAX_REMEMBERED_CHANNELS:  # a bound, never reached in practice: forget them all
+            self._channels.clear()
+        self._channels[channel_id] = known = ChannelIncident(*found)
+        return known
 
     def find(self, reference: str) -> Incident | None:
         """By number (`42`, `#42`) or channel name (`inc-20261127-checkout`)."""
         reference = reference.strip().lstrip("#")
-        with self._sessions() as session:
+        with self._reads() as session:
             row = store.by_number(session, int(reference)) if reference.isdigit() else store.by_channel_name(session, reference)
             return store.snapshot(row) if row else None
 
     def list_open(self) -> list[Incident]:
-        with self._sessions() as session:
+        with self._reads() as session:
             return [store.snapshot(row) for row in store.open_incidents(session)]
 
     def unprovisioned(self) -> list[Incident]:
-        with self._sessions() as session:
+        with self._reads() as session:
             return [store.snapshot(row) for row in store.unprovisioned(session)]
 
     def _get(self, incident_id: int) -> Incident:
-        with self._sessions() as session:
-            row = store.by_id(session, incident_id)
-            if row is None:
-                raise IncidentNotFound(incident_id)
-            return store.snapshot(row)
+        with self._reads() as session:
+            incident = store.current(session, incident_id)
+        if incident is None:
+            raise IncidentNotFound(incident_id)
+        return incident
 
     def _update(self, incident_id: int, **fields: Any) -> Incident:
         with transaction(self._sessions) as session:
@@ -385,19 +465,41 @@ class _Effect(NamedTuple):
     data: dict[str, Any]
 
 
+# Commands that only add a timeline entry (and touch `updated_at`): `IncidentService._add_entry`.
+EntryOnly = c.AddNote | c.PostUpdate
+ENTRY_ONLY = (c.AddNote, c.PostUpdate)
+
+
+def _refusal(incident: Incident, command: c.IncidentCommand) -> Unchanged | None:
+    """Why the command cannot change the incident at all (it is closed), or None."""
+    if incident.status is not Status.CLOSED:
+        return None
+    if isinstance(command, c.Close):
+        return Unchanged(incident, f"Incident {incident.number} is already closed.")
+    return Unchanged(
+        incident,
+        f"Incident {incident.number} is closed, so it can no longer change. "
+        "If the problem is back, declare a new incident with `/incident declare`.",
+    )
+
+
+def _entry_effect(command: EntryOnly) -> _Effect:
+    match command:
+        case c.PostUpdate(text):
+            return _Effect(EntryKind.UPDATE, None, None, text, {})
+        case c.AddNote(text, kind):
+            return _Effect(kind, None, None, text, {})
+    raise TypeError(f"not an entry-only command: {command!r}")
+
+
 def _change(row: IncidentRow, command: c.IncidentCommand) -> _Effect | Unchanged:
     """The rules: what a command does to an incident in its current state (mutating the row), or why
     it does nothing."""
     incident = store.snapshot(row)
     status = incident.status
-    if status is Status.CLOSED:
-        if isinstance(command, c.Close):
-            return Unchanged(incident, f"Incident {incident.number} is already closed.")
-        return Unchanged(
-            incident,
-            f"Incident {incident.number} is closed, so it can no longer change. "
-            "If the problem is back, declare a new incident with `/incident declare`.",
-        )
+    refusal = _refusal(incident, command)
+    if refusal is not None:
+        return refusal
     match command:
         case c.SetStatus(Status.RESOLVED) | c.Resolve():
             if status is Status.RESOLVED:
@@ -422,10 +524,8 @@ def _change(row: IncidentRow, command: c.IncidentCommand) -> _Effect | Unchanged
             if incident.roles.get(role) == user_id:
                 return Unchanged(incident, f"<@{user_id}> is already the {role.label.lower()}.")
             return _Effect(EntryKind.ROLE_ASSIGNED, incident.roles.get(role), user_id, None, {"role": role.value, "user": user_id})
-        case c.PostUpdate(text):
-            return _Effect(EntryKind.UPDATE, None, None, text, {})
-        case c.AddNote(text, kind):
-            return _Effect(kind, None, None, text, {})
+        case c.PostUpdate() | c.AddNote():
+            return _entry_effect(command)
         case c.Close():
             row.status = Status.CLOSED.value
             return _Effect(EntryKind.CLOSED, status.value, Status.CLOSED.value, None, {})
