@@ -9,26 +9,25 @@ placeholder under that ts, which the message fills when it comes.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
-import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
 from bot.incidents.values import EntryKind, Status
 from bot.spool import Spool
 from storage import timeline as store
-from storage.database import STORE_UNAVAILABLE, read_only, transaction
+from storage.database import STORE_UNAVAILABLE, read_only
 from storage.models import TimelineEntry
 
 log = logging.getLogger(__name__)
@@ -118,38 +117,40 @@ class TimelineService:
                 self._spooled.set()  # left by an earlier run
 
     def capture(self, message: ChannelMessage, event_key: str) -> Captured:
-        return self._record({"op": "capture", "message": dataclasses.asdict(message), "key": event_key},
+        # The spool's JSON only if it is spooled: a deep copy of every message otherwise costs for nothing.
+        return self._record(lambda: {"op": "capture", "message": dataclasses.asdict(message), "key": event_key},
                             CaptureMessage(message, event_key))
 
     def edit(self, message: ChannelMessage, edited_at: datetime, event_key: str) -> Captured:
         """`message` as it reads after the edit. An edit of a message never captured captures it."""
-        return self._record({"op": "edit", "message": dataclasses.asdict(message), "at": edited_at.isoformat(), "key": event_key})
+        return self._record(lambda: {"op": "edit", "message": dataclasses.asdict(message), "at": edited_at.isoformat(),
+                                     "key": event_key})
 
     def delete(self, channel_id: str, ts: str, deleted_at: datetime, event_key: str) -> Captured:
-        return self._record({"op": "delete", "channel": channel_id, "ts": ts, "at": deleted_at.isoformat(), "key": event_key})
+        return self._record(lambda: {"op": "delete", "channel": channel_id, "ts": ts, "at": deleted_at.isoformat(), "key": event_key})
 
     def mark_key_event(self, channel_id: str, ts: str, mark: str, on: bool, event_key: str) -> Captured:
         """`mark` says who marked it and how ("pin", "reaction:U0ALICE"): it stays a key event while any
         mark remains, so one person removing their :pushpin: does not undo another's."""
-        return self._record({"op": "mark", "channel": channel_id, "ts": ts, "mark": mark, "on": on, "key": event_key})
+        return self._record(lambda: {"op": "mark", "channel": channel_id, "ts": ts, "mark": mark, "on": on, "key": event_key})
 
     @property
     def spooled(self) -> int:
         """Writes waiting on local disk for the store."""
         return len(self._spool) if self._spool is not None else 0
 
-    def _record(self, write: dict[str, Any], operation: Operation | None = None) -> Captured:
+    def _record(self, write: Callable[[], dict[str, Any]], operation: Operation | None = None) -> Captured:
         """Write to the store; when it is down, to the spool. While anything waits in the spool, new
-        writes queue behind it, so they reach the store in the order they came. `write` is the JSON
-        the spool keeps; `operation` applies it (built from `write` when not given)."""
+        writes queue behind it, so they reach the store in the order they came. `write` gives the JSON
+        the spool keeps; `operation` applies it (made from that JSON when not given)."""
         if self._spool is not None and len(self._spool):
-            return self._to_spool(write)
+            return self._to_spool(write())
         try:
-            return self._writer.run(operation or _operation(write))
+            return self._writer.run(operation or _operation(write()))
         except STORE_UNAVAILABLE:
             if self._spool is None:
                 raise
-            return self._to_spool(write)
+            return self._to_spool(write())
 
     def _to_spool(self, write: dict[str, Any]) -> Captured:
         assert self._spool is not None
@@ -195,10 +196,25 @@ class Batch:
     (channel, ts), unique; an edit, deletion or mark claims its event's key first, and a key already
     claimed means a retry."""
 
-    def __init__(self, session: Session, clock: Clock) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, clock: Clock) -> None:
+        self._connection = connection
         self._clock = clock
+        self._orm: Session | None = None
         self._incidents: dict[str, tuple[int, str] | None] = {}  # channel -> (incident id, status), this batch
+
+    @property
+    def _session(self) -> Session:
+        """An ORM session in this batch's transaction, made when an edit, deletion or mark first needs
+        one: captured messages, nearly every batch, need only the connection."""
+        if self._orm is None:
+            self._orm = Session(bind=self._connection, autoflush=True)
+        return self._orm
+
+    def finish(self) -> None:
+        """Write what the ORM session holds; the caller then commits the connection's transaction."""
+        if self._orm is not None:
+            self._orm.flush()
+            self._orm.close()
 
     def apply(self, operations: list[Operation]) -> list[Captured]:
         """Each operation's outcome, in order. Consecutive captured messages, the bulk of any batch, are
@@ -223,7 +239,7 @@ class Batch:
             return []
         unknown = {c.message.channel_id for c in captures} - self._incidents.keys()
         if unknown:
-            found = store.capturing_incidents(self._session, unknown)
+            found = store.capturing_incidents(self._connection, unknown)
             self._incidents.update({channel: found.get(channel) for channel in unknown})
         results: list[Captured | None] = [None] * len(captures)
         rows: dict[tuple[str, str], tuple[int, int]] = {}  # (channel, ts) -> (index inserting it, incident id)
@@ -233,7 +249,9 @@ class Batch:
                 results[i] = Captured.NOT_AN_INCIDENT
             else:
                 rows.setdefault((c.message.channel_id, c.message.ts), (i, incident[0]))
-        inserted = store.insert_messages(self._session, [
+        if self._orm is not None:
+            self._orm.flush()  # an edit's placeholder this batch made must be there for the statements below
+        inserted = store.insert_messages(self._connection, [
             _message_row(captures[i].message, incident_id) for i, incident_id in rows.values()])
         for i, c in enumerate(captures):
             if results[i] is not None:
@@ -242,8 +260,10 @@ class Batch:
             if where in inserted and rows[where][0] == i:
                 results[i] = Captured.STORED
             else:  # already there: the same message by another path, or a placeholder waiting for it
-                filled = store.fill_placeholder(self._session, c.message.channel_id, c.message.ts, _content(c.message))
+                filled = store.fill_placeholder(self._connection, c.message.channel_id, c.message.ts, _content(c.message))
                 results[i] = Captured.STORED if filled else Captured.DUPLICATE
+        if self._orm is not None:
+            self._orm.expire_all()  # what the session read before these statements may have changed
         return [result for result in results if result is not None]
 
     def edit(self, message: ChannelMessage, edited_at: datetime, event_key: str) -> Captured:
@@ -286,11 +306,11 @@ class Batch:
     def _claim(self, channel_id: str, event_key: str) -> int | Captured:
         """The id of the open incident this channel belongs to, with the event claimed; or why not."""
         if channel_id not in self._incidents:
-            self._incidents[channel_id] = store.capturing_incidents(self._session, [channel_id]).get(channel_id)
+            self._incidents[channel_id] = store.capturing_incidents(self._connection, [channel_id]).get(channel_id)
         incident = self._incidents[channel_id]
         if incident is None or incident[1] == Status.CLOSED.value:
             return Captured.NOT_AN_INCIDENT
-        if not store.claim_event(self._session, event_key, incident[0], self._clock.now()):
+        if not store.claim_event(self._connection, event_key, incident[0], self._clock.now()):
             return Captured.DUPLICATE
         return incident[0]
 
@@ -318,56 +338,84 @@ class CaptureMessage:
         return batch.capture_many([self])[0]
 
 
+class _Waiting:
+    """One operation waiting to be written, and how its thread is woken: with its outcome, or to lead."""
+
+    __slots__ = ("operation", "outcome", "error", "lead", "woken")
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+        self.outcome: Captured | None = None
+        self.error: BaseException | None = None
+        self.lead = False
+        self.woken = threading.Event()
+
+    def settle(self, outcome: Captured | None = None, error: BaseException | None = None) -> None:
+        self.outcome, self.error = outcome, error
+        self.woken.set()
+
+
 class BatchWriter:
-    """Group commit: one thread writes every operation waiting at that moment in one transaction. When
-    a batch fails, its operations are retried one transaction each, so one bad event fails alone."""
+    """Group commit, as databases do it for their own log: the caller that finds nobody writing writes
+    (its own operation, with every one waiting at that moment, in one transaction); callers arriving
+    meanwhile wait, and when the write is done the first of them leads the next one. Alone, a caller
+    writes on its own thread, without a hand-off to another; under load, batches grow by themselves.
+    When a batch fails, its operations are retried one transaction each, so one bad event fails alone."""
 
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, max_batch: int) -> None:
-        self._sessions = sessions
+        self._engine: Engine = sessions.kw["bind"]
         self._clock = clock
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Operation, Future[Captured]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="timeline-writer", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+        self._writing = False
 
     def run(self, operation: Operation) -> Captured:
         """Apply `operation` and return once it is committed; raises what the store raised."""
-        done: Future[Captured] = Future()
-        self._queue.put((operation, done))
-        return done.result()
+        mine = _Waiting(operation)
+        with self._lock:
+            self._waiting.append(mine)
+            mine.lead = not self._writing
+            self._writing = True
+        if not mine.lead:
+            mine.woken.wait()
+        if mine.lead:  # first in line: write the batch this operation heads
+            with self._lock:
+                batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
+            try:
+                self._write(batch)
+            finally:
+                with self._lock:
+                    if self._waiting:
+                        following = self._waiting[0]
+                        following.lead = True
+                        following.woken.set()
+                    else:
+                        self._writing = False
+        if mine.error is not None:
+            raise mine.error
+        assert mine.outcome is not None
+        return mine.outcome
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        """Nothing to stop: writes happen on their callers' threads."""
 
-    def _loop(self) -> None:
-        while (first := self._queue.get()) is not None:
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(item)
-            self._write(batch)
-
-    def _write(self, batch: list[tuple[Operation, Future[Captured]]]) -> None:
+    def _write(self, batch: list[_Waiting]) -> None:
         try:
-            with transaction(self._sessions) as session:
-                results = Batch(session, self._clock).apply([operation for operation, _ in batch])
+            with self._engine.begin() as connection:  # Core: an ORM session per batch cost more than its statements
+                writes = Batch(connection, self._clock)
+                outcomes = writes.apply([waiting.operation for waiting in batch])
+                writes.finish()
         except Exception as error:
             if len(batch) > 1 and not isinstance(error, STORE_UNAVAILABLE):  # one bad event fails alone
-                for item in batch:
-                    self._write([item])
+                for waiting in batch:
+                    self._write([waiting])
             else:
-                for _, done in batch:
-                    done.set_exception(error)
+                for waiting in batch:
+                    waiting.settle(error=error)
             return
-        for (_, done), result in zip(batch, results, strict=True):
-            done.set_result(result)
+        for waiting, outcome in zip(batch, outcomes, strict=True):
+            waiting.settle(outcome)
 
 
 def _operation(write: dict[str, Any]) -> Operation:

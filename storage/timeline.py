@@ -26,36 +26,34 @@ from sqlalchemy.orm import Session
 from storage.models import Base, Incident, Person, SlackRequest, TimelineEntry
 
 
-def capturing_incidents(session: Session, channel_ids: Collection[str]) -> dict[str, tuple[int, str]]:
+def capturing_incidents(connection: Connection, channel_ids: Collection[str]) -> dict[str, tuple[int, str]]:
     """The incidents these channels are, in one indexed query: channel id -> (incident id, status), for
     those that are an incident's channel. Asked once per batch of captured events."""
     channels = list(channel_ids)
-    connection = session.connection()
     mark = _marker(connection.dialect)
     rows = _driver_rows(connection, f"SELECT channel_id, id, status FROM {Incident.__tablename__} "
                                     f"WHERE channel_id IN ({', '.join([mark] * len(channels))})", channels)
     return {str(channel): (incident_id, status) for channel, incident_id, status in rows}
 
 
-def insert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+def insert_messages(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
     """Store captured messages, each under its (channel, ts), in one statement: the (channel_id, slack_ts)
     inserted now; a pair missing from the answer was there already (or is twice in `rows`). Core
     statements rather than the ORM: this runs for every message in the channel, under load."""
     if not rows:
         return set()
-    connection = session.connection()
     sql, params = _MultiRowInsert.statement(connection.dialect, cast(Table, TimelineEntry.__table__), rows, ("channel_id", "slack_ts"))
     return {(channel, ts) for channel, ts in _driver_rows(connection, sql, params)}
 
 
-def claim_event(session: Session, key: str, incident_id: int, at: datetime) -> bool:
+def claim_event(session: Session | Connection, key: str, incident_id: int, at: datetime) -> bool:
     """Record that the event with this key was acted on; False if it already was (a retry)."""
     return _insert_new(session, SlackRequest, {"key": key, "incident_id": incident_id, "received_at": at}, ["key"])
 
 
-def fill_placeholder(session: Session, channel_id: str, ts: str, values: dict[str, Any]) -> bool:
+def fill_placeholder(connection: Connection, channel_id: str, ts: str, values: dict[str, Any]) -> bool:
     """Complete an entry an edit, deletion or mark created before its message arrived."""
-    result = session.execute(
+    result = connection.execute(
         update(TimelineEntry)
         .where(TimelineEntry.channel_id == channel_id, TimelineEntry.slack_ts == ts, TimelineEntry.actor_id.is_(None))
         .values(**values)
@@ -63,8 +61,8 @@ def fill_placeholder(session: Session, channel_id: str, ts: str, values: dict[st
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _insert_new(session: Session, model: type[Base], values: dict[str, Any], unique: list[str]) -> bool:
-    connection = session.connection()
+def _insert_new(session: Session | Connection, model: type[Base], values: dict[str, Any], unique: list[str]) -> bool:
+    connection = session.connection() if isinstance(session, Session) else session
     statement = _insert_ignoring_conflicts(connection.dialect.name, model.__table__, tuple(unique))
     return connection.execute(statement, values).first() is not None
 

@@ -4,19 +4,27 @@ the HTTP edge's answer when a message event cannot be stored."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, event, insert, select, text
 
 from bot.clock import ManualClock
 from bot.incidents.values import EntryKind
-from bot.timeline import Batch, CaptureMessage, Captured, ChannelMessage, TimelineService
+from bot.timeline import (
+    Batch,
+    BatchWriter,
+    Captured,
+    CaptureMessage,
+    ChannelMessage,
+    TimelineService,
+)
 from storage import timeline as store
-from storage.database import make_engine, make_session_factory, migrate, transaction
+from storage.database import make_engine, make_session_factory, migrate
 from storage.models import Incident, TimelineEntry
 from tests.conftest import RunningBot
 from tests.test_timeline import captured, message
@@ -42,15 +50,19 @@ def said(channel: str, ts: str, text: str = "pool at 100%", **extra: Any) -> Cha
     return ChannelMessage(channel, ts, "U0ALICE", text, permalink=f"https://x.slack.com/archives/{channel}/p{ts}", **extra)
 
 
-def apply(sessions: sessionmaker[Session], operations: list[Any]) -> list[Captured]:
-    with transaction(sessions) as session:
-        return Batch(session, ManualClock(NOW)).apply(operations)
+def apply(engine: Engine, operations: list[Any]) -> list[Captured]:
+    """One batch, as the writer applies it: one transaction on a Core connection."""
+    with engine.begin() as connection:
+        batch = Batch(connection, ManualClock(NOW))
+        outcomes = batch.apply(operations)
+        batch.finish()
+        return outcomes
 
 
 def test_a_batch_of_captures_has_the_outcomes_of_one_at_a_time(engine: Engine) -> None:
     sessions = make_session_factory(engine)
     # A deletion that came before its message leaves a placeholder, which the message then fills.
-    assert apply(sessions, [lambda batch: batch.delete(OPEN, "1700000000.000900", NOW, "event:EvDEL")]) == [Captured.UPDATED]
+    assert apply(engine, [lambda batch: batch.delete(OPEN, "1700000000.000900", NOW, "event:EvDEL")]) == [Captured.UPDATED]
 
     batch = [
         CaptureMessage(said(OPEN, "1700000000.000100"), "event:Ev1"),
@@ -61,10 +73,10 @@ def test_a_batch_of_captures_has_the_outcomes_of_one_at_a_time(engine: Engine) -
         CaptureMessage(said(ELSEWHERE, "1700000000.000400"), "event:Ev4"),
         CaptureMessage(said(OPEN, "1700000000.000900", "said, then deleted"), "event:Ev9"),
     ]
-    assert apply(sessions, batch) == [Captured.STORED, Captured.DUPLICATE, Captured.DUPLICATE, Captured.STORED,
+    assert apply(engine, batch) == [Captured.STORED, Captured.DUPLICATE, Captured.DUPLICATE, Captured.STORED,
                                       Captured.NOT_AN_INCIDENT, Captured.NOT_AN_INCIDENT, Captured.STORED]
     # Sent again (Slack retries what it thinks was lost): nothing more is stored.
-    assert apply(sessions, batch) == [Captured.DUPLICATE] * 4 + [Captured.NOT_AN_INCIDENT] * 2 + [Captured.DUPLICATE]
+    assert apply(engine, batch) == [Captured.DUPLICATE] * 4 + [Captured.NOT_AN_INCIDENT] * 2 + [Captured.DUPLICATE]
 
     with sessions() as session:
         incident_id = session.execute(select(Incident.id).where(Incident.channel_id == OPEN)).scalar_one()
@@ -81,7 +93,7 @@ def test_captures_between_other_writes_keep_their_order(engine: Engine) -> None:
     """An edit queued between two captures of the same message applies between them: to the first."""
     sessions = make_session_factory(engine)
     edited = said(OPEN, "1700000000.000500", "pool at 100%, not 90%")
-    outcomes = apply(sessions, [
+    outcomes = apply(engine, [
         CaptureMessage(said(OPEN, "1700000000.000500", "pool at 90%"), "event:EvA"),
         lambda batch: batch.edit(edited, NOW, "event:EvB"),
         CaptureMessage(said(OPEN, "1700000000.000500", "pool at 90%"), "event:EvC"),
@@ -105,9 +117,9 @@ def test_the_bulk_insert_stores_every_column_as_sqlalchemy_does(engine: Engine) 
                 "text": "é ✓ 'quoted' %s ?", "thread_ts": None, "files": None, "permalink": None,
                 "data": {"shared": [{"ts": "1.2", "text": "forwarded"}]}}
 
-    with transaction(sessions) as session:
-        session.execute(insert(TimelineEntry.__table__), [row("1700000000.000001")])
-        assert store.insert_messages(session, [row("1700000000.000002"), row("1700000000.000001")]) == {
+    with engine.begin() as connection:
+        connection.execute(insert(TimelineEntry.__table__), [row("1700000000.000001")])
+        assert store.insert_messages(connection, [row("1700000000.000002"), row("1700000000.000001")]) == {
             (OPEN, "1700000000.000002")}  # the second was there already
 
     columns = [c.name for c in TimelineEntry.__table__.columns if c.name not in ("id", "slack_ts")]
@@ -128,3 +140,57 @@ def test_a_message_event_that_cannot_be_stored_is_answered_500_and_the_next_is_s
     kept = bot.requests.event(message(channel["id"], "the pool is full"))
     assert kept.response.status_code == 200
     assert [e.text for e in captured(bot, channel)] == ["the pool is full"]
+
+
+def test_callers_arriving_during_a_write_are_written_together_by_one_of_them(engine: Engine) -> None:
+    """Group commit without a writer thread: while one caller writes, the others queue, and the first of
+    them writes them all in one transaction when it is done; a bad operation among them fails alone."""
+    writer = BatchWriter(make_session_factory(engine), ManualClock(NOW), max_batch=200)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _connection: commits.append(1))
+    gate = threading.Event()
+
+    def held(_batch: Batch) -> Captured:  # keeps the first write open while the others arrive
+        gate.wait(10)
+        return Captured.UPDATED
+
+    def refused(_batch: Batch) -> Captured:
+        raise ValueError("not a timeline write")
+
+    def wave(operations: list[Any]) -> dict[int, Captured | str]:
+        """One write held open, `operations` arriving meanwhile, then let go: each caller's outcome."""
+        outcomes: dict[int, Captured | str] = {}
+
+        def call(i: int, operation: Any) -> None:
+            try:
+                outcomes[i] = writer.run(operation)
+            except ValueError as error:
+                outcomes[i] = str(error)
+
+        gate.clear()
+        first = threading.Thread(target=call, args=(-1, held))
+        first.start()
+        while not writer._writing:
+            time.sleep(0.001)
+        threads = [threading.Thread(target=call, args=(i, op)) for i, op in enumerate(operations)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(writer._waiting) < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        gate.set()
+        for thread in [first, *threads]:
+            thread.join(10)
+        return outcomes
+
+    captures = [CaptureMessage(said(OPEN, f"1700000001.{i:06d}"), f"event:EvG{i}") for i in range(20)]
+    assert wave(captures) == {-1: Captured.UPDATED, **dict.fromkeys(range(20), Captured.STORED)}
+    assert len(commits) == 2  # the held write, then the twenty that waited, together
+    commits.clear()
+    more = [CaptureMessage(said(OPEN, f"1700000002.{i:06d}"), f"event:EvH{i}") for i in range(5)]
+    assert wave([*more, refused]) == {-1: Captured.UPDATED, **dict.fromkeys(range(5), Captured.STORED),
+                                      5: "not a timeline write"}
+    assert len(commits) == 1 + 5  # their batch failed on the refused one: each was then written alone
+    commits.clear()
+    assert writer.run(CaptureMessage(said(OPEN, "1700000001.999999"), "event:EvAlone")) is Captured.STORED
+    assert len(commits) == 1 and not writer._writing
