@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
-from storage.models import Incident, Postmortem, PostmortemChart, RoleAssignment, WatchdogAlert, WatchdogSample
+from storage import timeline as timeline_store
+from storage.models import (
+    Incident,
+    Postmortem,
+    PostmortemChart,
+    RoleAssignment,
+    TimelineEntry,
+    WatchdogAlert,
+    WatchdogSample,
+)
 
 Newer = aliased(Postmortem)
 
@@ -83,3 +107,41 @@ def charts(session: Session, postmortem_id: int) -> list[PostmortemChart]:
     """A version's charts, in the order its Markdown shows them."""
     query = select(PostmortemChart).where(PostmortemChart.postmortem_id == postmortem_id).order_by(PostmortemChart.position)
     return list(session.execute(query).scalars())
+
+
+def message_tally_rows(session: Session, incident_id: int, *, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+    """Every channel message of the incident, `chunk` rows at a time and in no order, in the few
+    columns a streamed draft counts them by (bot.postmortem.service): (id, occurred_at, actor_id,
+    deleted, text, data), occurred_at an aware UTC datetime, deleted a bool, `text` only when it holds
+    markup ("<": it may name people) and `data` (decoded) only when set (a forwarded message's
+    "shared"), else None. Core on the session's connection, streamed, without type processors."""
+    table = TimelineEntry.__table__
+    query = (
+        select(table.c.id, type_coerce(table.c.occurred_at, String), table.c.actor_id, table.c.deleted_at.is_not(None),
+               case((table.c.text.contains("<"), table.c.text), else_=None), type_coerce(table.c.data, String))
+        .where(table.c.incident_id == incident_id, table.c.kind == "message")
+    )
+    result = session.connection().execution_options(stream_results=True, yield_per=chunk).execute(query)
+    utc = timeline_store.utc
+    for partition in result.partitions(chunk):
+        yield [(id_, utc(at), actor, bool(deleted), text,
+                (None if data == "null" else json.loads(data)) if data.__class__ is str else data)
+               for id_, at, actor, deleted, text, data in partition]
+
+
+def store_markdown(session: Session, postmortem_id: int, markdown: bytes | bytearray, template: str | None,
+                   problem: str | None, at: datetime) -> bool:
+    """Store a drafted version's Markdown, given as UTF-8, unless the version was drafted meanwhile
+    (False then). The store turns the bytes into text itself (SQLite's CAST, PostgreSQL's
+    convert_from), so a 22 MB draft never becomes a Python str here: one with an emoji in it would
+    take four bytes a character (88 MB)."""
+    connection = session.connection()
+    value = bindparam("markdown", bytes(markdown) if connection.dialect.name != "sqlite" else markdown, type_=LargeBinary)
+    text: ColumnElement[Any] = (func.convert_from(value, "UTF8") if connection.dialect.name == "postgresql"
+                                else cast(value, Text))
+    result = connection.execute(
+        update(Postmortem)
+        .where(Postmortem.id == postmortem_id, Postmortem.markdown.is_(None))
+        .values(markdown=text, template=template, problem=problem, drafted_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

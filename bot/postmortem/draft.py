@@ -9,10 +9,11 @@ obvious placeholder for the responders, never guessed.
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -97,7 +98,8 @@ class Moment:
     @property
     def clock(self) -> str:
         """24-hour clock; seconds only when they are not zero, so 09:15 reads as the example does."""
-        return f"{self.local:%H:%M:%S}" if self.local.second else f"{self.local:%H:%M}"
+        local = self.local  # not strftime: it costs ten times more, once per timeline line
+        return f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}" if local.second else f"{local.hour:02d}:{local.minute:02d}"
 
     @property
     def time(self) -> str:
@@ -135,7 +137,55 @@ class Entry:
 @dataclass(frozen=True, slots=True)
 class Day:
     heading: str
-    entries: list[Entry]
+    entries: Iterable[Entry]  # a list, or, in a streamed draft, read once as the template goes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTally:
+    """What a streamed draft needs of all the timeline's channel messages, gathered in one light pass
+    (storage.postmortems.message_tally) without keeping them: the rest of the record holds only the
+    other entries (the bot's own, notes) and the first message shown. `shown` and `by_actor` count
+    the visible messages (bot.timeline.visible), `deleted` the deleted ones, `offsets` the zone's UTC
+    offsets at the visible messages' times, `last_id` the highest entry id seen (the stream reads no
+    later entry, so a message captured meanwhile cannot appear in the lines but not in the counts)."""
+
+    shown: int
+    deleted: int
+    by_actor: dict[str, int]
+    offsets: set[timedelta | None]
+    last_id: int
+
+
+# The visible channel messages in recorded order (occurred_at, id), read afresh at each call.
+MessageStream = Callable[[], Iterator[TimelineItem]]
+
+
+class _StreamedDays:
+    """A streamed draft's days: the entries merged in order as the template reads them, again at each
+    iteration (a team's template that fails is followed by the default one, which reads them anew)."""
+
+    def __init__(self, entries: Callable[[], Iterator[Entry]]) -> None:
+        self._entries = entries
+
+    def __iter__(self) -> Iterator[Day]:
+        entries = self._entries()
+        first = next(entries, None)
+        while first is not None:
+            today, later = first.moment.local.date(), list[Entry]()  # `later`: the next day's first entry, once read
+
+            def same_day(first: Entry = first, today: date = today, later: list[Entry] = later) -> Iterator[Entry]:
+                yield first
+                for entry in entries:
+                    if entry.moment.local.date() != today:
+                        later.append(entry)
+                        return
+                    yield entry
+
+            day = same_day()
+            yield Day(first.moment.day, day)
+            for _ in day:  # a template that did not read the whole day: skip the rest
+                pass
+            first = later[0] if later else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +283,7 @@ class Draft:
     resolutions: list[Entry]
     hypotheses: list[Entry]
     misleading: list[Entry]
-    days: list[Day]
+    days: Iterable[Day]  # a list, or a streamed draft's _StreamedDays
     entry_count: int
     deleted_count: int
     reporter: str
@@ -296,24 +346,43 @@ LABELS: dict[str, str] = {
 }
 
 
-def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: datetime) -> Draft:
+def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: datetime,
+          messages: tuple[MessageTally, MessageStream] | None = None) -> Draft:
+    """The draft of the record. With `messages`, a streamed draft: `record.items` holds every entry
+    but the channel messages (and may hold the first message shown, for the first sign of trouble),
+    the tally counts the messages, and the timeline's days read the messages from the stream as the
+    template lays them out, so a 100,000-entry timeline is never in memory at once. Both give the same
+    Markdown for the same record."""
     incident = record.incident
     names = _Names(record.names, record.bot_user_id, Renderer(Names(
         users={**record.names, **({record.bot_user_id: "incident-bot"} if record.bot_user_id else {})},
         channels=record.channel_names, usergroups=record.usergroup_handles), markdown=True, zone=zone))
 
     items = visible(record.items)
-    recorded = [i.occurred_at for i in items] + [a.opened_at for a in record.alerts] + [incident.declared_at]
-    marked = len({t.astimezone(zone).utcoffset() for t in recorded}) > 1
+    tally, stream = messages if messages is not None else (None, None)
+    # In a streamed draft, `others` are the entries shown that are no channel message: the stream has those.
+    others = items if tally is None else [i for i in items if i.kind is not EntryKind.MESSAGE]
+    recorded = [i.occurred_at for i in others] + [a.opened_at for a in record.alerts] + [incident.declared_at]
+    offsets = {t.astimezone(zone).utcoffset() for t in recorded} | (tally.offsets if tally else set())
+    marked = len(offsets) > 1
 
     def at(moment: datetime) -> Moment:
         return Moment(moment, moment.astimezone(zone), marked)
 
     wording = Wording(person=names.person, team=lambda key: record.team_names.get(key, key), text=names.text)
     entries = sorted(
-        [*_alert_entries(record.alerts, at), *(_entry(item, at, names, wording) for item in items)],
+        [*_alert_entries(record.alerts, at), *(_entry(item, at, names, wording) for item in others)],
         key=lambda e: e.moment.at,
     )
+    days: Iterable[Day] = _days(entries)
+    if tally is not None and stream is not None:
+        def merged() -> Iterator[Entry]:
+            """As sorted() above orders them: by time, alerts before entries at the same time, entries in
+            recorded order (occurred_at, id), which both the stream and `others` are in."""
+            recorded = heapq.merge(others, stream(), key=lambda i: (i.occurred_at, i.id))
+            return heapq.merge(_alert_entries(record.alerts, at), (_entry(i, at, names, wording) for i in recorded),
+                               key=lambda e: e.moment.at)
+        days = _StreamedDays(merged)
     key = key_figures(incident, record.alerts, items, record.pages)  # the report across incidents reads the same
     start, start_reason = key.start, key.start_reason
     end_at = incident.resolved_at
@@ -339,12 +408,12 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
         resolutions=[e for e in entries if e.kind == EntryKind.RESOLUTION],
         hypotheses=[e for e in entries if e.kind == EntryKind.HYPOTHESIS],
         misleading=[e for e in entries if e.kind == EntryKind.MISLEADING],
-        days=_days(entries),
-        entry_count=len(entries),
-        deleted_count=sum(1 for i in record.items if i.deleted),
+        days=days,
+        entry_count=len(entries) + (tally.shown if tally else 0),
+        deleted_count=sum(1 for i in record.items if i.deleted) + (tally.deleted if tally else 0),
         reporter=names(incident.reporter_id),
         roles=_roles(record.roles, at, names),
-        participants=_participants(items, record.pages, names),
+        participants=_participants(others, record.pages, names, tally.by_actor if tally else None),
         pages=_pages(record.pages, first_acknowledgements(items, record.pages), at, names, record.team_names),
         diagnostics=[
             DiagnosticLine(at(i.occurred_at), str(i.data.get("check", "")), str(i.data.get("target", "")),
@@ -451,12 +520,12 @@ def _severity_history(incident: Incident, items: list[TimelineItem], at: ToMomen
 def _days(entries: list[Entry]) -> list[Day]:
     """Entries under a heading for each local day, so a night that crosses midnight reads right."""
     days: list[Day] = []
-    today = None
+    today, current = None, list[Entry]()
     for entry in entries:
         if entry.moment.local.date() != today:
-            today = entry.moment.local.date()
-            days.append(Day(entry.moment.day, []))
-        days[-1].entries.append(entry)
+            today, current = entry.moment.local.date(), list[Entry]()
+            days.append(Day(entry.moment.day, current))
+        current.append(entry)
     return days
 
 
@@ -596,9 +665,14 @@ def _roles(spells: list[RoleSpell], at: ToMoment, names: _Names) -> list[RoleLin
     return lines
 
 
-def _participants(items: list[TimelineItem], pages: list[PageView], names: _Names) -> list[Participant]:
-    """Everyone who wrote or acted, busiest first; the bot itself is not a participant."""
+def _participants(items: list[TimelineItem], pages: list[PageView], names: _Names,
+                  more: dict[str, int] | None = None) -> list[Participant]:
+    """Everyone who wrote or acted, busiest first; the bot itself is not a participant. `more`: entries
+    per actor counted elsewhere (a streamed draft's messages)."""
     counts: dict[str, int] = {}
+    for actor, count in (more or {}).items():
+        if actor != names.bot_user_id:
+            counts[actor] = count
     for item in items:
         if item.actor_id and item.actor_id != names.bot_user_id:
             counts[item.actor_id] = counts.get(item.actor_id, 0) + 1

@@ -8,12 +8,13 @@ and a version left undrafted by a crash is drafted at the next start. Old versio
 from __future__ import annotations
 
 import gc
+import heapq
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,16 +26,26 @@ from bot.diagnostics.service import DiagnosticsService
 from bot.diagnostics.watchdog import watched_targets
 from bot.followups import followup_view
 from bot.housekeeping import KEEP_SAMPLES
-from bot.incidents.values import OPERATOR, Role
+from bot.incidents.values import OPERATOR, EntryKind, Role
 from bot.paging.service import page_view
-from bot.postmortem.draft import AlertRecord, ChartRef, Draft, IncidentRecord, RoleSpell, build, chart_window
+from bot.postmortem.draft import (
+    AlertRecord,
+    ChartRef,
+    Draft,
+    IncidentRecord,
+    MessageStream,
+    MessageTally,
+    RoleSpell,
+    build,
+    chart_window,
+)
 from bot.postmortem.templates import (
     PostmortemTemplate,
     TemplateProblem,
     default_template,
 )
-from bot.slack_markup import Lookup, references
-from bot.timeline import item_of
+from bot.slack_markup import Lookup, References
+from bot.timeline import TimelineItem, item_of_row
 from bot.timeline_words import USER_ID
 from storage import followups as followup_store
 from storage import incidents as incident_store
@@ -42,7 +53,7 @@ from storage import paging as paging_store
 from storage import postmortems as store
 from storage import timeline as timeline_store
 from storage.database import read_only, transaction
-from storage.models import Postmortem, PostmortemChart
+from storage.models import Postmortem, PostmortemChart, TimelineEntry
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +68,21 @@ class PostmortemView:
     requested_by: str | None
     requested_at: datetime
     drafted_at: datetime | None = None
-    markdown: str | None = None
+    # The Markdown as stored, or as UTF-8 when the view is the draft just made (draft() keeps a big
+    # draft out of a Python str: with one emoji in it, a str takes four bytes a character).
+    content: str | bytes | None = None
     template: str | None = None
     problem: str | None = None
     file_id: str | None = None
     permalink: str | None = None
 
     @property
+    def markdown(self) -> str | None:
+        return self.content.decode() if isinstance(self.content, bytes) else self.content
+
+    @property
     def drafted(self) -> bool:
-        return self.markdown is not None
+        return self.content is not None
 
 
 @dataclass(frozen=True)
@@ -133,7 +150,13 @@ class PostmortemService:
             return postmortem_view(row)
 
     def draft(self, postmortem_id: int) -> PostmortemView:
-        """Draft the version from the record as it is now; a version already drafted is returned as it is."""
+        """Draft the version from the record as it is now; a version already drafted is returned as it is.
+
+        Streamed, so a 100,000-entry timeline is never in memory at once: a first read takes every entry
+        but the channel messages, and counts the messages (_summary); the template then lays the
+        timeline out as a second read streams the messages (build's `messages`), and the Markdown is
+        kept as UTF-8 and stored as such (storage.postmortems.store_markdown). The view returned holds
+        that UTF-8 (its `markdown` decodes it)."""
         with self._reads() as session:
             row = store.by_id(session, postmortem_id)
             if row is None:
@@ -141,25 +164,30 @@ class PostmortemService:
             if row.markdown is not None:
                 return postmortem_view(row)
             drafted_at = self._clock.now()
+            asked = replace(postmortem_view(row), drafted_at=None)
             with collector_paused():
-                record = self._with_samples(session, self._record(session, row.incident_id), drafted_at)
+                record, tally = self._summary(session, row.incident_id)
+                record = self._with_samples(session, record, drafted_at)
         record = self._with_names(record)  # may ask Slack: not with the collector paused
         with collector_paused():
-            draft = build(record, self._zone, version=row.version, drafted_at=drafted_at)
+            draft = build(record, self._zone, version=asked.version, drafted_at=drafted_at,
+                          messages=(tally, self._messages(asked.incident_id, tally.last_id)))
         draft, drawn = self._draw(draft)  # outside any transaction, and with the collector on
         with collector_paused():
-            markdown, template, problem = self._render(draft)
+            markdown, template, problem = self._render_utf8(draft)
         with transaction(self._sessions) as session:
-            row = store.by_id(session, postmortem_id, for_update=True)
-            assert row is not None
-            if row.markdown is None:  # another process may have drafted it meanwhile: keep theirs
-                row.markdown, row.template, row.problem, row.drafted_at = markdown, template, problem, self._clock.now()
-                store.add_charts(session, [
-                    PostmortemChart(postmortem_id=row.id, position=i, target=ref.target, filename=ref.filename,
-                                    title=ref.title, caption=ref.caption, png=png.png, width=png.width, height=png.height)
-                    for i, (ref, png) in enumerate(drawn)
-                ])
-            return postmortem_view(row)
+            now = self._clock.now()
+            # Only while the version is not drafted: another process may have drafted it meanwhile; keep theirs.
+            if not store.store_markdown(session, postmortem_id, markdown, template, problem, now):
+                row = store.by_id(session, postmortem_id)
+                assert row is not None
+                return postmortem_view(row)
+            store.add_charts(session, [
+                PostmortemChart(postmortem_id=postmortem_id, position=i, target=ref.target, filename=ref.filename,
+                                title=ref.title, caption=ref.caption, png=png.png, width=png.width, height=png.height)
+                for i, (ref, png) in enumerate(drawn)
+            ])
+        return replace(asked, drafted_at=now, content=markdown, template=template, problem=problem)
 
     def preview(self, incident_id: int) -> str:
         """A draft of the record so far, not stored (for an incident with no version yet). Its charts are
@@ -212,17 +240,79 @@ class PostmortemService:
         return [r for r in requested if r is not None]
 
     def _record(self, session: Session, incident_id: int) -> IncidentRecord:
+        """The whole record, every timeline entry an item (preview(), and the benchmark's parts)."""
+        items = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id) for r in rows]
+        return self._record_of(session, incident_id, items, References(), set())
+
+    def _summary(self, session: Session, incident_id: int) -> tuple[IncidentRecord, MessageTally]:
+        """The record a streamed draft starts from: every entry but the channel messages, and the first
+        message shown (the first sign of trouble may be it), as items; the messages counted in one pass
+        without keeping them (the people and channels they name included)."""
+        message = TimelineEntry.kind == EntryKind.MESSAGE.value
+        shown = [message, TimelineEntry.deleted_at.is_(None), TimelineEntry.actor_id.is_not(None)]
+        others = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id, where=[~message]) for r in rows]
+        first = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id, where=shown, limit=1) for r in rows]
+        items = list(heapq.merge(others, first, key=lambda i: (i.occurred_at, i.id)))
+        named, people = References(), set()
+        deleted, count, last_id = 0, 0, 0
+        by_actor: dict[str, int] = {}
+        offsets: set[timedelta | None] = set()
+        zone, offset, far = self._zone, None, datetime.min.replace(tzinfo=UTC)
+        offset_from = offset_until = far  # the stretch of time `offset` holds for (none yet)
+        for rows in store.message_tally_rows(session, incident_id):
+            for id_, at, actor, gone, text, data in rows:
+                last_id = max(last_id, id_)
+                if actor:
+                    people.add(actor)
+                if text is not None:
+                    named.add(text)
+                if data:  # what _record_of takes from an item's data: a forwarded message's author and channel
+                    if data.get("user"):
+                        people.add(str(data["user"]))
+                    for share in data.get("shared") or []:
+                        if isinstance(share, dict):
+                            named.add(str(share.get("text") or ""))
+                            if share.get("author_id"):
+                                people.add(str(share["author_id"]))
+                            if share.get("channel_id") and not share.get("channel_name"):
+                                named.channels.add(str(share["channel_id"]))
+                if gone:
+                    deleted += 1
+                elif actor is not None:  # bot.timeline.visible: a placeholder never filled is not shown
+                    count += 1
+                    by_actor[actor] = by_actor.get(actor, 0) + 1
+                    if not offset_until > at >= offset_from:
+                        offset, offset_from, offset_until = _offset_around(at, zone)
+                    offsets.add(offset)
+        tally = MessageTally(count, deleted, by_actor, offsets, last_id)
+        return self._record_of(session, incident_id, items, named, people), tally
+
+    def _messages(self, incident_id: int, last_id: int) -> MessageStream:
+        """The visible channel messages up to entry `last_id`, in recorded order, streamed in a read
+        transaction of their own at each call."""
+        def stream() -> Iterator[TimelineItem]:
+            shown = [TimelineEntry.kind == EntryKind.MESSAGE.value, TimelineEntry.deleted_at.is_(None),
+                     TimelineEntry.actor_id.is_not(None), TimelineEntry.id <= last_id]
+            with self._reads() as session:
+                for rows in timeline_store.entry_rows(session, incident_id, where=shown):
+                    yield from map(item_of_row, rows)
+        return stream
+
+    def _record_of(self, session: Session, incident_id: int, items: list[TimelineItem], named: References,
+                   people: set[str]) -> IncidentRecord:
+        """The record around these timeline items; `named` and `people`: what other entries (a streamed
+        draft's messages) name."""
         row = incident_store.by_id(session, incident_id)
         if row is None:
             raise LookupError(incident_id)
-        items = [item_of(entry) for entry in timeline_store.entries(session, incident_id)]
         followups = [followup_view(f) for f in followup_store.for_incident(session, incident_id)]
         pages = [page_view(p) for p in paging_store.for_incident(session, incident_id)]
         incident = incident_store.snapshot(row)
         shared = [s for i in items for s in i.data.get("shared") or [] if isinstance(s, dict)]
-        named = references(incident.title, incident.description, incident.resolution_summary,
-                           *(i.text for i in items), *(f.text for f in followups), *(str(s.get("text") or "") for s in shared))
-        people = {row.reporter_id} | {i.actor_id for i in items if i.actor_id} | {
+        for text in (incident.title, incident.description, incident.resolution_summary,
+                     *(i.text for i in items), *(f.text for f in followups), *(str(s.get("text") or "") for s in shared)):
+            named.add(text)
+        people = people | {row.reporter_id} | {i.actor_id for i in items if i.actor_id} | {
             str(i.data["user"]) for i in items if i.data.get("user")} | {
             u for f in followups for u in (f.owner_id, f.created_by, f.done_by) if u} | {
             p.acknowledged_by for p in pages if p.acknowledged_by and USER_ID.fullmatch(p.acknowledged_by)} | {
@@ -292,6 +382,37 @@ class PostmortemService:
             draft = replace(draft, charts=[ref for ref, _ in drawn], no_charts=[*draft.no_charts, *failed])
         return draft, drawn
 
+    def _render_utf8(self, draft: Draft) -> tuple[bytes, str | None, str | None]:
+        """_render, as UTF-8, from the template's stream (PostmortemTemplate.stream): what is held is
+        the encoded Markdown and at most about 64 KiB of text besides."""
+        problem = None
+        try:
+            markdown = self._encoded(self._template.stream(draft))
+        except TemplateProblem as error:
+            if self._template.source is None:
+                raise
+            log.error("incident %s: the postmortem template failed (%s); drafting with the default one", draft.number, error)
+            problem = str(error)
+            markdown = self._encoded(default_template().stream(draft))
+        return markdown, (self._template.source if problem is None else None), problem
+
+    def _encoded(self, pieces: Iterable[str]) -> bytes:
+        """The pieces joined, redacted and encoded, a block of whole lines at a time: secrets hold no
+        line break, so redacting line by line redacts what redacting the whole text would."""
+        blocks: list[bytes] = []
+        pending: list[str] = []
+        size = 0
+        for piece in pieces:
+            pending.append(piece)
+            size += len(piece)
+            if size >= 65536 and "\n" in piece:
+                text = "".join(pending)
+                cut = text.rfind("\n") + 1
+                blocks.append(self._redact(text[:cut]).encode())
+                pending, size = [text[cut:]], len(text) - cut
+        blocks.append(self._redact("".join(pending)).encode())
+        return b"".join(blocks)
+
     def _render(self, draft: Draft) -> tuple[str, str | None, str | None]:
         """(markdown, the team's template if it was used, why it was not). A team's template that
         fails on this incident must not cost the draft: the default one takes over, and says why."""
@@ -338,9 +459,21 @@ def collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
+def _offset_around(at: datetime, zone: ZoneInfo) -> tuple[timedelta | None, datetime, datetime]:
+    """The zone's UTC offset at `at`, and the quarter hour of UTC time around it that has it too:
+    zones change offset on quarter hours (tzdata since 1980), so one conversion serves every time in
+    it; a quarter hour whose two ends differ is not shared (its range is `at` alone)."""
+    start = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
+    end = start + timedelta(minutes=15)
+    offset = at.astimezone(zone).utcoffset()
+    if start.astimezone(zone).utcoffset() != offset or (end - timedelta(microseconds=1)).astimezone(zone).utcoffset() != offset:
+        return offset, at, at + timedelta(microseconds=1)
+    return offset, start, end
+
+
 def postmortem_view(row: Postmortem) -> PostmortemView:
     return PostmortemView(
         id=row.id, incident_id=row.incident_id, version=row.version, requested_by=row.requested_by,
-        requested_at=row.requested_at, drafted_at=row.drafted_at, markdown=row.markdown, template=row.template,
+        requested_at=row.requested_at, drafted_at=row.drafted_at, content=row.markdown, template=row.template,
         problem=row.problem, file_id=row.file_id, permalink=row.permalink,
     )

@@ -8,6 +8,7 @@ silently empty text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -55,6 +56,21 @@ class PostmortemTemplate:
         except TemplateError as error:
             raise TemplateProblem(_describe(error, self.source)) from error
         return text if text.endswith("\n") else text + "\n"
+
+    def stream(self, draft: Draft) -> Iterator[str]:
+        """render(), piece by piece as the template produces them (Jinja2's generate()): a streamed
+        draft's timeline is read as it is laid out. Raises TemplateProblem as render() does, when the
+        failing piece is reached."""
+        last = ""
+        try:
+            for piece in self.template.generate(draft=draft, todo=TO_BE_WRITTEN):
+                if piece:
+                    last = piece
+                    yield piece
+        except TemplateError as error:
+            raise TemplateProblem(_describe(error, self.source)) from error
+        if not last.endswith("\n"):
+            yield "\n"
 
 
 def _environment(kind: type[Environment] = SandboxedEnvironment) -> Environment:
