@@ -10,6 +10,7 @@ placeholder under that ts, which the message fills when it comes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -369,6 +370,9 @@ class BatchWriter:
         self._lock = threading.Lock()
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._writing = False
+        # One connection for every batch, used by one leader at a time: a pool checkout per batch (with
+        # PostgreSQL's pre-ping, a round trip) and the rollback of its return cost more than its writes.
+        self._connection: Connection | None = None
 
     def run(self, operation: Operation) -> Captured:
         """Apply `operation` and return once it is committed; raises what the store raised."""
@@ -398,15 +402,27 @@ class BatchWriter:
         return mine.outcome
 
     def close(self) -> None:
-        """Nothing to stop: writes happen on their callers' threads."""
+        """Writes happen on their callers' threads: only the connection is left to close."""
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     def _write(self, batch: list[_Waiting]) -> None:
+        connection = self._connection
         try:
-            with self._engine.begin() as connection:  # Core: an ORM session per batch cost more than its statements
+            if connection is None or connection.invalidated:
+                connection = self._connection = self._engine.connect()
+            # Core: an ORM session per batch cost more than its statements.
+            with connection.begin():
                 writes = Batch(connection, self._clock)
                 outcomes = writes.apply([waiting.operation for waiting in batch])
                 writes.finish()
         except Exception as error:
+            if isinstance(error, STORE_UNAVAILABLE) and connection is not None:
+                self._connection = None  # the store went away: the next batch connects anew
+                with contextlib.suppress(Exception):
+                    connection.close()
             if len(batch) > 1 and not isinstance(error, STORE_UNAVAILABLE):  # one bad event fails alone
                 for waiting in batch:
                     self._write([waiting])
