@@ -221,3 +221,36 @@ def safe_server(database_url: str) -> str:
     """Which server a URL names, without its password."""
     url = make_url(database_url)
     return f"{url.get_backend_name()}://{url.username + '@' if url.username else ''}{url.host or ''}:{url.port or ''}"
+
+
+def durable_write(database_url: str | None, count: int = 300) -> dict[str, float]:
+    """What one durable write costs on this store and disk, with the raw driver and nothing else: `count`
+    transactions of one small INSERT each, committed as the bot commits them (SQLite: WAL,
+    `synchronous=FULL`, `BEGIN IMMEDIATE`; PostgreSQL: the server's own settings). An acknowledgement
+    that waits for its write can be no faster than this plus the floor's answer. Returns p50/p99/max ms."""
+    timings: list[float] = []
+    with store(database_url) as url:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            import sqlite3
+
+            connection: Any = sqlite3.connect(str(parsed.database), isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            begin, mark = "BEGIN IMMEDIATE", "?"
+        else:
+            connection = psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
+                                         password=parsed.password, dbname=parsed.database, autocommit=True)
+            begin, mark = "BEGIN", "%s"
+        try:
+            connection.execute("CREATE TABLE durable_write (id integer PRIMARY KEY, text varchar(200))")
+            for i in range(count):
+                started = time.perf_counter()
+                connection.execute(begin)
+                connection.execute(f"INSERT INTO durable_write (id, text) VALUES ({mark}, {mark})", (i, f"write {i}"))
+                connection.execute("COMMIT")
+                timings.append(time.perf_counter() - started)
+        finally:
+            connection.close()
+    return {"p50_ms": percentile(timings, 50) * 1000, "p99_ms": percentile(timings, 99) * 1000,
+            "max_ms": max(timings) * 1000}
