@@ -85,35 +85,51 @@ def by_id(session: Session, incident_id: int, *, for_update: bool = False) -> In
     return session.execute(query).scalar_one_or_none()
 
 
-def current(session: Session, incident_id: int, *, lock: bool = False) -> values.Incident | None:
-    """The incident as stored, read in one Core statement with its current roles joined: what
+def current(session: Session, incident_id: int) -> values.Incident | None:
+    """The incident as stored, read in one Core statement with its current roles: what
     `snapshot(by_id(…))` gives, without its two queries and ORM objects, which cost more than a
-    slash command's write itself. `lock`: the row stays locked until the transaction ends (FOR UPDATE
-    OF incidents on PostgreSQL; on SQLite a writer's BEGIN IMMEDIATE already holds the store), for
-    changes that only add a timeline entry (`touch_and_add_entry`)."""
-    rows = session.connection().execute(_CURRENT_LOCKED if lock else _CURRENT, {"incident_id": incident_id}).all()
-    if not rows:
-        return None
-    return _snapshot(rows[0], {values.Role(row.current_role): row.current_holder for row in rows if row.current_role})
+    slash command's write itself."""
+    row = session.connection().execute(_CURRENT, {"incident_id": incident_id}).first()
+    return _with_role_columns(row) if row is not None else None
 
 
-def touch_and_add_entry(session: Session, incident_id: int, kind: str, at: datetime, actor_id: str | None, text: str,
-                        data: dict[str, Any] | None, *, to_publish: bool) -> int:
-    """`updated_at` moved to `at` and an entry added (as `add_entry` adds it), in two Core statements;
-    returns the entry's id. The row should be `locked` first."""
-    connection = session.connection()
-    connection.execute(_TOUCH, {"incident_id": incident_id, "at": at})
-    return int(connection.execute(_ADD_ENTRY, {"incident_id": incident_id, "kind": kind, "occurred_at": at, "actor_id": actor_id,
-                                               "text": text, "data": data, "published_at": None if to_publish else at}).scalar_one())
+def touch_unless_closed(session: Session, incident_id: int, at: datetime) -> values.Incident | None:
+    """`updated_at` moved to `at`, the row thereby locked until the transaction ends, and the incident
+    as it is now: one statement (UPDATE … RETURNING, its current roles in subqueries). None when the
+    incident is closed (then nothing changed) or not there."""
+    row = session.connection().execute(_TOUCH, {"incident_id": incident_id, "at": at}).first()
+    return _with_role_columns(row) if row is not None else None
+
+
+def add_entry_row(session: Session, incident_id: int, kind: str, at: datetime, actor_id: str | None, text: str,
+                  data: dict[str, Any] | None, *, to_publish: bool) -> int:
+    """`add_entry` in one Core statement, without the ORM's flush; returns the entry's id."""
+    return int(session.connection().execute(_ADD_ENTRY, {
+        "incident_id": incident_id, "kind": kind, "occurred_at": at, "actor_id": actor_id, "text": text, "data": data,
+        "published_at": None if to_publish else at}).scalar_one())
+
+
+def _current_holder(role: values.Role) -> Any:
+    """The role's current holder, as a scalar subquery (the latest if ever two). By the `incident_id`
+    parameter, not correlated to the incidents row: in UPDATE … RETURNING, SQLite's compiler names
+    the outer row's columns unqualified, and `id` inside the subquery would be role_assignments.id."""
+    return (select(_ROLES.c.user_id)
+            .where(_ROLES.c.incident_id == bindparam("incident_id"), _ROLES.c.role == role.value, _ROLES.c.ended_at.is_(None))
+            .order_by(_ROLES.c.id.desc()).limit(1).scalar_subquery().label(f"role_{role.value}"))
+
+
+def _with_role_columns(row: Any) -> values.Incident:
+    holders = {role: getattr(row, f"role_{role.value}") for role in values.Role}
+    return _snapshot(row, {role: user for role, user in holders.items() if user})
 
 
 # The statements above, built once: building and keying a statement costs more than running it here.
-_CURRENT = (select(_INCIDENTS, _ROLES.c.role.label("current_role"), _ROLES.c.user_id.label("current_holder"))
-            .select_from(_INCIDENTS.outerjoin(_ROLES, (_ROLES.c.incident_id == _INCIDENTS.c.id) & _ROLES.c.ended_at.is_(None)))
-            .where(_INCIDENTS.c.id == bindparam("incident_id"))
-            .order_by(_ROLES.c.id))
-_CURRENT_LOCKED = _CURRENT.with_for_update(of=_INCIDENTS)
-_TOUCH = update(_INCIDENTS).where(_INCIDENTS.c.id == bindparam("incident_id")).values(updated_at=bindparam("at"))
+_ROLE_COLUMNS = [_current_holder(role) for role in values.Role]
+_CURRENT = select(_INCIDENTS, *_ROLE_COLUMNS).where(_INCIDENTS.c.id == bindparam("incident_id"))
+_TOUCH = (update(_INCIDENTS)
+          .where(_INCIDENTS.c.id == bindparam("incident_id"), _INCIDENTS.c.status != values.Status.CLOSED.value)
+          .values(updated_at=bindparam("at"))
+          .returning(*_INCIDENTS.c, *_ROLE_COLUMNS))
 _ADD_ENTRY = insert(_ENTRIES).returning(_ENTRIES.c.id)
 _MARK_PUBLISHED = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"), _ENTRIES.c.published_at.is_(None))
                    .values(published_at=bindparam("at")))

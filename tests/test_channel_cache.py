@@ -1,6 +1,7 @@
 """The slash command's channel lookup is remembered per process (IncidentService.of_channel): only what
 never changes (a channel's incident id and number) is, so replicas sharing one store still see each
-other's changes, and a retried command is still acted on once."""
+other's changes, and a retried command is still acted on once. A note or an update takes a shorter
+path through the store (IncidentService._add_entry) that must give what the general one gives."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from sqlalchemy import event
 
 from bot.clock import SystemClock
 from bot.incidents import commands as c
-from bot.incidents.service import ChannelIncident, IncidentService
-from bot.incidents.values import EntryKind, Severity
+from bot.incidents.service import AlreadyDone, Changed, ChannelIncident, IncidentService, Unchanged
+from bot.incidents.values import EntryKind, Role, Severity
 from simulators.slack import SlackSimulator
 from storage.database import make_engine, make_session_factory, migrate
 from tests.conftest import ALICE, BOB, RunningBot, start_bot
@@ -108,3 +109,27 @@ def test_a_channel_is_looked_up_once_it_is_an_incidents_and_found_when_another_r
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_note_gives_the_incident_as_the_general_path_would_and_a_closed_one_is_refused(database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate(engine)
+    service = IncidentService(make_session_factory(engine), SystemClock())
+    try:
+        incident = service.declare(c.Declare("Checkout errors"), ALICE, "command:d").incident
+        service.apply(incident.id, c.AssignRole(Role.SCRIBE, BOB), ALICE, "command:r")
+        service.apply(incident.id, c.AssignRole(Role.SCRIBE, ALICE), ALICE, "command:r2")  # BOB's turn ended
+
+        noted = service.apply(incident.id, c.AddNote("Rolled back", EntryKind.ACTION), BOB, "command:n")
+        assert isinstance(noted, Changed) and noted.entry_id is not None
+        assert noted.incident == service.get(incident.id)  # roles, updated_at: as stored after the note
+        assert noted.incident.roles == {Role.COMMANDER: ALICE, Role.SCRIBE: ALICE}
+        assert isinstance(service.apply(incident.id, c.AddNote("Rolled back", EntryKind.ACTION), BOB, "command:n"), AlreadyDone)
+
+        service.apply(incident.id, c.Close(), ALICE, "command:c")
+        closed_at = service.get(incident.id).updated_at
+        refused = service.apply(incident.id, c.PostUpdate("Still here?"), BOB, "command:u")
+        assert isinstance(refused, Unchanged) and "is closed" in refused.reason
+        assert service.get(incident.id).updated_at == closed_at  # the refused note touched nothing
+    finally:
+        engine.dispose()

@@ -7,7 +7,6 @@ it, so a retried request finds its own work done instead of doing it twice. Meth
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,6 +88,10 @@ class ChannelIncident(NamedTuple):
 
     id: int
     number: int
+
+
+class _NotNews(Exception):
+    """Raised inside the fast path's transaction to roll it back and take the general path."""
 
 
 class _Undone(Exception):
@@ -189,22 +192,21 @@ class IncidentService:
 
     def _add_entry(self, incident_id: int, command: EntryOnly, actor_id: str, request_key: str, publish: bool,
                    now: datetime) -> Outcome:
-        """`_apply` for a note or an update, in Core statements (the same rules, the same rows): the row
-        locked and read with its roles, the key claimed, `updated_at` touched, the entry added."""
-        with transaction(self._sessions) as session:
-            incident = store.current(session, incident_id, lock=True)
-            if incident is None:
-                raise IncidentNotFound(incident_id)
-            if not store.claim_request(session, request_key, incident_id, now):
-                return AlreadyDone(incident)
-            refusal = _refusal(incident, command)
-            if refusal is not None:
-                raise _Undone(refusal)
-            effect = _entry_effect(command)
-            entry_id = store.touch_and_add_entry(session, incident_id, effect.kind, now, actor_id, effect.text or "", None,
-                                                 to_publish=publish)
-        changed = Changed(dataclasses.replace(incident, updated_at=now), effect.kind, actor_id, None, None, effect.text,
-                          {}, entry_id)
+        """`_apply` for a note or an update when it is news, in three Core statements, the same rows as
+        `_apply` writes: `updated_at` touched unless the incident is closed (which locks the row and
+        reads it back with its roles), the key claimed, the entry added. Anything else (closed, a
+        retry, no such incident) is rolled back and left to `_apply`, which says which."""
+        try:
+            with transaction(self._sessions) as session:
+                incident = store.touch_unless_closed(session, incident_id, now)
+                if incident is None or not store.claim_request(session, request_key, incident_id, now):
+                    raise _NotNews
+                effect = _entry_effect(command)
+                entry_id = store.add_entry_row(session, incident_id, effect.kind, now, actor_id, effect.text or "", None,
+                                               to_publish=publish)
+        except _NotNews:
+            return self._apply(incident_id, command, actor_id, request_key, publish, now)
+        changed = Changed(incident, effect.kind, actor_id, None, None, effect.text, {}, entry_id)
         self._changed(changed.incident, effect.kind)
         return changed
 
