@@ -2,15 +2,19 @@
 
 Builds one closed incident of `--entries` timeline entries over three hours (not timed), then prints the
 wall time (median and max of `--runs`) and the peak Python memory (tracemalloc) of drafting a freshly
-requested postmortem version, next to the floor measured the same way in the same run: reading the
-incident's timeline (`TimelineService.items`, every row to a domain object), which any feature showing
-this timeline pays. Also the parts of a draft: reading the whole record, the pure `build()`, the
-template's `render()`. Each timed call starts right after a full collection, and the time it then
+requested postmortem version, next to the floor measured the same way in the same run: the same rows and
+columns of the timeline read with the raw driver (a sqlite3 or psycopg cursor's fetchall(), no
+SQLAlchemy). Also the bot's own read of the timeline (`TimelineService.items`, every row to a domain
+object), which any feature showing this timeline pays, and the parts of a (non-streamed) draft: reading
+the whole record, the pure `build()`, the template's `render()`. Then one more draft in a process of its
+own: its resident memory (VmHWM) above the process's idle size right before it, next to tracemalloc's
+peak in a second draft there. Each timed call starts right after a full collection, and the time it then
 spent in the garbage collector is printed too (GC ms, part of the wall time). Prints the Markdown's
 size and checks (exit 1 otherwise) that every entry not deleted is a line of the draft's timeline, and
 no deleted one is. Last, the slowest capture into another open incident, alone and beside a draft.
 
     .venv/bin/python bench/postmortem.py [--entries 10000] [--runs 5] [--database-url URL] [--profile]
+    .venv/bin/python bench/postmortem.py --entries 100000 --runs 1   # the streamed draft of a huge incident
 
 A PostgreSQL URL names a server: the bench creates a database of its own there and drops it at the end.
 """
@@ -20,12 +24,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import json
 import os
 import platform
 import pstats
 import random
 import re
+import sqlite3
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -34,10 +41,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import common
+import psycopg
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
@@ -52,6 +61,7 @@ from bot.postmortem.templates import default_template
 from bot.timeline import ChannelMessage, TimelineService, ts_to_datetime
 from storage.database import make_engine, make_session_factory, migrate, transaction
 from storage.models import Person, TimelineEntry
+from storage.timeline import ENTRY_COLUMNS
 
 START = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 LENGTH = timedelta(hours=3)
@@ -107,7 +117,11 @@ def main() -> int:
     parser.add_argument("--database-url", help="the bot's store (default: a SQLite file in a temporary folder); "
                         "for PostgreSQL, a database of its own is created on that server and dropped at the end")
     parser.add_argument("--profile", action="store_true", help="also print where one draft spends its time (cProfile)")
+    parser.add_argument("--draft-alone", type=int, metavar="INCIDENT", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
+    if args.draft_alone is not None:
+        print(json.dumps(_draft_alone(args.database_url, args.draft_alone)))
+        return 0
     if args.entries < 200:
         parser.error("--entries must be at least 200")
 
@@ -136,7 +150,12 @@ def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> dict[str
     service = PostmortemService(sessions, SystemClock(), zone=ZONE, template=template, team_names={},
                                 bot_user_id=BOT, secrets=SECRETS)
 
+    raw = RawReader(database_url)
+
     def floor() -> object:
+        return raw.rows(incident_id)
+
+    def items() -> object:
         return timeline.items(incident_id)
 
     def draft() -> Callable[[], object]:
@@ -158,10 +177,11 @@ def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> dict[str
         return lambda: template.render(built)
 
     figures = {name: Figures(name) for name in (
-        "floor: TimelineService.items()", "draft: PostmortemService.draft()",
+        FLOOR, "timeline: TimelineService.items()", "draft: PostmortemService.draft()",
         "  read the record", "  build() (pure)", "  template.render()")}
     steps: list[tuple[Figures, Callable[[], Callable[[], object]]]] = [
-        (figures["floor: TimelineService.items()"], lambda: floor),
+        (figures[FLOOR], lambda: floor),
+        (figures["timeline: TimelineService.items()"], lambda: items),
         (figures["draft: PostmortemService.draft()"], draft),
         (figures["  read the record"], lambda: read_record),
         (figures["  build() (pure)"], build_step),
@@ -190,6 +210,12 @@ def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> dict[str
     markdown = last.markdown or ""
     timeline_items = timeline.items(incident_id)
     problems = _check(markdown, timeline_items)
+    raw_rows = raw.rows(incident_id)
+    if [r[0] for r in raw_rows] != [i.id for i in timeline_items] or [r[4] for r in raw_rows] != [i.text for i in timeline_items]:
+        problems.append("the raw driver's rows are not the timeline's entries, in the same order")
+    del raw_rows
+    raw.close()
+    alone_draft = _in_own_process(database_url, incident_id)
     if args.profile:
         _profile(lambda: service.draft(_request(service, incident_id)))
     alone, beside = _capture_beside(sessions, lambda: service.draft(_request(service, incident_id)))
@@ -200,14 +226,20 @@ def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> dict[str
           f"store: {make_url(database_url).get_backend_name()}; {args.entries} entries, {args.runs} runs "
           f"(after one warm-up run)")
     print(f"{'':34} {'median ms':>10} {'max ms':>9} {'GC ms':>8} {'peak MiB':>10} {'/ floor':>8}")
-    floor_figures = figures["floor: TimelineService.items()"]
+    floor_figures = figures[FLOOR]
     for figure in figures.values():
         print(figure.row(None if figure is floor_figures else floor_figures))
     lines = sum(1 for line in _timeline_section(markdown) if TIMELINE_LINE.match(line))
     print(f"markdown (version {last.version}, postmortem {draft_id}): {len(markdown.encode()):,} bytes, "
           f"{lines:,} timeline lines")
-    print(f"target: draft under 1 s: {'yes' if max(drafting.seconds) < 1 else 'no'} "
-          f"(median {statistics.median(drafting.seconds):.2f} s, max {max(drafting.seconds):.2f} s)")
+    reading = figures["timeline: TimelineService.items()"]
+    read_ratio = statistics.median(reading.seconds) / statistics.median(floor_figures.seconds)
+    draft_ratio = statistics.median(drafting.seconds) / statistics.median(floor_figures.seconds)
+    print(f"targets: timeline read within 2x the raw driver's: {'yes' if read_ratio <= 2 else 'no'} ({read_ratio:.2f}x); "
+          f"whole draft within 4x: {'yes' if draft_ratio <= 4 else 'no'} ({draft_ratio:.2f}x)")
+    print(f"a draft in a process of its own: {alone_draft['seconds'] * 1000:.0f} ms; resident memory {alone_draft['idle_mib']:.1f} MiB "
+          f"idle, peak {alone_draft['peak_mib']:.1f} MiB (VmHWM), so {alone_draft['above_idle_mib']:.1f} MiB above idle "
+          f"(target: under 100); tracemalloc's peak in a second draft {alone_draft['traced_mib']:.1f} MiB")
     print(f"capturing into another incident, every 10 ms: max {alone * 1000:.1f} ms alone, "
           f"{beside * 1000:.1f} ms while a draft runs")
     for problem in problems:
@@ -219,9 +251,88 @@ def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> dict[str
                    "gc_ms": statistics.median(f.collecting) * 1000, "peak_mib": max(f.peaks) / 2**20,
                    "ratio": statistics.median(f.seconds) / statistics.median(floor_figures.seconds)}
                   for f in figures.values()],
+        "read_ratio": read_ratio, "draft_ratio": draft_ratio, "alone": alone_draft,
         "bytes": len(markdown.encode()), "lines": lines, "kept": sum(1 for i in timeline_items if not i.deleted),
         "capture_alone_ms": alone * 1000, "capture_beside_ms": beside * 1000, "problems": problems,
     }
+
+
+FLOOR = "floor: raw driver, fetchall()"
+
+
+class RawReader:
+    """The floor: the columns the bot reads of an incident's timeline (storage.timeline.ENTRY_COLUMNS),
+    in its order, with the raw driver: one sqlite3 or psycopg connection, opened once (the bot's pool
+    keeps its own open too), one statement and fetchall() per read, in a transaction of its own on
+    PostgreSQL. Values as the driver gives them: no conversion at all (SQLite's times and JSON text)."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        self._sql = (f"SELECT {', '.join(ENTRY_COLUMNS)} FROM timeline_entries WHERE incident_id = %s "
+                     "ORDER BY occurred_at, id")
+        self._sqlite: sqlite3.Connection | None = None
+        self._postgres: psycopg.Connection[tuple[Any, ...]] | None = None
+        if url.get_backend_name() == "sqlite":
+            self._sqlite = sqlite3.connect(url.database or "")
+            self._sql = self._sql.replace("%s", "?")
+        else:
+            self._postgres = psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+    def rows(self, incident_id: int) -> list[tuple[Any, ...]]:
+        if self._sqlite is not None:
+            return self._sqlite.execute(self._sql, (incident_id,)).fetchall()
+        assert self._postgres is not None
+        with self._postgres.transaction(), self._postgres.cursor() as cursor:
+            cursor.execute(self._sql, (incident_id,))  # type: ignore[arg-type]
+            return cursor.fetchall()
+
+    def close(self) -> None:
+        for connection in (self._sqlite, self._postgres):
+            if connection is not None:
+                connection.close()
+
+
+def _in_own_process(database_url: str, incident_id: int) -> dict[str, Any]:
+    """The figures of _draft_alone, run in a fresh interpreter (this one holds the benchmark's garbage)."""
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--draft-alone", str(incident_id),
+                           "--database-url", database_url], capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _draft_alone(database_url: str, incident_id: int) -> dict[str, Any]:
+    """One draft of a freshly requested version, in this process: its wall time and its resident set
+    (VmHWM, reset right before it through /proc/self/clear_refs) above the resident set right before it
+    (VmRSS, after a warm-up draft of a small incident and a full collection); then tracemalloc's peak
+    in a second draft (traced apart: tracing slows what it traces)."""
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    service = PostmortemService(sessions, SystemClock(), zone=ZONE, template=default_template(), team_names={},
+                                bot_user_id=BOT, secrets=SECRETS)
+    warm = IncidentService(sessions, SystemClock()).declare(c.Declare(title="Warm-up"), "U0BOB", f"bench-warm-{uuid.uuid4()}")
+    service.draft(_request(service, warm.incident.id))  # imports, statement caches, the pool's connection
+    postmortem_id = _request(service, incident_id)
+    gc.collect()
+    idle = _status("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
+    started = time.perf_counter()
+    view = service.draft(postmortem_id)
+    seconds = time.perf_counter() - started
+    peak = _status("VmHWM")
+    assert view.content is not None
+    size = len(view.content)
+    del view
+    traced = _peak(lambda: service.draft(_request(service, incident_id)))
+    engine.dispose()
+    return {"seconds": seconds, "idle_mib": idle / 2**20, "peak_mib": peak / 2**20, "above_idle_mib": (peak - idle) / 2**20,
+            "traced_mib": traced / 2**20, "bytes": size}
+
+
+def _status(field: str) -> int:
+    """A field of /proc/self/status, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError(field)
 
 
 # --- The incident.
