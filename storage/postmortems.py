@@ -136,7 +136,7 @@ def store_markdown(session: Session, postmortem_id: int, markdown: bytes | bytea
     convert_from), so a 22 MB draft never becomes a Python str here: one with an emoji in it would
     take four bytes a character (88 MB)."""
     connection = session.connection()
-    value = bindparam("markdown", bytes(markdown) if connection.dialect.name != "sqlite" else markdown, type_=LargeBinary)
+    value = bindparam("markdown", markdown, type_=LargeBinary)  # both drivers take a bytearray as it is
     text: ColumnElement[Any] = (func.convert_from(value, "UTF8") if connection.dialect.name == "postgresql"
                                 else cast(value, Text))
     result = connection.execute(

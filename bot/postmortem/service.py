@@ -187,7 +187,9 @@ class PostmortemService:
                                 title=ref.title, caption=ref.caption, png=png.png, width=png.width, height=png.height)
                 for i, (ref, png) in enumerate(drawn)
             ])
-        return replace(asked, drafted_at=now, content=markdown, template=template, problem=problem)
+        stored = bytes(markdown)  # once the store's copy is freed; the view's copy is immutable
+        del markdown
+        return replace(asked, drafted_at=now, content=stored, template=template, problem=problem)
 
     def preview(self, incident_id: int) -> str:
         """A draft of the record so far, not stored (for an incident with no version yet). Its charts are
@@ -382,7 +384,7 @@ class PostmortemService:
             draft = replace(draft, charts=[ref for ref, _ in drawn], no_charts=[*draft.no_charts, *failed])
         return draft, drawn
 
-    def _render_utf8(self, draft: Draft) -> tuple[bytes, str | None, str | None]:
+    def _render_utf8(self, draft: Draft) -> tuple[bytearray, str | None, str | None]:
         """_render, as UTF-8, from the template's stream (PostmortemTemplate.stream): what is held is
         the encoded Markdown and at most about 64 KiB of text besides."""
         problem = None
@@ -396,10 +398,12 @@ class PostmortemService:
             markdown = self._encoded(default_template().stream(draft))
         return markdown, (self._template.source if problem is None else None), problem
 
-    def _encoded(self, pieces: Iterable[str]) -> bytes:
+    def _encoded(self, pieces: Iterable[str]) -> bytearray:
         """The pieces joined, redacted and encoded, a block of whole lines at a time: secrets hold no
-        line break, so redacting line by line redacts what redacting the whole text would."""
-        blocks: list[bytes] = []
+        line break, so redacting line by line redacts what redacting the whole text would. One buffer
+        that grows (not a list of blocks joined at the end: that held the Markdown twice, and the
+        freed blocks stayed in the process's heap)."""
+        encoded = bytearray()
         pending: list[str] = []
         size = 0
         for piece in pieces:
@@ -408,10 +412,10 @@ class PostmortemService:
             if size >= 65536 and "\n" in piece:
                 text = "".join(pending)
                 cut = text.rfind("\n") + 1
-                blocks.append(self._redact(text[:cut]).encode())
+                encoded += self._redact(text[:cut]).encode()
                 pending, size = [text[cut:]], len(text) - cut
-        blocks.append(self._redact("".join(pending)).encode())
-        return b"".join(blocks)
+        encoded += self._redact("".join(pending)).encode()
+        return encoded
 
     def _render(self, draft: Draft) -> tuple[str, str | None, str | None]:
         """(markdown, the team's template if it was used, why it was not). A team's template that
