@@ -54,6 +54,7 @@ QUICK = {
 @dataclass
 class Outcome:
     name: str
+    store: str = ""  # "SQLite", "PostgreSQL"; "" for a benchmark that uses no store of the bot's
     figures: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     skipped: str | None = None
@@ -65,11 +66,17 @@ class Outcome:
         return bool(self.problems or self.error)
 
 
+STORE_BENCHMARKS = ("ack", "capture", "postmortem", "memory", "report")  # measured on each store given
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes: a smoke run, its figures mean little")
-    parser.add_argument("--database-url", help="the bot's store (default: a SQLite file in a temporary folder); for "
-                        "PostgreSQL, each benchmark creates a database of its own on that server and drops it at the end")
+    parser.add_argument("--database-url", action="append",
+                        help="the bot's store: `sqlite` (the default) for a SQLite file in a temporary folder, or a "
+                        "URL; for PostgreSQL, each benchmark creates a database of its own on that server and drops it "
+                        "at the end. Given twice (say sqlite and a PostgreSQL URL), the benchmarks that use a store run "
+                        "on each, and RESULTS.md shows their figures side by side")
     parser.add_argument("--admin", default=diagnostics.ADMIN,
                         help="libpq connection string of the PostgreSQL the diagnostics benchmark fills (always PostgreSQL)")
     parser.add_argument("--output", type=Path, default=common.HERE / "RESULTS.md")
@@ -77,67 +84,74 @@ def main() -> int:
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     chosen = args.only or list(FULL)
+    stores: list[str | None] = [None if url == "sqlite" else url for url in args.database_url or ["sqlite"]]
     started_at = datetime.now(UTC)
     load_before = os.getloadavg()
 
-    def ack() -> tuple[dict[str, Any], list[str]]:
-        result = ack_latency.run(database_url=args.database_url, **sizes["ack"])
+    def ack(url: str | None) -> tuple[dict[str, Any], list[str]]:
+        result = ack_latency.run(database_url=url, **sizes["ack"])
         ack_latency.report(result)
-        return result.figures(), result.problems
+        return {**result.figures(), "durable_write": common.durable_write(url)}, result.problems
 
-    def capture_run() -> tuple[dict[str, Any], list[str]]:
-        result = capture.run(database_url=args.database_url, **sizes["capture"])
+    def capture_run(url: str | None) -> tuple[dict[str, Any], list[str]]:
+        result = capture.run(database_url=url, **sizes["capture"])
         capture.report(result)
         return result.figures(), result.problems
 
-    def postmortem_run() -> tuple[dict[str, Any], list[str]]:
-        figures = postmortem.run(database_url=args.database_url, **sizes["postmortem"])
+    def postmortem_run(url: str | None) -> tuple[dict[str, Any], list[str]]:
+        figures = postmortem.run(database_url=url, **sizes["postmortem"])
         # The same incident ten times over, drafted once: the streamed draft's time and memory at that size.
-        tenfold = postmortem.run(database_url=args.database_url, entries=sizes["postmortem"]["entries"] * 10, runs=1)
+        tenfold = postmortem.run(database_url=url, entries=sizes["postmortem"]["entries"] * 10, runs=1)
         return {**figures, "tenfold": tenfold}, figures["problems"] + tenfold["problems"]
 
-    def diagnostics_run() -> tuple[dict[str, Any], list[str]]:
+    def diagnostics_run(_url: str | None) -> tuple[dict[str, Any], list[str]]:
         result = diagnostics.run(args.admin, **sizes["diagnostics"])
         diagnostics.report(result)
         return result.figures(), result.problems
 
-    def memory_run() -> tuple[dict[str, Any], list[str]]:
-        result = memory.run(database_url=args.database_url, **sizes["memory"])
+    def memory_run(url: str | None) -> tuple[dict[str, Any], list[str]]:
+        result = memory.run(database_url=url, **sizes["memory"])
         memory.report(result)
         return result.figures(), result.problems
 
-    def report_run() -> tuple[dict[str, Any], list[str]]:
-        figures = report.run(database_url=args.database_url, **sizes["report"])
+    def report_run(url: str | None) -> tuple[dict[str, Any], list[str]]:
+        figures = report.run(database_url=url, **sizes["report"])
         return figures, figures["problems"]
 
-    benchmarks: dict[str, Callable[[], tuple[dict[str, Any], list[str]]]] = {
+    benchmarks: dict[str, Callable[[str | None], tuple[dict[str, Any], list[str]]]] = {
         "ack": ack, "capture": capture_run, "postmortem": postmortem_run, "diagnostics": diagnostics_run,
         "memory": memory_run, "report": report_run,
     }
-    outcomes: dict[str, Outcome] = {}
+    outcomes: list[Outcome] = []
     for name in chosen:
-        print(f"\n=== {name} ===", flush=True)
-        outcome = outcomes[name] = Outcome(name)
-        if name == "diagnostics" and (why := _no_postgres(args.admin)):
-            outcome.skipped = f"no PostgreSQL to measure ({why})"
-            print(f"skipped: {outcome.skipped}")
-            continue
-        clock = time.perf_counter()
-        try:
-            outcome.figures, outcome.problems = benchmarks[name]()
-        except (Exception, SystemExit) as error:  # one benchmark failing to run must not lose the others' figures
-            traceback.print_exc()
-            outcome.error = f"{type(error).__name__}: {error}"
-        outcome.seconds = time.perf_counter() - clock
-        sys.stdout.flush()
+        for url in stores if name in STORE_BENCHMARKS else [None]:
+            outcome = Outcome(name, store=_store_label(url) if name in STORE_BENCHMARKS else "")
+            outcomes.append(outcome)
+            print(f"\n=== {name}{f' ({outcome.store})' if outcome.store else ''} ===", flush=True)
+            if name == "diagnostics" and (why := _no_postgres(args.admin)):
+                outcome.skipped = f"no PostgreSQL to measure ({why})"
+                print(f"skipped: {outcome.skipped}")
+                continue
+            clock = time.perf_counter()
+            try:
+                outcome.figures, outcome.problems = benchmarks[name](url)
+            except (Exception, SystemExit) as error:  # one benchmark failing to run must not lose the others' figures
+                traceback.print_exc()
+                outcome.error = f"{type(error).__name__}: {error}"
+            outcome.seconds = time.perf_counter() - clock
+            sys.stdout.flush()
 
-    text = _markdown(outcomes, args, started_at, load_before, os.getloadavg())
+    text = _markdown(outcomes, args, stores, started_at, load_before, os.getloadavg())
     args.output.write_text(text)
-    failed = [o for o in outcomes.values() if o.failed]
+    failed = [o for o in outcomes if o.failed]
     print(f"\nwrote {args.output}")
     for outcome in failed:
-        print(f"FAILED {outcome.name}: {outcome.error or '; '.join(outcome.problems)}")
+        print(f"FAILED {outcome.name} {outcome.store}: {outcome.error or '; '.join(outcome.problems)}")
     return 1 if failed else 0
+
+
+def _store_label(url: str | None) -> str:
+    return "SQLite" if url is None else {"postgresql": "PostgreSQL"}.get(common.store_name(url), common.store_name(url))
 
 
 def _no_postgres(admin: str) -> str | None:
@@ -176,13 +190,13 @@ def _machine() -> list[str]:
     ]
 
 
-def _markdown(outcomes: dict[str, Outcome], args: argparse.Namespace, started_at: datetime,
+def _markdown(outcomes: list[Outcome], args: argparse.Namespace, stores: list[str | None], started_at: datetime,
               load_before: tuple[float, float, float], load_after: tuple[float, float, float]) -> str:
-    store = common.store_name(args.database_url)
-    if args.database_url:
-        store += f" (a database of its own per benchmark on {common.safe_server(args.database_url)})"
-    else:
-        store += " (a file in a temporary folder, `synchronous=FULL`)"
+    described = []
+    for url in stores:
+        where = (f"a database of its own per benchmark on {common.safe_server(url)}" if url is not None
+                 else "a file in a temporary folder, `synchronous=FULL`")
+        described.append(f"{_store_label(url)} ({where})")
     lines = [
         "# Benchmark results",
         "",
@@ -194,19 +208,70 @@ def _markdown(outcomes: dict[str, Outcome], args: argparse.Namespace, started_at
         *_machine(),
         f"- load average (1/5/15 min) at start: {' / '.join(f'{x:.2f}' for x in load_before)}; "
         f"at the end: {' / '.join(f'{x:.2f}' for x in load_after)} (the load generator, the servers and the store share this machine)",
-        f"- store: {store}",
+        f"- store{'s' if len(stores) > 1 else ''}: {'; '.join(described)}",
         "",
     ]
-    lines += ["## Correctness checks", "", "| benchmark | check | took s |", "|---|---|---|"]
-    for o in outcomes.values():
+    lines += ["## Correctness checks", "", "| benchmark | store | check | took s |", "|---|---|---|---|"]
+    for o in outcomes:
         verdict = (f"skipped: {o.skipped}" if o.skipped else f"**could not run**: {o.error}" if o.error
                    else "**FAILED**: " + "; ".join(o.problems) if o.problems else "passed")
-        lines.append(f"| {TITLES[o.name]} | {verdict} | {o.seconds:.0f} |")
-    lines.append("")
-    for name, outcome in outcomes.items():
-        if outcome.figures is not None:
-            lines += [f"## {TITLES[name]}", "", *SECTIONS[name](outcome.figures), ""]
+        lines.append(f"| {TITLES[o.name]} | {o.store} | {verdict} | {o.seconds:.0f} |")
+    lines += ["", *_against_the_floor(outcomes), ""]
+    for name in dict.fromkeys(o.name for o in outcomes):
+        measured = [o for o in outcomes if o.name == name and o.figures is not None]
+        if not measured:
+            continue
+        lines += [f"## {TITLES[name]}", ""]
+        for outcome in measured:
+            assert outcome.figures is not None
+            if outcome.store and len(measured) > 1:
+                lines += [f"### {outcome.store}", ""]
+            lines += [*SECTIONS[name](outcome.figures), ""]
     return "\n".join(lines)
+
+
+def _against_the_floor(outcomes: list[Outcome]) -> list[str]:
+    """Issue 17's table: each figure next to its floor, measured in the same run, and the goal; one row
+    per figure and store."""
+    rows: list[str] = []
+    for o in outcomes:
+        f = o.figures
+        if f is None:
+            continue
+        if o.name == "ack":
+            durable = f.get("durable_write")
+            for row, label, goal in (("commands", "slash command ack p99", "≤ 1.5×"), ("events", "message event ack p99", "≤ 1.3×")):
+                r = next(x for x in f["rows"] if x["kind"] == row)
+                rows.append(f"| {label} at {r['rate']:g}/s | {o.store} | {r['floor']['p99_ms']:.1f} ms | {r['bot']['p99_ms']:.1f} ms "
+                            f"| {r['ratio_p99']:.2f}× | {goal} |")
+            if durable:
+                rows.append(f"| one durable write alone (raw driver), p99 | {o.store} | | {durable['p99_ms']:.1f} ms | | |")
+        elif o.name == "capture":
+            rows.append(f"| capture throughput, concurrency {f['concurrency']} | {o.store} | {f['floor']['rate']:,.0f} ev/s "
+                        f"| {f['bot']['rate']:,.0f} ev/s | {f['ratio_rate']:.2f}× | ≥ 0.85× |")
+            rows.append(f"| capture p99, concurrency {f['concurrency']} | {o.store} | {f['floor']['p99_ms']:.0f} ms "
+                        f"| {f['bot']['p99_ms']:.0f} ms | {f['ratio_p99']:.2f}× | ≤ 1.5× |")
+        elif o.name == "postmortem":
+            steps = {step["name"]: step for step in f["steps"]}
+            floor = next(step for name, step in steps.items() if name.startswith("floor"))
+            reading = next(step for name, step in steps.items() if name.startswith("timeline"))
+            drafting = next(step for name, step in steps.items() if name.startswith("draft"))
+            n = f"{f['entries']:,}"
+            rows.append(f"| read a {n}-entry timeline | {o.store} | {floor['median_ms']:.0f} ms (raw driver) "
+                        f"| {reading['median_ms']:.0f} ms | {f['read_ratio']:.2f}× | ≤ 2× |")
+            rows.append(f"| draft a {n}-entry postmortem | {o.store} | {floor['median_ms']:.0f} ms (raw driver) "
+                        f"| {drafting['median_ms']:.0f} ms | {f['draft_ratio']:.2f}× | ≤ 4× |")
+            if "tenfold" in f:
+                big, small = f["tenfold"]["alone"], f["alone"]
+                rows.append(f"| draft a {f['tenfold']['entries']:,}-entry postmortem (own process) | {o.store} "
+                            f"| {small['seconds'] * 1000:,.0f} ms ({n} entries) | {big['seconds'] * 1000:,.0f} ms "
+                            f"| {big['seconds'] / small['seconds']:.1f}× | ≤ 12× |")
+                rows.append(f"| its peak memory above idle (VmHWM) | {o.store} | | {big['above_idle_mib']:.0f} MiB | | < 100 MiB |")
+    if not rows:
+        return []
+    return ["## Against the floor", "",
+            "Issue 17's figures: each next to its floor, measured in the same run (`bench/README.md` says how).", "",
+            "| figure | store | floor | bot | ratio | goal |", "|---|---|---|---|---|---|", *rows]
 
 
 def _ack(f: dict[str, Any]) -> list[str]:
@@ -232,13 +297,22 @@ def _ack(f: dict[str, Any]) -> list[str]:
 
 def _capture(f: dict[str, Any]) -> list[str]:
     floor, bot = f["floor"], f["bot"]
-    return [f"Closed loop: {f['events']} signed message events at concurrency {f['concurrency']}, as fast as answered; "
-            "floor: `bare_bolt.py`.", "",
-            "| | events/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|",
-            f"| floor (bare Bolt) | {floor['rate']:.0f} | {floor['p50_ms']:.1f} | {floor['p99_ms']:.1f} | {floor['errors']} |",
-            f"| incident-bot | {bot['rate']:.0f} | {bot['p50_ms']:.1f} | {bot['p99_ms']:.1f} | {bot['errors']} |",
-            f"| bot / floor | {f['ratio_rate']:.2f}× | {f['ratio_p50']:.2f}× | {f['ratio_p99']:.2f}× | |", "",
-            f"Stored exactly once: {f['stored']} of {f['events']} sent events."]
+
+    def rounds(x: dict[str, Any]) -> str:
+        return " / ".join(f"{r:.0f}" for r in x["rates"])
+
+    return [f"Closed loop: {f['rounds']} rounds of {f['events']} signed message events at concurrency {f['concurrency']}, "
+            "as fast as answered, floor (`bare_bolt.py`) then bot, both servers up throughout; events/s is the median "
+            "round's, latencies are pooled. The load generator (`loadgen.py`) used the share of a core shown, and its "
+            "event loop ran late by at most the lag shown.", "",
+            "| | events/s | per round | p50 ms | p99 ms | errors | generator cores | generator lag p99 ms |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| floor (bare Bolt) | {floor['rate']:.0f} | {rounds(floor)} | {floor['p50_ms']:.1f} | {floor['p99_ms']:.1f} | "
+            f"{floor['errors']} | {floor['generator_cores']:.2f} | {floor['generator_lag_p99_ms']:.1f} |",
+            f"| incident-bot | {bot['rate']:.0f} | {rounds(bot)} | {bot['p50_ms']:.1f} | {bot['p99_ms']:.1f} | {bot['errors']} | "
+            f"{bot['generator_cores']:.2f} | {bot['generator_lag_p99_ms']:.1f} |",
+            f"| bot / floor | {f['ratio_rate']:.2f}× | | {f['ratio_p50']:.2f}× | {f['ratio_p99']:.2f}× | | | |", "",
+            f"Stored exactly once: {f['stored']} of {f['events'] * f['rounds']} sent events."]
 
 
 def _postmortem(f: dict[str, Any]) -> list[str]:
