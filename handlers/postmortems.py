@@ -40,7 +40,7 @@ def draft_and_post(services: Services, postmortem_id: int) -> PostmortemView:
     incident = services.incidents.get(view.incident_id)
     if incident.channel_id is None or view.file_id is not None:
         return view
-    assert view.markdown is not None
+    assert view.content is not None
     filename = f"incident-{incident.number}-postmortem-v{view.version}.md"
     # The Markdown and its charts in one upload (one files.completeUploadExternal, one message): the
     # Markdown references each PNG by the file name it is uploaded under.
@@ -48,7 +48,9 @@ def draft_and_post(services: Services, postmortem_id: int) -> PostmortemView:
               for c in services.postmortems.charts(view.id)]
     upload = services.publisher.upload(  # the announcement thread instead when the channel is archived
         incident,
-        file_uploads=[{"content": view.markdown, "filename": filename,
+        # As stored (UTF-8 bytes when just drafted): decoded, a 100,000-entry draft with one emoji in it
+        # would be a str of 88 MB (bench/README.md, postmortem.py).
+        file_uploads=[{"content": view.content, "filename": filename,
                        "title": f"Postmortem draft: incident {incident.number}, version {view.version}"}, *charts],
         initial_comment=blocks.postmortem_posted(incident, view.version, view.problem),
     )
