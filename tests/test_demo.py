@@ -163,8 +163,13 @@ def test_the_demo_tells_the_whole_outage_against_the_local_postgresql(plain_run:
     assert "dave presses [Acknowledge] in #inc-" in out
     assert "→ PagerDuty got “acknowledge” for incident-bot-1-database (answered 202)" in out
     assert "(file incident-1-postmortem-v1.md posted: " in out
-    assert out.rstrip().splitlines()[-1].startswith("Every step worked, on the story's time, in ")
-    assert "The story ran late" not in out
+    # That every step worked is this test's; whether each also kept its story minute depends on how fast this
+    # machine is that day (a chart took 0.29 s one day, 0.66 s the next), so the demo says it at the end, and
+    # that is all a test may ask of it: timings are figures for bench/, not assertions.
+    last = out.rstrip().splitlines()[-1]
+    assert re.fullmatch(r"Every step worked, (on the story's time, in [\d.]+ s\.|in [\d.]+ s, but not on the story's "
+                        r"time: up to \d+ min late\.)", last), last
+    assert ("The story ran late" in out) == ("not on the story's time" in last)  # said once it is late, only then
     assert "How long a session has sat idle, PostgreSQL measures itself, in real seconds." in out
     # Read as a person in the story's workspace and zone reads it: channels by name, Slack dates at the
     # story's time (not their UTC fallback text).
