@@ -62,12 +62,14 @@ def _declare_command(values: dict[str, Any], source: c.SourceMessage | None = No
         selected = element.get("selected_option")
         return (selected or {}).get("value", "") if selected is not None else (element.get("value") or "")
 
+    # `--private` typed into the title means the Private box, as it does in the slash command.
+    words, flagged = c.title_private_flag(value("title").split(), "", how="Tick Private")
     # Form input is plain text; stored text is Slack mrkdwn, as a slash command would have sent it.
-    title = _title(value("title"))
+    title = _title(" ".join(words))
     severity = Severity(value("severity")) if value("severity") in Severity._value2member_map_ else c.DEFAULT_SEVERITY
     description = html.escape(c.without_nul(value("description")).strip(), quote=False) or None
     ticked = values.get("private", {}).get("value", {}).get("selected_options") or []
-    private = any(option.get("value") == blocks.PRIVATE_OPTION for option in ticked)
+    private = flagged or any(option.get("value") == blocks.PRIVATE_OPTION for option in ticked)
     return c.Declare(title=title, severity=severity, description=description, private=private, source=source)
 
 

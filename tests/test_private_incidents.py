@@ -181,6 +181,38 @@ def test_the_forms_private_box_declares_a_private_incident(bot: RunningBot) -> N
     assert_names_nothing(shown(announcement), channel)
 
 
+@pytest.mark.parametrize("typed", ["--private Payroll export", "Payroll export \u2014private."])
+def test_private_typed_into_the_forms_title_declares_a_private_incident(bot: RunningBot, typed: str) -> None:
+    command(bot, "declare", channel=GENERAL)
+    [opened] = bot.slack.calls_to("views.open")
+    values = {
+        "title": {"value": {"type": "plain_text_input", "value": typed}},
+        "severity": {"value": {"type": "static_select", "selected_option": {"value": "sev2"}}},
+    }
+    assert bot.requests.view_submission(opened.response["view"], values, user_id=BOB).response.status_code == 200
+    bot.settle()
+
+    [incident] = bot.runtime.services.incidents.list_open()
+    assert incident.private and incident.title == "Payroll export"
+    channel = bot.slack.channel(str(incident.channel_id))
+    assert channel is not None and channel["is_private"]
+    [announcement] = announcements(bot.slack)
+    assert_names_nothing(shown(announcement), channel)
+
+
+def test_a_slip_of_private_in_the_forms_title_keeps_the_form_open_saying_how(bot: RunningBot) -> None:
+    command(bot, "declare", channel=GENERAL)
+    [opened] = bot.slack.calls_to("views.open")
+    values = {"title": {"value": {"type": "plain_text_input", "value": "Payroll export -- private"}}}
+    answer = bot.requests.view_submission(opened.response["view"], values, user_id=BOB).response
+    assert answer.status_code == 200
+    assert answer.json()["response_action"] == "errors"
+    assert "Tick Private" in answer.json()["errors"]["title"]
+    bot.settle()
+    assert bot.runtime.services.incidents.list_open() == []
+    assert bot.slack.calls_to("conversations.create") == []
+
+
 # --- /incident list
 
 

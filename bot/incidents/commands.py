@@ -249,8 +249,10 @@ def _declare(rest: str) -> Declare | OpenDeclareForm:
     form opens, with the severity given chosen and the Private box ticked when `--private` was given.
 
     A private incident's title must never be announced by mistake, so `--private` is honoured wherever
-    it stands in the title, and a word that looks like a mistyped `--private` (`-privat`, `--pirvate`), or
-    a title starting with the bare word "private", is refused rather than published."""
+    it stands in the title and however a keyboard or a client typed its dashes (`—private`, `‐‐private`,
+    `−−private`) or put punctuation around it (`--private.`, `(--private)`, `“--private”`); a word that
+    looks like a mistyped `--private` (`-privat`, `--pirvate`), dashes apart from the word (`-- private`,
+    `— private`), or a title starting with the bare word "private", is refused rather than published."""
     severity: Severity | None = None
     private = False
     words = rest.split()
@@ -258,24 +260,18 @@ def _declare(rest: str) -> Declare | OpenDeclareForm:
         first = words[0]
         if severity is None and _SEVERITY_WORD.fullmatch(first):
             severity = parse_severity(first.rstrip(":,"), USAGE["declare"])
-        elif _PRIVATE_FLAG.fullmatch(first):
+        elif _is_private_flag(first):
             if private:
                 raise UsageError(f"`{_shorten(first)}` is given twice; once is enough.", USAGE["declare"])
             private = True
-        elif _OPTION_LIKE.match(first):
+        elif _OPTION_LIKE.match(_dashes(first)):
             raise UsageError(f"`{_shorten(first)}` is not an option of declare; the only one is `--private`.", USAGE["declare"])
         else:
             break
         words = words[1:]
-    flags = [w for w in words if _PRIVATE_FLAG.fullmatch(w)]
-    if flags:  # `--private` after the title's first word: meant, so honoured
-        private = True
-        words = [w for w in words if not _PRIVATE_FLAG.fullmatch(w)]
-    for word in words:
-        if _mistyped_private(word):
-            raise UsageError(f"`{_shorten(word)}` looks like a mistyped `--private`; nothing was declared. "
-                             "Write `--private` for a private incident, or leave the word out.", USAGE["declare"])
-    if words and words[0].lower().strip(":,") == "private":
+    words, flagged = title_private_flag(words, USAGE["declare"])
+    private = private or flagged
+    if words and _bare(words[0]) == "private":
         raise UsageError("The title starts with the word `private`: for a private incident write `--private`, "
                          "so the title is never announced. A title that really starts with that word: "
                          "declare with the form (`/incident declare` with no title).", USAGE["declare"])
@@ -284,17 +280,57 @@ def _declare(rest: str) -> Declare | OpenDeclareForm:
     return Declare(title=clean_title(" ".join(words)), severity=severity or DEFAULT_SEVERITY, private=private)
 
 
+def title_private_flag(words: list[str], usage: str, how: str = "Write `--private`") -> tuple[list[str], bool]:
+    """A title's words without `--private` (in any of the forms `_declare` names), and whether it was
+    there: the slash command and the declare form's title field both honour it. Raises UsageError for a
+    word that looks like a mistyped `--private` or for `-- private` with a space, so a title meant to be
+    private is never published; its message tells `how` to declare a private incident instead."""
+    flagged = any(_is_private_flag(w) for w in words)
+    words = [w for w in words if not _is_private_flag(w)]
+    for word, after in zip(words, [*words[1:], ""], strict=False):  # each word and the next ("" after the last)
+        if _mistyped_private(word):
+            raise UsageError(f"`{_shorten(word)}` looks like a mistyped `--private`; nothing was declared. "
+                             f"{how} for a private incident, or leave the word out.", usage)
+        if _LONE_DASHES.fullmatch(_dashes(word)) and _bare(after) == "private":
+            raise UsageError(f"`{_shorten(word)} {_shorten(after)}` looks like `--private` with a space in it; nothing "
+                             f"was declared. {how} for a private incident, or reword the title.", usage)
+    return words, flagged
+
+
+def _dashes(word: str) -> str:
+    """The word with every dash a keyboard or a client may type for `-` made one, and no invisible
+    character: Slack's clients turn `--` into an em dash, phones into an en dash; hyphen and minus signs
+    look the same on screen, and a zero-width space pasted along does not show at all."""
+    return word.translate(_DASH_MAP)
+
+
+def _bare(word: str) -> str:
+    """The word without the quotes, brackets and punctuation typed around it, lower-cased."""
+    return word.strip(_AROUND).lower()
+
+
+def _is_private_flag(word: str) -> bool:
+    return _PRIVATE_FLAG.fullmatch(_dashes(word).strip(_AROUND)) is not None
+
+
 def _mistyped_private(word: str) -> bool:
     """A dashed word close to `--private` that is not it: `-privat`, `--pirvate`, `—prvate`."""
-    dashed = re.fullmatch(r"(?:-{1,2}|\u2014|\u2013)([A-Za-z]+)", word)
+    dashed = re.fullmatch(r"-{1,2}([A-Za-z]+)", _dashes(word).strip(_AROUND))
     return dashed is not None and difflib.SequenceMatcher(None, dashed.group(1).lower(), "private").ratio() >= 0.75
 
 
 # A word meant as a severity ("sev1", "SEV2", "sev5", "sev"), not a title's first word ("Several…").
 _SEVERITY_WORD = re.compile(r"(?i)sev-?\d*[:,]?")  # "sev1:" too: typed in a hurry, still the severity
-# `--private`, also as Slack's clients may send it: "—private" (an em dash), "–private" (an en dash).
-_PRIVATE_FLAG = re.compile(r"(?i)(?:--?|\u2014|\u2013)private")  # "-private" too: a slip, its meaning plain
-_OPTION_LIKE = re.compile(r"(?:--|\u2014|\u2013)[A-Za-z]")
+# Hyphen, non-breaking hyphen, figure dash, minus sign, small and full-width hyphen-minus as "-"; en and
+# em dash, horizontal bar and small em dash as "--" (what the client replaced); invisible characters
+# (zero-width space and joiners, word joiner, byte order mark, soft hyphen) dropped.
+_DASH_MAP = str.maketrans({**dict.fromkeys("\u2010\u2011\u2012\u2212\ufe63\uff0d", "-"),
+                           **dict.fromkeys("\u2013\u2014\u2015\ufe58", "--"),
+                           **dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff\u00ad")})
+_AROUND = "()[]{}<>\"'`\u201c\u201d\u2018\u2019\u00ab\u00bb.,;:!?\u2026*_~"  # quotes, brackets, punctuation, Slack's styling
+_PRIVATE_FLAG = re.compile(r"(?i)-{1,4}private")  # "-private" too: a slip, its meaning plain
+_LONE_DASHES = re.compile(r"[(\[\"'\u201c\u2018]?-{1,4}")
+_OPTION_LIKE = re.compile(r"--[A-Za-z]")
 
 
 def _status(rest: str) -> SetStatus:
