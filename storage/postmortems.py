@@ -10,14 +10,11 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     LargeBinary,
-    String,
     Text,
     bindparam,
-    case,
     cast,
     func,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.orm import Session, aliased
@@ -114,19 +111,15 @@ def message_tally_rows(session: Session, incident_id: int, *, chunk: int = 5000)
     columns a streamed draft counts them by (bot.postmortem.service): (id, occurred_at, actor_id,
     deleted, text, data), occurred_at an aware UTC datetime, deleted a bool, `text` only when it holds
     markup ("<": it may name people) and `data` (decoded) only when set (a forwarded message's
-    "shared"), else None. Core on the session's connection, streamed, without type processors."""
-    table = TimelineEntry.__table__
-    query = (
-        select(table.c.id, type_coerce(table.c.occurred_at, String), table.c.actor_id, table.c.deleted_at.is_not(None),
-               case((table.c.text.contains("<"), table.c.text), else_=None), type_coerce(table.c.data, String))
-        .where(table.c.incident_id == incident_id, table.c.kind == "message")
-    )
-    result = session.connection().execution_options(stream_results=True, yield_per=chunk).execute(query)
+    "shared"), else None. On the driver's own cursor, streamed (storage.timeline.entry_rows says why)."""
+    mark = timeline_store.marker(session.get_bind().dialect)
+    query = (f"SELECT id, occurred_at, actor_id, deleted_at IS NOT NULL, CASE WHEN text LIKE {mark} THEN text END, data "
+             f"FROM {TimelineEntry.__tablename__} WHERE incident_id = {mark} AND kind = {mark}")
     utc = timeline_store.utc
-    for partition in result.partitions(chunk):
+    for rows in timeline_store.driver_chunks(session.connection(), query, ["%<%", incident_id, "message"], chunk):
         yield [(id_, utc(at), actor, bool(deleted), text,
                 (None if data == "null" else json.loads(data)) if data.__class__ is str else data)
-               for id_, at, actor, deleted, text, data in partition]
+               for id_, at, actor, deleted, text, data in rows]
 
 
 def store_markdown(session: Session, postmortem_id: int, markdown: bytes | bytearray, template: str | None,

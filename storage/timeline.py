@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
     Insert,
     Row,
-    String,
     Table,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -30,7 +28,7 @@ def capturing_incidents(connection: Connection, channel_ids: Collection[str]) ->
     """The incidents these channels are, in one indexed query: channel id -> (incident id, status), for
     those that are an incident's channel. Asked once per batch of captured events."""
     channels = list(channel_ids)
-    mark = _marker(connection.dialect)
+    mark = marker(connection.dialect)
     rows = _driver_rows(connection, f"SELECT channel_id, id, status FROM {Incident.__tablename__} "
                                     f"WHERE channel_id IN ({', '.join([mark] * len(channels))})", channels)
     return {str(channel): (incident_id, status) for channel, incident_id, status in rows}
@@ -73,7 +71,7 @@ def _insert_new(session: Session | Connection, model: type[Base], values: dict[s
 # go through each column type's own bind processor, so they are stored exactly as the ORM stores them.
 
 
-def _marker(dialect: Dialect) -> str:
+def marker(dialect: Dialect) -> str:
     """The driver's parameter marker: sqlite3 takes `?` (qmark), psycopg `%s` (format, pyformat)."""
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
@@ -98,7 +96,7 @@ class _MultiRowInsert:
     def __init__(self, dialect: Dialect, table: Table, columns: tuple[str, ...], unique: tuple[str, ...]) -> None:
         self.columns = columns
         self.processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-        mark = _marker(dialect)
+        mark = marker(dialect)
         self.head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
         self.row = "(" + ", ".join([mark] * len(columns)) + ")"
         self.tail = f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(unique)}"
@@ -161,42 +159,63 @@ def remember_name(session: Session, user_id: str, name: str, at: datetime) -> No
 # The columns a timeline reader needs, in the order `entry_rows` yields them.
 ENTRY_COLUMNS = ("id", "kind", "occurred_at", "actor_id", "text", "data", "slack_ts", "thread_ts", "permalink",
                  "files", "edited_at", "earlier_texts", "deleted_at", "key_marks")
-_JSON = frozenset({"data", "files", "earlier_texts", "key_marks"})
-_TIMES = frozenset({"edited_at", "deleted_at"})  # occurred_at is converted on every row, these only when set
 
 
-def entry_rows(session: Session, incident_id: int, *, chunk: int = 2000, where: Sequence[ColumnElement[bool]] = (),
-               limit: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+def entry_rows(session: Session, incident_id: int, *, messages: bool | None = None, up_to_id: int | None = None,
+               limit: int | None = None, chunk: int = 2000) -> Iterator[list[tuple[Any, ...]]]:
     """The incident's entries in order (occurred_at, id), `chunk` rows at a time, each a tuple in
     ENTRY_COLUMNS order: times aware UTC datetimes (as UTCDateTime gives them), JSON columns decoded
     (SQL NULL and JSON null both None).
 
-    Core on the session's connection (same transaction), with the columns' type processors left out:
-    for 10,000 rows the ORM's result layer, SQLAlchemy's per-value JSON and DateTime processors and
-    Row objects cost several times what the driver does; here each value is converted once, only
-    when it needs it. On PostgreSQL the rows come through a server-side cursor (stream_results), so a
-    100,000-entry timeline is never in memory at once. `where`: more conditions on the entries
-    (TimelineEntry's columns); `limit`: at most that many rows."""
-    table = TimelineEntry.__table__
-    columns = [type_coerce(table.c[name], String) if name in _JSON | _TIMES | {"occurred_at"} else table.c[name]
-               for name in ENTRY_COLUMNS]
-    query = select(*columns).where(table.c.incident_id == incident_id, *where).order_by(table.c.occurred_at, table.c.id)
-    if limit is not None:
-        query = query.limit(limit)
-    result = session.connection().execution_options(stream_results=True, yield_per=chunk).execute(query)
+    `messages`: None for every entry; True for the channel messages a reader sees (not deleted, not a
+    placeholder whose message never came: bot.timeline.visible); False for every entry but channel
+    messages. `up_to_id`: entries with ids up to it only. `limit`: at most that many rows.
+
+    On the driver's own cursor, in the session's transaction: for 10,000 rows SQLAlchemy's result layer
+    (Row objects) and its per-value JSON and DateTime processors cost several times what the driver does;
+    here each value is converted once, only when it needs it (bench/postmortem.py measures both against
+    a bare fetchall())."""
+    table, mark = TimelineEntry.__tablename__, marker(session.get_bind().dialect)
+    sql = [f"SELECT {', '.join(ENTRY_COLUMNS)} FROM {table} WHERE incident_id = {mark}"]
+    params: list[Any] = [incident_id]
+    if messages is not None:
+        sql.append(f"kind = {mark} AND deleted_at IS NULL AND actor_id IS NOT NULL" if messages else f"kind <> {mark}")
+        params.append("message")
+    if up_to_id is not None:
+        sql.append(f"id <= {mark}")
+        params.append(up_to_id)
+    query = " AND ".join(sql) + " ORDER BY occurred_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
 
     def loads(value: Any) -> Any:  # SQLite gives the JSON text (mostly "null"); psycopg decodes it itself
         if value.__class__ is str:
             return None if value == "null" else json.loads(value)
         return value
 
-    for partition in result.partitions(chunk):
+    for rows in driver_chunks(session.connection(), query, params, chunk):
         yield [(id_, kind, utc(occurred_at), actor_id, text, loads(data) if data is not None else None, slack_ts, thread_ts,
                 permalink, loads(files) if files is not None else None, utc(edited_at) if edited_at is not None else None,
                 loads(earlier) if earlier is not None else None, utc(deleted_at) if deleted_at is not None else None,
                 loads(marks) if marks is not None else None)
                for (id_, kind, occurred_at, actor_id, text, data, slack_ts, thread_ts, permalink, files, edited_at,
-                    earlier, deleted_at, marks) in partition]
+                    earlier, deleted_at, marks) in rows]
+
+
+def driver_chunks(connection: Connection, sql: str, params: Sequence[Any], chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+    """A SELECT's rows from the driver's own cursor, `chunk` at a time, in the connection's transaction.
+    On PostgreSQL through a server-side (named) cursor, so a 100,000-row result is never in memory at
+    once; sqlite3's cursor steps through its result as it is fetched. The cursor is closed when the
+    rows run out or the caller stops early."""
+    postgres = connection.dialect.name == "postgresql"
+    cursor = connection.connection.cursor(f"entries_{next(_cursor_names)}") if postgres else connection.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk):
+            yield rows
+    finally:
+        cursor.close()
+
+
+_cursor_names = itertools.count(1)  # a server-side cursor's name is unique in its session, while it is open
 
 
 def utc(value: str | datetime) -> datetime:

@@ -26,7 +26,7 @@ from bot.diagnostics.service import DiagnosticsService
 from bot.diagnostics.watchdog import watched_targets
 from bot.followups import followup_view
 from bot.housekeeping import KEEP_SAMPLES
-from bot.incidents.values import OPERATOR, EntryKind, Role
+from bot.incidents.values import OPERATOR, Role
 from bot.paging.service import page_view
 from bot.postmortem.draft import (
     AlertRecord,
@@ -53,7 +53,7 @@ from storage import paging as paging_store
 from storage import postmortems as store
 from storage import timeline as timeline_store
 from storage.database import read_only, transaction
-from storage.models import Postmortem, PostmortemChart, TimelineEntry
+from storage.models import Postmortem, PostmortemChart
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +250,8 @@ class PostmortemService:
         """The record a streamed draft starts from: every entry but the channel messages, and the first
         message shown (the first sign of trouble may be it), as items; the messages counted in one pass
         without keeping them (the people and channels they name included)."""
-        message = TimelineEntry.kind == EntryKind.MESSAGE.value
-        shown = [message, TimelineEntry.deleted_at.is_(None), TimelineEntry.actor_id.is_not(None)]
-        others = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id, where=[~message]) for r in rows]
-        first = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id, where=shown, limit=1) for r in rows]
+        others = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id, messages=False) for r in rows]
+        first = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id, messages=True, limit=1) for r in rows]
         items = list(heapq.merge(others, first, key=lambda i: (i.occurred_at, i.id)))
         named, people = References(), set()
         deleted, count, last_id = 0, 0, 0
@@ -293,10 +291,8 @@ class PostmortemService:
         """The visible channel messages up to entry `last_id`, in recorded order, streamed in a read
         transaction of their own at each call."""
         def stream() -> Iterator[TimelineItem]:
-            shown = [TimelineEntry.kind == EntryKind.MESSAGE.value, TimelineEntry.deleted_at.is_(None),
-                     TimelineEntry.actor_id.is_not(None), TimelineEntry.id <= last_id]
             with self._reads() as session:
-                for rows in timeline_store.entry_rows(session, incident_id, where=shown):
+                for rows in timeline_store.entry_rows(session, incident_id, messages=True, up_to_id=last_id):
                     yield from map(item_of_row, rows)
         return stream
 
