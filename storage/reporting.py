@@ -23,6 +23,11 @@ def declared_between(session: Session, since: datetime, until: datetime) -> list
     return list(session.execute(query).scalars())
 
 
+def first_declared_at(session: Session) -> datetime | None:
+    """When the first incident the store holds was declared (None: none yet): before it nothing was recorded."""
+    return session.execute(select(func.min(Incident.declared_at))).scalar_one_or_none()
+
+
 def figure_entries(session: Session, since: datetime, until: datetime, kinds: Collection[str]) -> Sequence[Row[Any]]:
     """Entries of the window's incidents that are of `kinds`, or recorded before their incident's
     declaration (a first sign of trouble may be any entry), as plain rows with the model's column names,

@@ -312,6 +312,31 @@ def test_the_charts_say_what_the_report_counts(world: World) -> None:
     assert main_chart(report) is not None and main_chart(report).filename == "incidents-per-week.png"  # type: ignore[union-attr]
 
 
+def test_weeks_before_the_stores_first_incident_are_left_out(world: World) -> None:
+    """A window reaching back before anything was recorded (an outside check asked for --since 0001-01-02
+    and waited minutes on 105,000 empty weeks and 4.5 GB) shows the weeks from the first incident's on."""
+    long_ago = datetime(1950, 1, 1, tzinfo=PARIS)
+    report = world.reports.report(long_ago, NOW)
+    first = min(line.declared_at for line in report.incidents)
+    assert report.records_begin == first and report.since == long_ago
+    local = first.astimezone(PARIS)
+    assert report.weeks[0].start == datetime.combine(local.date() - timedelta(days=local.weekday()), datetime.min.time(), tzinfo=PARIS)
+    assert report.start == report.weeks[0].start and report.weeks[-1].label == "2026-W45"
+    assert sum(w.total for w in report.weeks) == len(report.incidents)
+    charts = report_charts(report)
+    assert all(c.chart.start == report.start for c in charts if isinstance(c.chart, TimeChart))
+    assert f"The store's first incident was declared on {local:%Y-%m-%d}" in render_markdown(report, charts)
+    # A window that starts after the first incident shows every week it touches, quiet ones too.
+    within = world.reports.report(SINCE, NOW)
+    assert within.records_begin is None and within.start == SINCE and len(within.weeks) == 14
+
+
+def test_an_empty_store_shows_no_week_however_far_back_it_is_asked() -> None:
+    report = build_report([], since=datetime(1950, 1, 1, tzinfo=UTC), until=NOW, zone=PARIS, team_names={})
+    assert report.weeks == [] and report.periods == [] and report_charts(report) == []
+    assert "**No incidents were declared in this period.**" in render_markdown(report, [])
+
+
 def test_no_incidents_no_charts() -> None:
     report = build_report([], since=SINCE, until=NOW, zone=PARIS, team_names={}, earlier_open_followups=2)
     assert report_charts(report) == [] and main_chart(report) is None
@@ -336,6 +361,7 @@ def test_since_takes_days_weeks_or_a_date(typed: str) -> None:
 @pytest.mark.parametrize(("typed", "said"), [
     ("90", "not understood"), ("ninety days", "not understood"), ("3m", "not understood"), ("0d", "empty window"),
     ("2026-02-30", "not a real date"), ("2026-12-01", "not in the past"), ("999999w", "more than a century"), ("", "not understood"),
+    ("0001-01-02", "more than a century"), ("1926-08-01", "more than a century"),
 ])
 def test_since_refuses_anything_else_naming_the_right_forms(typed: str, said: str) -> None:
     with pytest.raises(SinceError) as refused:

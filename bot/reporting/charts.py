@@ -75,7 +75,7 @@ def figure_chart(report: Report, measure: Measure) -> ReportChart | None:
                  f"in minutes{' on a log scale' if log_scale else ''}, at each incident's declaration; the lines are each "
                  f"severity's median per {report.period}. As in the postmortems: {name} from the first sign of trouble recorded."),
         zone=report.zone,
-        start=report.since,
+        start=report.start,
         end=report.until,
         y_label="minutes",
         series=tuple(series),

@@ -33,6 +33,9 @@ def render_markdown(report: Report, charts: list[ReportChart]) -> str:
         "resolve, all counted from the first sign of trouble recorded: see docs/postmortem.md).",
         "",
     ]
+    if report.records_begin is not None:
+        out += [f"The store's first incident was declared on {_date(report.records_begin, zone)}: the weeks before it "
+                "are left out, as nothing was recorded then.", ""]
     if not report.incidents:
         out += ["**No incidents were declared in this period.**", ""]
         out += _followups(report, markup)

@@ -164,7 +164,9 @@ class Report:
     until: datetime
     zone: str
     incidents: list[IncidentLine]  # by declaration
-    weeks: list[Period]  # every week the window touches, empty ones too (a quiet week is a finding)
+    # Every week the window touches from the store's first incident on, empty ones too (a quiet week is a
+    # finding; a week before anything was recorded is not). None of them when nothing is recorded.
+    weeks: list[Period]
     period: Literal["week", "month"]  # what `periods` and the trends are by
     periods: list[Period]
     trends: list[Trend]  # one per Measure, in order
@@ -175,6 +177,14 @@ class Report:
     private_open_followups: int  # of private incidents: counted, never shown
     earlier_open_followups: int = 0  # of incidents declared before the window
     names: dict[str, str] = field(default_factory=dict)  # user id -> display name, for owners and mentions
+    # Where the weeks and the charts over time begin: `since`, or when the store's first incident was
+    # declared later, the start of that incident's week (`records_begin`).
+    shown_since: datetime | None = None
+    records_begin: datetime | None = None  # the store's first declaration, when after `since`
+
+    @property
+    def start(self) -> datetime:
+        return self.shown_since or self.since
 
     @property
     def private_incidents(self) -> int:
@@ -191,15 +201,25 @@ class Report:
 
 def build_report(recorded: Sequence[Recorded], *, since: datetime, until: datetime, zone: ZoneInfo,
                  team_names: dict[str, str], now: datetime | None = None, earlier_open_followups: int = 0,
-                 names: dict[str, str] | None = None) -> Report:
+                 names: dict[str, str] | None = None, records_begin: datetime | None = None) -> Report:
     """The report on the incidents declared in [since, until) (others in `recorded` are left out).
-    `now` ages the open follow-ups (default: `until`); `team_names`: team key -> display name."""
+    `now` ages the open follow-ups (default: `until`); `team_names`: team key -> display name.
+    `records_begin`: when the store's first incident was declared (None: the earliest in `recorded`, or
+    nothing recorded): the weeks and months shown start no earlier than its week, so `--since` a
+    century ago costs what the recorded weeks cost, not 5,000 empty ones."""
     now = now or until
     chosen = sorted((r for r in recorded if since <= r.incident.declared_at < until), key=lambda r: r.incident.declared_at)
     lines = [_line(r) for r in chosen]
-    weeks = _weeks(lines, since, until, zone)
+    begin = records_begin or min((r.incident.declared_at for r in recorded), default=None)
+    later = begin is not None and begin > since
+    if begin is None:
+        shown = until  # nothing recorded: no week to show
+    else:
+        local = max(since, begin).astimezone(zone).date()
+        shown = max(since, _local_midnight(local - timedelta(days=local.weekday()), zone)) if later else since
+    weeks = _weeks(lines, shown, until, zone) if shown < until else []
     period: Literal["week", "month"] = "week" if len(lines) >= WEEKLY_AT_LEAST * len(weeks) else "month"
-    periods = weeks if period == "week" else _months(lines, since, until, zone)
+    periods = weeks if period == "week" else (_months(lines, shown, until, zone) if shown < until else [])
     severities = [s for s in Severity if any(line.severity is s for line in lines)]
     return Report(
         since=since,
@@ -220,6 +240,8 @@ def build_report(recorded: Sequence[Recorded], *, since: datetime, until: dateti
         private_open_followups=sum(1 for r in chosen if r.incident.private for f in r.open_followups if not f.done),
         earlier_open_followups=earlier_open_followups,
         names=dict(names or {}),
+        shown_since=shown if shown != since else None,
+        records_begin=begin if later else None,
     )
 
 

@@ -62,6 +62,7 @@ class ReportService:
             shown = [f for incident_id, listed in followups.items() if incident_id in public for f in listed]
             mentioned = references(*(i.title for i in incidents if not i.private), *(f.text for f in shown)).users
             names = timeline_store.names(session, mentioned | {f.owner_id for f in shown if f.owner_id})
+            records_begin = store.first_declared_at(session)
         recorded = [Recorded(i, items[i.id], pages[i.id], alerts[i.id], followups[i.id]) for i in incidents]
         return build_report(recorded, since=since, until=until, zone=self.zone, team_names=self._team_names, now=now,
-                            earlier_open_followups=earlier, names=names)
+                            earlier_open_followups=earlier, names=names, records_begin=records_begin)

@@ -34,6 +34,8 @@ def parse_since(text: str, now: datetime, zone: ZoneInfo) -> datetime:
     if day is None:
         raise SinceError(f"--since {typed!r} is not understood; give {FORMS}.")
     start = datetime.combine(day, time(0), tzinfo=zone)
+    if now - start > timedelta(days=MAX_DAYS):
+        raise SinceError(f"--since {typed!r} goes back more than a century; give {FORMS}.")
     if start >= now:
         raise SinceError(f"--since {typed!r} is not in the past (now is {now.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}); "
                          f"give {FORMS}.")
