@@ -27,6 +27,7 @@ from bot.incidents.values import (
     Severity,
     Status,
 )
+from bot.wording import counted
 from handlers import mrkdwn
 from handlers.mrkdwn import Block
 NameOf = Callable[[str], str]  # user id -> a display name, for places where mentions do not render
@@ -249,7 +250,7 @@ def open_incidents(incidents: list[Incident], now: datetime, *, members_of: Coll
         shown = chunks[: room - 1]
         hidden = len(lines) - sum(chunk.count("\n") + 1 for chunk in shown)
         chunks = [*shown, f"_…and {hidden:,} more open incidents, not shown: one message holds no more._"]
-    count = f"{len(incidents)} open incident{'s' if len(incidents) != 1 else ''}"
+    count = counted(len(incidents), 'open incident')
     blocks = [mrkdwn.section(f"*{count}*")]
     blocks += [mrkdwn.section(chunk) for chunk in chunks]
     if unsaid:

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.charts.incident import NoChart, Reading, connections_chart, recent_window
 from bot.charts.spec import Marker
+from bot.wording import counted
 from handlers.postmortems import alt_text
 from handlers.services import Services
 from handlers.slack_client import slack_error
@@ -51,7 +52,7 @@ def upload_recent_chart(services: Services, target: str, channel: str, thread_ts
     window = recent_window(now, (r.taken_at for r in readings), RECENT)
     minutes = int((window.end - window.start).total_seconds() // 60)
     chart = connections_chart(target, readings, moments, window, zone,
-                              title=f"Connections on {target}, the last {minutes} minutes")
+                              title=f"Connections on {target}, the last {counted(minutes, 'minute')}")
     if isinstance(chart, NoChart):
         log.info("no chart of %s beside its message: %s", target, chart.reason)
         return None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Mode, Settings, load_settings
+from bot.wording import counted
 
 if TYPE_CHECKING:
     from bot.postmortem.service import ChartFile
@@ -214,7 +215,7 @@ def _postmortem_charts(charts: list[ChartFile], into: Path | None) -> int:
         return 0
     names = ", ".join(c.filename for c in charts)
     if into is None:
-        print(f"incident-bot: this version references {len(charts)} chart{'s' if len(charts) != 1 else ''} ({names}), "
+        print(f"incident-bot: this version references {counted(len(charts), 'chart')} ({names}), "
               "uploaded to Slack with it and kept in the store; nothing was written to disk (`--charts DIR` writes them).",
               file=sys.stderr)
         return 0
@@ -250,13 +251,13 @@ def check_config(args: argparse.Namespace) -> int:
     except ConfigError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
-        print(f"{len(error.problems)} problem{'s' if len(error.problems) != 1 else ''} found.", file=sys.stderr)
+        print(f"{counted(len(error.problems), 'problem')} found.", file=sys.stderr)
         return 1
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     where = settings.config_path or "(no file)"
     template = settings.postmortem_template.source if settings.postmortem_template else "the default"
-    print(f"{where}: configuration OK ({len(settings.file.teams)} teams, {len(settings.file.diagnostics.targets)} diagnostics targets, "
+    print(f"{where}: configuration OK ({counted(len(settings.file.teams), 'team')}, {counted(len(settings.file.diagnostics.targets), 'diagnostics target')}, "
           f"postmortem template: {template}).")
     return 0
 

@@ -44,6 +44,7 @@ from bot.postmortem.service import PostmortemService, PostmortemView
 from bot.reminders import StatusReminders
 from bot.scheduling import Scheduler
 from bot.slack_markup import Names, references, to_plain
+from bot.wording import counted
 from handlers import paging, postmortems
 from handlers.app import Runtime, build_runtime, paging_providers
 from handlers.mrkdwn import escape
@@ -215,7 +216,7 @@ def _end_paging(domain: _Domain, runtime: Runtime | None, incident: Incident, te
     if resolved.pages:
         count = len(resolved.pages)
         teams = ", ".join(sorted({domain.paging.display_name(p.team) for p in resolved.pages}))
-        tell.line(f"Paging: {count} open page{'s' if count != 1 else ''} resolved ({teams}); "
+        tell.line(f"Paging: {counted(count, 'open page')} resolved ({teams}); "
                   "their escalations are cancelled.")
     errors = {f"{told.provider} ({domain.paging.display_name(domain.paging.get(told.page_id).team)})": told.error
               for told in (future.result() for future in resolved.told)

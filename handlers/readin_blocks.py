@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from bot.incidents.values import Status
 from bot.readin.content import DiagnosticResult, PageState, ReadIn, Said, WatchdogReading
+from bot.wording import counted
 from handlers import mrkdwn
 from handlers.blocks import SEVERITY_ICON, actor, mention
 from handlers.diagnostics_blocks import FAILURE_ICON
@@ -66,7 +67,7 @@ def message(readin: ReadIn, zone: tzinfo) -> tuple[str, list[Block]]:
     blocks.append(mrkdwn.context(f"As of {at(readin.now)} · only you can see this · {TIMELINE} has every entry; "
                                  "`/incident summary` shows this again"))
     count = len(readin.ruled_out)
-    ruled_out = f"; {count} path{'s' if count != 1 else ''} already ruled out" if count else ""
+    ruled_out = f"; {counted(count, 'path')} already ruled out" if count else ""
     text = (f"Where incident {readin.number} stands: {readin.title} — {readin.severity.label}, "
             f"{readin.status.label}{ruled_out}")
     return mrkdwn.message(text, blocks)

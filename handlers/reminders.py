@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.reminders import JOB, Reminder
+from bot.wording import counted
 from handlers.logs import about
 from handlers.services import Services
 
@@ -31,6 +32,6 @@ def post(services: Services, reminder: Reminder) -> None:
         text = (f":alarm_clock: Incident {incident.number} is still {incident.status.label} and its channel is archived. "
                 f"Unarchive the channel to carry on there, or resolve it: `incident-bot resolve {incident.number} [summary]`.")
     else:
-        text = (f":alarm_clock: No status update for {minutes} minutes {since}; {incident.severity.label} incidents post one at "
-                f"least every {minutes} minutes. {who}, post one with `/incident update &lt;text&gt;`: it is shown here{where}.")
+        text = (f":alarm_clock: No status update for {counted(minutes, 'minute')} {since}; {incident.severity.label} incidents post one at "
+                f"least every {'minute' if minutes == 1 else f'{minutes} minutes'}. {who}, post one with `/incident update &lt;text&gt;`: it is shown here{where}.")
     services.publisher.post(incident, text)  # the announcement thread when the channel is archived

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from bot.incidents.values import Severity
 from bot.postmortem.draft import human_duration
 from bot.reporting.report import Measure, Report
+from bot.wording import counted
 from handlers import mrkdwn
 from handlers.blocks import SEVERITY_ICON
 from handlers.mrkdwn import Block
@@ -31,11 +32,11 @@ def headline(report: Report, days: int) -> tuple[str, list[Block]]:
     severities = "  ·  ".join(f"{SEVERITY_ICON[s]} {s.label}: {c.incidents}" for s in Severity
                               for c in report.by_severity if c.severity is s)
     private = f" ({report.private_incidents} private, counted)" if report.private_incidents else ""
-    title = f":bar_chart: *{count} incident{'s' if count != 1 else ''}* declared in {period}{private}"
+    title = f":bar_chart: *{counted(count, 'incident')}* declared in {period}{private}"
     medians = [f"*Median {m.label.lower()}*\n{_median(report, m)}" for m in Measure]
-    text = (f"{count} incident{'s' if count != 1 else ''} in the last {days} days; "
+    text = (f"{counted(count, 'incident')} in the last {days} days; "
             + "; ".join(f"median {m.abbreviation} {_median(report, m)}" for m in Measure)
-            + f"; {report.open_followup_count} follow-ups open.")
+            + f"; {counted(report.open_followup_count, 'follow-up')} open.")
     return mrkdwn.message(text, [
         mrkdwn.section(f"{title}\n{severities}"),
         mrkdwn.fields(medians),
@@ -56,7 +57,7 @@ def _median(report: Report, measure: Measure) -> str:
 def _followups(report: Report) -> Block:
     count = report.open_followup_count
     earlier = f" (and {report.earlier_open_followups} of earlier incidents)" if report.earlier_open_followups else ""
-    return mrkdwn.section(f":clipboard: *{count} follow-up{'s' if count != 1 else ''} still open*{earlier}")
+    return mrkdwn.section(f":clipboard: *{counted(count, 'follow-up')} still open*{earlier}")
 
 
 # What mends a failure (handlers.stats.why picks one). Trying again only for what passes by itself.

@@ -19,6 +19,7 @@ from typing import Any
 from bot.incidents.values import NOTE_KINDS, EntryKind, Incident
 from bot.timeline import TimelineItem, visible
 from bot.timeline_words import USER_ID, Wording, describe
+from bot.wording import counted
 from handlers import mrkdwn
 from handlers.paging_blocks import team_name
 
@@ -104,11 +105,11 @@ def render(incident: Incident, items: list[TimelineItem], page: int,
     pages = paginate(visible_items, wording(team), zone)
     page = max(0, min(page, len(pages) - 1))
     left_out = sum(1 for i in items if i.deleted)
-    heading = f"*Timeline of incident {incident.number}: {incident.title}* · {len(visible_items)} entries"
+    heading = f"*Timeline of incident {incident.number}: {incident.title}* · {counted(len(visible_items), 'entry', 'entries')}"
     if len(pages) > 1:
         heading += f" · page {page + 1} of {len(pages)}"
     if left_out:
-        heading += f" · {left_out} deleted message{'s' if left_out != 1 else ''} left out"
+        heading += f" · {counted(left_out, 'deleted message')} left out"
     blocks: list[dict[str, Any]] = [mrkdwn.context(heading)]
     if not visible_items:
         blocks.append(mrkdwn.section("Nothing recorded yet."))

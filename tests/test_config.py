@@ -186,7 +186,7 @@ def test_check_config_passes_the_contract_example(tmp_path: Path) -> None:
     path = write_contract_example(tmp_path)
     result = _check_config(tmp_path, {**ENV, "INCIDENT_BOT_CONFIG": str(path)})
     assert result.returncode == 0, result.stderr
-    assert "configuration OK (2 teams, 1 diagnostics targets, postmortem template: " in result.stdout
+    assert "configuration OK (2 teams, 1 diagnostics target, postmortem template: " in result.stdout
 
 
 def test_escalation_chains_must_end_and_every_team_must_be_reachable(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -439,6 +439,17 @@ def test_stats_headline_posts_whatever_the_counts(world: World) -> None:
     for report in (world.reports.report(SINCE, NOW), build_report([], since=SINCE, until=NOW, zone=PARIS, team_names={})):
         text, blocks = stats_blocks.headline(report, 90)
         assert message_problems({"text": text, "blocks": blocks}) == []
+
+
+def test_stats_say_one_as_one(world: World) -> None:
+    """An outside check read "1 follow-ups open." in the direct message's text."""
+    report = world.reports.report(SINCE, NOW)
+    one = replace(report, incidents=report.incidents[:1], open_followups=report.open_followups[:1], private_open_followups=0)
+    text, blocks = stats_blocks.headline(one, 90)
+    assert "1 incident in the last 90 days" in text and "; 1 follow-up open." in text
+    assert "*1 incident* declared" in str(blocks) and "*1 follow-up still open*" in str(blocks)
+    text, _ = stats_blocks.headline(report, 90)
+    assert f"{len(report.incidents)} incidents in the last 90 days" in text and "; 2 follow-ups open." in text
 
 
 def test_stats_in_slack_are_sent_by_direct_message_with_the_main_chart(world: World, tmp_path: Path, slack: SlackSimulator,

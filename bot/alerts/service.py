@@ -24,6 +24,7 @@ from bot.clock import Clock
 from bot.incidents import commands as c
 from bot.incidents.service import IncidentService
 from bot.incidents.values import MAX_TITLE_LENGTH, EntryKind, Incident, Severity, Status
+from bot.wording import counted
 from storage import alerts as store
 from storage import incidents as incident_store
 from storage.database import transaction
@@ -268,7 +269,7 @@ def _title(group: GroupView) -> str:
     name = first.name if first else group.name
     others = len(group.alerts) - 1
     words = name + (f": {first.summary}" if first and first.summary else "") + (
-        f" (and {others} more alert{'s' if others != 1 else ''})" if others > 0 else "")
+        f" (and {counted(others, 'more alert')})" if others > 0 else "")
     words = " ".join(words.split())
     if len(_escape(words)) <= MAX_TITLE_LENGTH:
         return _escape(words)

@@ -18,6 +18,7 @@ from statistics import median
 from zoneinfo import ZoneInfo
 
 from bot.charts.spec import Marker, Series, Style, Threshold, TimeChart
+from bot.wording import counted
 
 MARGIN = timedelta(minutes=10)  # shown before the first sign and after the resolution, at least
 MARGIN_SHARE = 0.1  # ... or this share of the incident's span, for a long one
@@ -103,10 +104,10 @@ def connections_chart(target: str, readings: Iterable[Reading], moments: Iterabl
     failed = [r for r in shown if r.in_use is None and not r.refused]
     if not read:
         if refused and not failed:
-            return NoChart(target, f"all {_count(len(shown), 'sample')} {between} were refused: the server "
+            return NoChart(target, f"all {counted(len(shown), 'sample')} {between} were refused: the server "
                                    "was at its connection limit throughout, so there are no figures to draw")
         why = f" (the latest: {_clip(failed[-1].error)})" if failed and failed[-1].error else ""
-        return NoChart(target, f"none of the {_count(len(shown), 'sample')} {between} has figures: "
+        return NoChart(target, f"none of the {counted(len(shown), 'sample')} {between} has figures: "
                                f"{len(refused)} refused, {len(failed)} failed{why}")
 
     series = [
@@ -133,9 +134,9 @@ def connections_chart(target: str, readings: Iterable[Reading], moments: Iterabl
                f"{_sampling(shown)} by the watchdog {_sampled(shown, window, zone)}, in a chart {between}")
     if refused:
         refused_words = "drawn as points on the limit line" if limits else "left as gaps"
-        caption += f"; {_count(len(refused), 'sample')} refused (the server was full), {refused_words}"
+        caption += f"; {counted(len(refused), 'sample')} refused (the server was full), {refused_words}"
     if failed:
-        caption += f"; {_count(len(failed), 'sample')} without figures (the target could not be read) left as gaps"
+        caption += f"; {counted(len(failed), 'sample')} without figures (the target could not be read) left as gaps"
     kinds = [words for kind, words in MARKER_WORDS.items() if any(m.kind == kind for m in markers)]
     if kinds:
         caption += f"; dotted lines mark {_listed(kinds)}"
@@ -219,8 +220,6 @@ def _halves(value: float) -> str:
     return str(halves // 2) if halves % 2 == 0 else f"{halves // 2}.5"
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _listed(words: list[str]) -> str:

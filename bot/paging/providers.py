@@ -20,6 +20,7 @@ import httpx
 
 from bot.incidents.values import Severity
 from bot.paging.events import Doer
+from bot.wording import counted
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class Transport:
             delay = self.policy.delay(attempt - 1, retry_after)
             if attempt >= self.policy.attempts or time.monotonic() + delay - started > self.policy.budget:
                 self._failed()
-                raise ProviderError(f"{reason} (after {attempt} attempt{'s' if attempt != 1 else ''})", attempts=attempt)
+                raise ProviderError(f"{reason} (after {counted(attempt, 'attempt')})", attempts=attempt)
             self._sleep(delay)
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ from bot.paging.providers import Alert, Provider, ProviderError
 from bot.paging.webhooks import headline
 from bot.scheduling import Scheduler
 from bot.slack_markup import to_plain
+from bot.wording import counted
 from storage import incidents as incident_store
 from storage import paging as store
 from storage.database import transaction
@@ -293,7 +294,7 @@ class PagingService:
         target = self._teams[team].escalate_to
         if target is None or not incident.is_open:
             return None
-        within = f"{after} minute{'s' if after != 1 else ''}"
+        within = counted(after, 'minute')
         message = (f"Escalated: {self.display_name(team)}'s page was open again (its acknowledgement was withdrawn or "
                    f"timed out) and nobody acknowledged it within {within}." if reopened
                    else f"Escalated: {self.display_name(team)} did not acknowledge within {within}.")

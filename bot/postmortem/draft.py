@@ -26,6 +26,7 @@ from bot.paging.service import PageView
 from bot.slack_markup import Names, Renderer
 from bot.timeline import TimelineItem, visible
 from bot.timeline_words import USER_ID, Wording, describe, severity_label
+from bot.wording import counted as counted_words
 
 TO_BE_WRITTEN = "**[To be written]**"
 
@@ -241,7 +242,7 @@ class Participant:
 
     @property
     def described(self) -> str:
-        return f"{self.name} ({self.entries} {'entry' if self.entries == 1 else 'entries'})" if self.entries else self.name
+        return f"{self.name} ({counted_words(self.entries, 'entry', 'entries')})" if self.entries else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +307,9 @@ class Draft:
         lasted = f"lasted {self.duration}" if self.duration else f"has been open since {self.start.full}"
         counted = [f"{self.entry_count} timeline entr{'y was' if self.entry_count == 1 else 'ies were'} recorded"]
         if self.pages:
-            counted.append(f"{len(self.pages)} page{'s' if len(self.pages) != 1 else ''} sent")
+            counted.append(f"{counted_words(len(self.pages), 'page')} sent")
         if self.diagnostics:
-            counted.append(f"{len(self.diagnostics)} diagnostic run{'s' if len(self.diagnostics) != 1 else ''} made")
+            counted.append(f"{counted_words(len(self.diagnostics), 'diagnostic run')} made")
         return f"Incident {self.number} {lasted}; {', '.join(counted)}."
 
 

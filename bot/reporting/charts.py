@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from bot.charts.spec import BarChart, Chart, Series, Style, TimeChart
 from bot.incidents.values import Severity
 from bot.reporting.report import Measure, Period, Report, Trend
+from bot.wording import counted
 
 # Severities in colours that read apart, also for the colour-blind (Okabe–Ito), worst the warmest.
 SEVERITY_COLORS = {Severity.SEV1: "#D55E00", Severity.SEV2: "#E69F00", Severity.SEV3: "#0072B2", Severity.SEV4: "#009E73"}
@@ -43,7 +44,7 @@ def main_chart(report: Report) -> ReportChart | None:
     private = f" ({report.private_incidents} private, counted)" if report.private_incidents else ""
     return ReportChart("incidents-per-week.png", BarChart(
         title="Incidents per week, by severity",
-        caption=(f"{_count(len(report.incidents), 'incident')}{private} declared from {_day(report.since, report)} to "
+        caption=(f"{counted(len(report.incidents), 'incident')}{private} declared from {_day(report.since, report)} to "
                  f"{_day(report.until, report)}, per ISO week of their declaration ({report.zone}), stacked by severity."),
         categories=tuple(_week_label(w) for w in report.weeks),
         stacks=tuple((s.label, tuple(float(w.counts[s]) for w in report.weeks)) for s in severities),
@@ -89,7 +90,7 @@ def pages_chart(report: Report) -> ReportChart | None:
         return None
     return ReportChart("pages-per-team.png", BarChart(
         title="Pages per team",
-        caption=(f"{_count(sum(t.pages for t in report.pages), 'page')} sent for the period's incidents (escalations "
+        caption=(f"{counted(sum(t.pages for t in report.pages), 'page')} sent for the period's incidents (escalations "
                  "included), per team: acknowledged, and never acknowledged."),
         categories=tuple(t.team for t in report.pages),
         stacks=(("acknowledged", tuple(float(t.acknowledged) for t in report.pages)),
@@ -124,8 +125,6 @@ def _steps(trend: Trend, severity: Severity, periods: list[Period]) -> tuple[tup
     return tuple([*points, (periods[-1].end, values[-1])]) if periods else ()
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _minutes(seconds: float | None) -> float | None:

@@ -180,9 +180,6 @@ def duration_text(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def counted(count: int, noun: str) -> str:
-    """3 sessions, 1 session."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def seconds(value: Any, digits: int = 1) -> float | None:

@@ -46,7 +46,6 @@ from bot.diagnostics.drivers.common import (
     TargetUnreachable,
     check_timeouts,
     connections_result,
-    counted,
     describe_target,
     duration_text,
     normalize_sql,
@@ -55,6 +54,7 @@ from bot.diagnostics.drivers.common import (
     settings_value,
     unsupported,
 )
+from bot.wording import counted
 
 DEFAULT_PORT = 3306
 STATE_ORDER = ("active", "idle", "idle in transaction")
@@ -299,7 +299,7 @@ def check_connections(connection: Connection) -> CheckResult:
     capacity = Capacity(in_use=threads - 1, max_connections=max_connections, reserved=0)
     hidden = capacity.in_use - len(sessions)
     if hidden > 0:
-        notes.append(f"{hidden} connections counted by the server are not visible to the diagnostics user: "
+        notes.append(f"{counted(hidden, 'connection')} counted by the server {'is' if hidden == 1 else 'are'} not visible to the diagnostics user: "
                      "it needs the PROCESS privilege to see other users' threads")
     return connections_result(capacity, sessions, state_order=STATE_ORDER, applications=False, notes=notes)
 

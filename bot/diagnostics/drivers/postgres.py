@@ -34,7 +34,6 @@ from bot.diagnostics.drivers.common import (
     TargetUnreachable,
     check_timeouts,
     connections_result,
-    counted,
     describe_target,
     duration_text,
     normalize_sql,
@@ -43,6 +42,7 @@ from bot.diagnostics.drivers.common import (
     settings_value,
     unsupported,
 )
+from bot.wording import counted
 
 DEFAULT_PORT = 5432
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
@@ -236,7 +236,7 @@ def _hidden_sessions_note(sessions: list[Session]) -> list[str]:
     hidden = sum(1 for s in sessions if s.state.startswith("unknown"))
     if not hidden:
         return []
-    return [(f"{hidden} sessions of other roles are counted but their state, application and query are hidden: "
+    return [(f"{counted(hidden, 'session')} of other roles {'is' if hidden == 1 else 'are'} counted but their state, application and query are hidden: "
              "grant pg_read_all_stats (or pg_monitor) to the diagnostics role to see them")]
 
 
