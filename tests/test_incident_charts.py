@@ -23,7 +23,15 @@ import pytest
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.charts.incident import NoChart, Reading, connections_chart, incident_window, recent_window, spacing_words
+from bot.charts.incident import (
+    SERIES_COLORS,
+    NoChart,
+    Reading,
+    connections_chart,
+    incident_window,
+    recent_window,
+    spacing_words,
+)
 from bot.charts.render import PNG_SIGNATURE, render
 from bot.charts.spec import Marker, Series, Style, TimeChart
 from bot.clock import ManualClock
@@ -110,6 +118,9 @@ def test_the_chart_shows_the_samples_in_the_window_and_marks_the_moments_of_the_
     assert idle.points == tuple((r.taken_at, None if r.idle_in_transaction is None else float(r.idle_in_transaction))
                                 for r in shown)
     assert in_use.style is Style.STEP and [v for _, v in in_use.points].count(None) == 3  # refused twice, failed once
+    # Wide and solid first, dashed over it: where they are equal (a leak) both lines still show.
+    assert chart.series.index(in_use) < chart.series.index(idle)
+    assert not in_use.dashed and idle.dashed and in_use.width > idle.width
     assert [(t.value, t.label) for t in chart.thresholds] == [(97.0, "limit (97 usable)")]
     refused = series(chart, "refused: server full")
     assert refused.style is Style.POINTS
@@ -525,3 +536,29 @@ def leak() -> Iterator[Leak]:
     opened = Leak(application="charted-leak")
     yield opened
     opened.close()
+
+
+def test_in_use_shows_where_every_connection_is_idle_in_a_transaction() -> None:
+    """An outside check saw one line where the legend named two: the idle line drawn over an equal in-use
+    line hid it. Both colours must be in the picture."""
+    start = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    readings = [Reading(start + timedelta(minutes=i), min(i, 40), 97, min(i, 40)) for i in range(60)]
+    chart = connections_chart("primary", readings, [], incident_window(start, start + timedelta(minutes=59), start + timedelta(hours=2)),
+                              ZoneInfo("Europe/Paris"), title="A leak")
+    assert isinstance(chart, TimeChart)
+    for hex_colour in (SERIES_COLORS["in use"], SERIES_COLORS["idle"]):
+        assert rgb(hex_colour) in plot_colours(chart), hex_colour
+    # As it was drawn before: the same width, both solid, idle last.
+    before = replace(chart, series=tuple(replace(s, dashed=False, width=1.8) for s in chart.series))
+    assert rgb(SERIES_COLORS["in use"]) not in plot_colours(before)
+
+
+def rgb(hex_colour: str) -> tuple[int, int, int]:
+    return (int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16))
+
+
+def plot_colours(chart: TimeChart) -> set[tuple[int, int, int]]:
+    """The colours drawn left of the legend (which shows every series' colour whatever the plot shows)."""
+    image = Image.open(io.BytesIO(render(chart).data)).convert("RGB")
+    plot = image.crop((0, 0, int(image.width * 0.8), image.height))
+    return {colour for _, colour in plot.getcolors(maxcolors=1 << 20) or []}

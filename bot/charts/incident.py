@@ -111,9 +111,11 @@ def connections_chart(target: str, readings: Iterable[Reading], moments: Iterabl
                                f"{len(refused)} refused, {len(failed)} failed{why}")
 
     series = [
-        Series("in use", tuple((r.taken_at, _number(r.in_use)) for r in shown), Style.STEP, SERIES_COLORS["in use"]),
+        # Wide and solid under a dashed line: in a leak the two hold the same values, and both must show.
+        Series("in use", tuple((r.taken_at, _number(r.in_use)) for r in shown), Style.STEP, SERIES_COLORS["in use"],
+               width=3.2),
         Series("idle in a transaction", tuple((r.taken_at, _number(r.idle_in_transaction)) for r in shown),
-               Style.STEP, SERIES_COLORS["idle"]),
+               Style.STEP, SERIES_COLORS["idle"], dashed=True),
     ]
     thresholds: list[Threshold] = []
     limits = sorted({r.usable for r in read if r.usable is not None})
