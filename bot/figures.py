@@ -70,8 +70,14 @@ class KeyFigures:
         return self.seconds_to(self.resolved_at) if self.resolved_at else None
 
     def seconds_to(self, moment: datetime) -> int:
-        """Whole seconds from the start to `moment` (truncated, as the postmortem shows them)."""
-        return int((moment - self.start).total_seconds())
+        """Whole seconds from the start to `moment`, as the postmortem shows them (`clock_seconds`)."""
+        return clock_seconds(self.start, moment)
+
+
+def clock_seconds(start: datetime, end: datetime) -> int:
+    """Whole seconds between two moments as their clock times read, to the second: a figure shown beside
+    "from 07:17:53 to 07:17:59" says 6 seconds, not the 5.3 its exact timestamps hold. Never negative."""
+    return max(0, int((end.replace(microsecond=0) - start.replace(microsecond=0)).total_seconds()))
 
 
 def key_figures(incident: Incident, alerts: Sequence[LinkedAlert], items: Sequence[TimelineItem],

@@ -261,6 +261,25 @@ def test_a_declaration_before_its_linked_alert_is_the_start_and_says_so() -> Non
                                           "to this incident came earlier)")
 
 
+def test_figures_agree_with_the_times_they_are_shown_between() -> None:
+    """An outside check read "from 07:17:53 to 07:17:59" beside "5 seconds": the exact timestamps held 5.3 s.
+    A figure is counted between the clock times it is shown with, to the second."""
+    alerted = paris(9, 15) + timedelta(seconds=0, microseconds=900_000)
+    declared = paris(9, 15) + timedelta(seconds=53, microseconds=800_000)
+    resolved = paris(9, 20) + timedelta(seconds=59, microseconds=100_000)
+    incident = Incident(id=1, number=7, title="Checkout is timing out", description=None, severity=Severity.SEV2,
+                        status=Status.RESOLVED, reporter_id=ALICE, declared_at=declared, updated_at=resolved,
+                        resolved_at=resolved, closed_at=None, channel_id="C0INC", channel_name="inc-7")
+    items = [TimelineItem(1, EntryKind.DECLARED, declared, ALICE, "declared", {}),
+             TimelineItem(2, EntryKind.RESOLVED, resolved, ALICE, "resolved", {})]
+    draft = build(IncidentRecord(incident=incident, items=items, alerts=[AlertRecord("primary", alerted, None, ["idle"])]),
+                  PARIS, version=1, drafted_at=resolved)
+    detect, _, _, resolve = draft.figures
+    assert (detect.value, detect.seconds) == ("53 seconds", 53) and detect.measured.startswith("from 09:15 (") and "to 09:15:53" in detect.measured
+    assert (resolve.value, resolve.seconds) == ("5 minutes 59 seconds", 359) and "to 09:20:59" in resolve.measured
+    assert draft.duration == "5 minutes 59 seconds"
+
+
 def test_an_incident_across_midnight_and_a_dst_change_counts_real_time(replay: Replay, slack: SlackSimulator) -> None:
     """Paris left summer time at 03:00 on 29 October 2023 (clocks went back to 02:00). Wall clocks say
     the night lasted 3 hours; the recorded timestamps say 4, and the draft must say 4."""

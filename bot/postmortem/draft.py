@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from bot.charts.incident import NoChart, Reading, Window, connections_chart, incident_window
 from bot.charts.spec import Marker, TimeChart
-from bot.figures import KeyFigures, first_acknowledgements, first_sign, key_figures
+from bot.figures import KeyFigures, clock_seconds, first_acknowledgements, first_sign, key_figures
 from bot.followups import FollowupView
 from bot.incidents.values import OPERATOR, OPERATOR_NAME, EntryKind, Incident, Role, Status
 from bot.paging.service import PageView
@@ -403,7 +403,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
         start_reason=start_reason,
         end=end,
         end_reason=_end_reason(incident, items, names),
-        duration=human_duration(end_at - start) if end_at else None,
+        duration=human_duration(timedelta(seconds=clock_seconds(start, end_at))) if end_at else None,
         figures=_figures(incident, key, at, record.team_names, linked_alerts=len(record.alerts)),
         resolution_summary=names.text(incident.resolution_summary) if incident.resolution_summary else None,
         resolutions=[e for e in entries if e.kind == EntryKind.RESOLUTION],
@@ -482,7 +482,7 @@ def _figures(incident: Incident, key: KeyFigures, at: ToMoment, team_names: dict
         if moment == start == incident.declared_at and what == "the declaration":
             return Figure(name, human_duration(timedelta(0)), 0,
                           f"declared at {since.time}, the first sign of trouble recorded ({no_alert})")
-        return Figure(name, human_duration(moment - start), key.seconds_to(moment),
+        return Figure(name, human_duration(timedelta(seconds=key.seconds_to(moment))), key.seconds_to(moment),
                       f"from {since.time} ({start_reason}) to {at(moment).time} ({what})")
 
     first_ack, mitigation = key.acknowledged_page, key.mitigation
@@ -697,7 +697,7 @@ def _pages(pages: list[PageView], acks: dict[int, tuple[datetime, str]], at: ToM
             escalated_from=team_names.get(source.team, source.team) if source else None,
             acknowledged=at(acknowledged) if acknowledged else None,
             acknowledged_by=names.person(acknowledged_by) if acknowledged_by else None,
-            time_to_acknowledge=human_duration(acknowledged - page.requested_at) if acknowledged else None,
+            time_to_acknowledge=human_duration(timedelta(seconds=clock_seconds(page.requested_at, acknowledged))) if acknowledged else None,
             status=page.status,
         ))
     return lines

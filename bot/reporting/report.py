@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from bot.figures import KeyFigures, LinkedAlert, first_acknowledgements, key_figures
+from bot.figures import KeyFigures, LinkedAlert, clock_seconds, first_acknowledgements, key_figures
 from bot.followups import FollowupView
 from bot.incidents.values import Incident, Severity, Status
 from bot.paging.service import PageView
@@ -334,7 +334,7 @@ def _pages(chosen: list[Recorded], team_names: dict[str, str]) -> list[TeamPages
             sent[page.team] = sent.get(page.team, 0) + 1
             waits.setdefault(page.team, [])
             if page.id in acks:
-                waits[page.team].append((acks[page.id][0] - page.requested_at).total_seconds())
+                waits[page.team].append(clock_seconds(page.requested_at, acks[page.id][0]))  # as the postmortem says it
     teams = [
         TeamPages(team_names.get(team, team), count, len(waits[team]), median(waits[team]), percentile90(waits[team]))
         for team, count in sent.items()
