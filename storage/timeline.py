@@ -91,7 +91,7 @@ class _MultiRowInsert:
     rows inserted come back (both stores speak this: SQLite since 3.35, PostgreSQL since 9.5). Columns
     the rows leave out are left out of the INSERT, as SQLAlchemy's own insert does."""
 
-    _made: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], _MultiRowInsert] = {}
+    _made: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], _MultiRowInsert] = {}  # by the rows' keys
 
     def __init__(self, dialect: Dialect, table: Table, columns: tuple[str, ...], unique: tuple[str, ...]) -> None:
         self.columns = columns
@@ -105,9 +105,11 @@ class _MultiRowInsert:
     def statement(cls, dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]],
                   unique: tuple[str, ...]) -> tuple[str, list[Any]]:
         """The SQL and its flat parameters, for rows that all have the same keys."""
-        columns = tuple(column.name for column in table.columns if column.name in rows[0])
-        key = (dialect.name, table.name, columns, unique)
-        made = cls._made.get(key) or cls._made.setdefault(key, cls(dialect, table, columns, unique))
+        key = (dialect.name, table.name, tuple(rows[0]), unique)  # the rows' keys as given: one dict lookup a batch
+        made = cls._made.get(key)
+        if made is None:
+            columns = tuple(column.name for column in table.columns if column.name in rows[0])
+            made = cls._made.setdefault(key, cls(dialect, table, columns, unique))
         params: list[Any] = []
         for row in rows:
             for name, process in zip(made.columns, made.processors, strict=True):
