@@ -212,7 +212,7 @@ def driver_chunks(connection: Connection, sql: str, params: Sequence[Any], chunk
     try:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(chunk):
-            yield rows
+            yield cast(list[tuple[Any, ...]], rows)  # both drivers' fetchmany() give a list of tuples
     finally:
         cursor.close()
 

@@ -192,13 +192,13 @@ def _label_markers(drawn: Figure, axes: Axes, markers: Sequence[Marker], zone: Z
 def _draw_series(axes: Axes, series: Series, zone: ZoneInfo) -> None:
     times = [_local(at, zone) for at, _ in series.points]
     values = [float("nan") if value is None else value for _, value in series.points]  # NaN: matplotlib leaves a gap
-    line = {"linewidth": series.width, "linestyle": (0, (4, 3)) if series.dashed else "-"}
+    dashes: str | tuple[int, tuple[int, int]] = (0, (4, 3)) if series.dashed else "-"
     if series.style is Style.STEP:
-        axes.step(times, values, where="post", label=series.label, color=series.color, **line)
+        axes.step(times, values, where="post", label=series.label, color=series.color, linewidth=series.width, linestyle=dashes)
     elif series.style is Style.POINTS:
         axes.plot(times, values, linestyle="none", marker="o", markersize=5, label=series.label, color=series.color)
     else:
-        axes.plot(times, values, label=series.label, color=series.color, **line)
+        axes.plot(times, values, label=series.label, color=series.color, linewidth=series.width, linestyle=dashes)
 
 
 def _bar_chart(axes: Axes, chart: BarChart) -> None:
