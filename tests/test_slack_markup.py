@@ -7,6 +7,8 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.slack_markup import (
     ChannelLink,
@@ -224,3 +226,17 @@ def test_plain_text_without_markup_is_returned_as_is() -> None:
     spaced = "pool at 100% * _ ~ [x](y) #hash"  # markers that format nothing where they stand
     assert to_markdown(spaced) == spaced and to_plain(spaced) == spaced
     assert to_markdown(None) == "" and to_plain("") == ""
+
+
+# Text that reaches the shortcut (nothing to convert) and text just past it: letters (some beyond ASCII),
+# digits, spaces, underscores, and every character that makes a text need converting.
+SHORTCUT_EDGE = st.text(alphabet=st.sampled_from(list("ab_ _1é9 \u00b2\u0301#=-*~`<>&\n\\•")), max_size=24)
+
+
+@given(SHORTCUT_EDGE)
+@settings(max_examples=400, deadline=None)
+def test_a_text_returned_as_it_is_is_what_converting_it_gives(text: str) -> None:
+    """Renderer.text returns most messages untouched (every line of a postmortem goes through it): only
+    when converting them would give the same text, in Markdown and in plain text alike."""
+    for renderer in (Renderer(Names(), True, ZoneInfo("Europe/Paris")), Renderer(Names(), False, None)):
+        assert renderer.text(text) == renderer._converted(text)
