@@ -224,9 +224,11 @@ _LINE_START_SPECIAL = re.compile(r"^( {0,3})(#{1,6}(?=[ \t]|$)|=+[ \t]*$|-+[ \t]
 # patterns, not one alternation with "^", which is tried at every position of the text: three times
 # slower, once per timeline line of a postmortem.
 # An underscore between two letters or digits (snake_case, max_connections) neither formats in Slack nor
-# needs escaping in Markdown (_literal), so it does not count.
-_FORMATTING = re.compile(r"[<&*~`\n>•◦▪\\]|(?<![^\W_])_|_(?![^\W_])")
+# needs escaping in Markdown (_literal), so only one that is not counts; looked for only when the text
+# has an underscore (the pattern starts with it, so the scan skips to each one).
+_FORMATTING = re.compile(r"[<&*~`\n>•◦▪\\]")
 _FORMATTING_START = re.compile(r"[ ]{0,3}[#=-]")
+_LONE_UNDERSCORE = re.compile(r"_(?<![^\W_]_)|_(?![^\W_])")
 _STYLES = {"bold": "**", "italic": "*", "strike": "~~"}
 _BULLETS = "•◦▪"
 _URL_UNSAFE = re.compile(r"[\s()<>]")
@@ -283,7 +285,8 @@ class Renderer:
         Code is shown as typed: a mention in it reads as its name, unformatted."""
         if not mrkdwn:
             return ""
-        if not _FORMATTING.search(mrkdwn) and not _FORMATTING_START.match(mrkdwn):
+        if not (_FORMATTING.search(mrkdwn) or _FORMATTING_START.match(mrkdwn)
+                or ("_" in mrkdwn and _LONE_UNDERSCORE.search(mrkdwn))):
             return mrkdwn
         return self._converted(mrkdwn)
 
