@@ -80,7 +80,10 @@ class IncidentRecord:
 # --- The values templates see.
 
 
-@dataclass(frozen=True, slots=True)
+# Moment and Entry are made once per timeline line (10,000 and more in a big draft): not frozen, though
+# nothing changes them, since a frozen dataclass's __init__ costs several times a plain one's (each field
+# set through object.__setattr__). Templates cannot assign attributes.
+@dataclass(slots=True)
 class Moment:
     """A recorded time, in the draft's zone."""
 
@@ -121,7 +124,7 @@ class Moment:
         return self.local.isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
     moment: Moment
     kind: str  # the EntryKind value, or "watchdog_alert" / "watchdog_clear"
