@@ -549,12 +549,15 @@ def _entry(item: TimelineItem, at: ToMoment, names: _Names, wording: Wording) ->
     if item.kind is EntryKind.MESSAGE:
         where = " (in a thread)" if item.is_reply else ""
         edited = " _(edited)_" if item.edited else ""
-        files = "".join(f" 📎 {f.get('title') or f.get('name') or 'file'}" for f in item.files)
+        # Most messages have no file and forward nothing: no generator is made for them (once per line).
+        files = "".join(f" 📎 {f.get('title') or f.get('name') or 'file'}" for f in item.files) if item.files else ""
         own = names.text(item.text)
-        shared = [s for s in item.data.get("shared") or [] if isinstance(s, dict)]
+        shared = [s for s in item.data["shared"] or [] if isinstance(s, dict)] if "shared" in item.data else []
         if own or files or not shared:
             gap = "" if own.startswith("\n") else " "  # a text that starts with a block (code, a quote) starts on its line
-            text = f"{who}{where}:{gap}{own}{edited}{files}" + "".join(f"\n> Forwarded {_forwarded(s, names)}" for s in shared)
+            text = f"{who}{where}:{gap}{own}{edited}{files}"
+            if shared:
+                text += "".join(f"\n> Forwarded {_forwarded(s, names)}" for s in shared)
         else:  # only the forwarded message: say so first
             text = f"{who}{where}{edited} forwarded {_forwarded(shared[0], names)}" + "".join(
                 f"\n> Forwarded {_forwarded(s, names)}" for s in shared[1:])
