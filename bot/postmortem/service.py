@@ -11,7 +11,7 @@ import gc
 import heapq
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -33,7 +33,6 @@ from bot.postmortem.draft import (
     ChartRef,
     Draft,
     IncidentRecord,
-    MessageStream,
     MessageTally,
     RoleSpell,
     build,
@@ -169,12 +168,15 @@ class PostmortemService:
                 record, tally = self._summary(session, row.incident_id)
                 record = self._with_samples(session, record, drafted_at)
         record = self._with_names(record)  # may ask Slack: not with the collector paused
-        with collector_paused():
-            draft = build(record, self._zone, version=asked.version, drafted_at=drafted_at,
-                          messages=(tally, self._messages(asked.incident_id, tally.last_id)))
-        draft, drawn = self._draw(draft)  # outside any transaction, and with the collector on
-        with collector_paused():
-            markdown, template, problem = self._render_utf8(draft)
+        streams = self._messages(asked.incident_id, tally.last_id)
+        try:
+            with collector_paused():
+                draft = build(record, self._zone, version=asked.version, drafted_at=drafted_at, messages=(tally, streams))
+            draft, drawn = self._draw(draft)  # outside any transaction, and with the collector on
+            with collector_paused():
+                markdown, template, problem = self._render_utf8(draft, streams.close)
+        finally:
+            streams.close()
         with transaction(self._sessions) as session:
             now = self._clock.now()
             # Only while the version is not drafted: another process may have drafted it meanwhile; keep theirs.
@@ -287,14 +289,14 @@ class PostmortemService:
         tally = MessageTally(count, deleted, by_actor, offsets, last_id)
         return self._record_of(session, incident_id, items, named, people), tally
 
-    def _messages(self, incident_id: int, last_id: int) -> MessageStream:
+    def _messages(self, incident_id: int, last_id: int) -> _MessageStreams:
         """The visible channel messages up to entry `last_id`, in recorded order, streamed in a read
         transaction of their own at each call."""
-        def stream() -> Iterator[TimelineItem]:
+        def stream() -> Generator[TimelineItem, None, None]:
             with self._reads() as session:
                 for rows in timeline_store.entry_rows(session, incident_id, messages=True, up_to_id=last_id):
                     yield from map(item_of_row, rows)
-        return stream
+        return _MessageStreams(stream)
 
     def _record_of(self, session: Session, incident_id: int, items: list[TimelineItem], named: References,
                    people: set[str]) -> IncidentRecord:
@@ -380,13 +382,15 @@ class PostmortemService:
             draft = replace(draft, charts=[ref for ref, _ in drawn], no_charts=[*draft.no_charts, *failed])
         return draft, drawn
 
-    def _render_utf8(self, draft: Draft) -> tuple[bytearray, str | None, str | None]:
+    def _render_utf8(self, draft: Draft, abandoned: Callable[[], None] = lambda: None) -> tuple[bytearray, str | None, str | None]:
         """_render, as UTF-8, from the template's stream (PostmortemTemplate.stream): what is held is
-        the encoded Markdown and at most about 64 KiB of text besides."""
+        the encoded Markdown and at most about 64 KiB of text besides. `abandoned` is called when a
+        team's template failed part way, before the default one reads the record again."""
         problem = None
         try:
             markdown = self._encoded(self._template.stream(draft))
         except TemplateProblem as error:
+            abandoned()
             if self._template.source is None:
                 raise
             log.error("incident %s: the postmortem template failed (%s); drafting with the default one", draft.number, error)
@@ -431,6 +435,28 @@ class PostmortemService:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return text
+
+
+class _MessageStreams:
+    """A streamed draft's reads of the messages (build's `messages`), each in a read transaction of its
+    own, and `close` for those not read to the end: a template that failed part way, or read only some,
+    leaves its read suspended, and an exception's traceback can keep it alive until a collection, its
+    transaction open (on PostgreSQL, holding locks a TRUNCATE or a migration waits on)."""
+
+    def __init__(self, stream: Callable[[], Generator[TimelineItem, None, None]]) -> None:
+        self._stream = stream
+        self._opened: list[Generator[TimelineItem, None, None]] = []
+
+    def __call__(self) -> Iterator[TimelineItem]:
+        read = self._stream()
+        self._opened.append(read)
+        return read
+
+    def close(self) -> None:
+        """Ends every read made so far (their transactions rolled back, connections returned)."""
+        opened, self._opened = self._opened, []
+        for read in opened:
+            read.close()
 
 
 _pauses = 0
