@@ -214,9 +214,11 @@ def build_report(recorded: Sequence[Recorded], *, since: datetime, until: dateti
     later = begin is not None and begin > since
     if begin is None:
         shown = until  # nothing recorded: no week to show
+    elif later:
+        local = begin.astimezone(zone).date()
+        shown = max(since, _local_midnight(local - timedelta(days=local.weekday()), zone))
     else:
-        local = max(since, begin).astimezone(zone).date()
-        shown = max(since, _local_midnight(local - timedelta(days=local.weekday()), zone)) if later else since
+        shown = since
     weeks = _weeks(lines, shown, until, zone) if shown < until else []
     period: Literal["week", "month"] = "week" if len(lines) >= WEEKLY_AT_LEAST * len(weeks) else "month"
     periods = weeks if period == "week" else (_months(lines, shown, until, zone) if shown < until else [])
