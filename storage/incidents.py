@@ -9,12 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select, update
+from types import SimpleNamespace
+
+from sqlalchemy import Engine, Insert, Select, Table, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from bot.incidents import values
+from storage.driver import DriverStatement
 from storage.models import (
     Counter,
     Incident,
@@ -93,20 +96,61 @@ def current(session: Session, incident_id: int) -> values.Incident | None:
     return _with_role_columns(row) if row is not None else None
 
 
-def touch_unless_closed(session: Session, incident_id: int, at: datetime) -> values.Incident | None:
-    """`updated_at` moved to `at`, the row thereby locked until the transaction ends, and the incident
-    as it is now: one statement (UPDATE … RETURNING, its current roles in subqueries). None when the
-    incident is closed (then nothing changed) or not there."""
-    row = session.connection().execute(_TOUCH, {"incident_id": incident_id, "at": at}).first()
-    return _with_role_columns(row) if row is not None else None
+def add_entry_unless_closed(engine: Engine, incident_id: int, request_key: str, kind: str, at: datetime,
+                            actor_id: str | None, text: str, *, to_publish: bool) -> tuple[values.Incident, int] | None:
+    """A note or a status update as a slash command records it, committed before this returns:
+    `updated_at` moved to `at` unless the incident is closed (its row locked meanwhile), the request's
+    key claimed, the entry added (`to_publish`: left unpublished, for the bot to show in Slack). Returns
+    the incident as it is now and the entry's id; None, with nothing changed, when the incident is
+    closed or not there, or the key was claimed before (a retry).
+
+    Slack's answer waits on this, so it is as few round trips as each store allows, on the driver's
+    cursor (storage/driver.py): on PostgreSQL one statement (data-modifying WITH queries), which is its
+    own transaction; on SQLite three in one BEGIN IMMEDIATE transaction, rolled back unless all three
+    took effect."""
+    entry = {"incident_id": incident_id, "kind": kind, "occurred_at": at, "actor_id": actor_id, "text": text,
+             "data": None, "published_at": None if to_publish else at}
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            written = _NOTE_ON_POSTGRESQL.rows(connection.execution_options(isolation_level="AUTOCOMMIT"),
+                                               {**entry, "key": request_key, "at": at})
+        if not written:
+            return None
+        *touched, entry_id = written[0]
+    else:
+        with engine.connect() as connection, connection.begin() as transaction:
+            found = _TOUCH_ON_DRIVER.rows(connection, {"incident_id": incident_id, "at": at})
+            if not found or not _CLAIM_ON_DRIVER.rows(
+                    connection, {"key": request_key, "incident_id": incident_id, "received_at": at}):
+                transaction.rollback()
+                return None
+            touched, entry_id = list(found[0]), _ADD_ENTRY_ON_DRIVER.rows(connection, entry)[0][0]
+    row = SimpleNamespace(**dict(zip(_TOUCHED_NAMES, touched, strict=True)))
+    return _with_role_columns(row), int(entry_id)
 
 
-def add_entry_row(session: Session, incident_id: int, kind: str, at: datetime, actor_id: str | None, text: str,
-                  data: dict[str, Any] | None, *, to_publish: bool) -> int:
-    """`add_entry` in one Core statement, without the ORM's flush; returns the entry's id."""
-    return int(session.connection().execute(_ADD_ENTRY, {
-        "incident_id": incident_id, "kind": kind, "occurred_at": at, "actor_id": actor_id, "text": text, "data": data,
-        "published_at": None if to_publish else at}).scalar_one())
+def _note_on_postgresql() -> Select[Any]:
+    """`add_entry_unless_closed` as one statement, in data-modifying WITH queries (PostgreSQL only): the
+    incident locked unless closed, the key claimed for it, then (only if claimed) `updated_at` moved
+    and the entry added; the incident and the entry's id come back, or no row."""
+    requests: Table = SlackRequest.__table__  # type: ignore[assignment]
+    at = bindparam("at", type_=_INCIDENTS.c.updated_at.type)
+    open_ = (select(_INCIDENTS.c.id)
+             .where(_INCIDENTS.c.id == bindparam("incident_id"), _INCIDENTS.c.status != values.Status.CLOSED.value)
+             .with_for_update().cte("open"))
+    claimed = (postgresql_insert(requests)
+               .from_select(["key", "incident_id", "received_at"],
+                            select(bindparam("key", type_=requests.c.key.type), open_.c.id, at))
+               .on_conflict_do_nothing(index_elements=["key"])
+               .returning(requests.c.incident_id).cte("claimed"))
+    touched = (update(_INCIDENTS).where(_INCIDENTS.c.id.in_(select(claimed.c.incident_id))).values(updated_at=at)
+               .returning(*_INCIDENTS.c, *_ROLE_COLUMNS).cte("touched"))
+    columns = ("kind", "occurred_at", "actor_id", "text", "data", "published_at")
+    added = (insert(_ENTRIES)
+             .from_select(["incident_id", *columns],
+                          select(claimed.c.incident_id, *(bindparam(name, type_=_ENTRIES.c[name].type) for name in columns)))
+             .returning(_ENTRIES.c.id).cte("added"))
+    return select(*touched.c, added.c.id).select_from(touched).join(added, true())
 
 
 def _current_holder(role: values.Role) -> Any:
@@ -130,7 +174,13 @@ _TOUCH = (update(_INCIDENTS)
           .where(_INCIDENTS.c.id == bindparam("incident_id"), _INCIDENTS.c.status != values.Status.CLOSED.value)
           .values(updated_at=bindparam("at"))
           .returning(*_INCIDENTS.c, *_ROLE_COLUMNS))
-_ADD_ENTRY = insert(_ENTRIES).returning(_ENTRIES.c.id)
+_TOUCHED_NAMES = [str(column.key) for column in _TOUCH.exported_columns]
+_TOUCH_ON_DRIVER = DriverStatement(_TOUCH)
+_CLAIM_ON_DRIVER = DriverStatement(_claim_statement)
+_ADD_ENTRY_ON_DRIVER = DriverStatement(insert(_ENTRIES).values(
+    {name: bindparam(name) for name in ("incident_id", "kind", "occurred_at", "actor_id", "text", "data", "published_at")}
+).returning(_ENTRIES.c.id))
+_NOTE_ON_POSTGRESQL = DriverStatement(_note_on_postgresql())
 _MARK_PUBLISHED = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"), _ENTRIES.c.published_at.is_(None))
                    .values(published_at=bindparam("at")))
 

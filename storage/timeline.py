@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
+from storage.driver import as_sqlalchemy_raises
 from storage.models import Base, Incident, Person, SlackRequest, TimelineEntry
 
 
@@ -79,8 +80,9 @@ def marker(dialect: Dialect) -> str:
 def _driver_rows(connection: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
+        with as_sqlalchemy_raises(connection, sql):
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
     finally:
         cursor.close()
 
@@ -210,9 +212,13 @@ def driver_chunks(connection: Connection, sql: str, params: Sequence[Any], chunk
     postgres = connection.dialect.name == "postgresql"
     cursor = connection.connection.cursor(f"entries_{next(_cursor_names)}") if postgres else connection.connection.cursor()
     try:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(chunk):
+        with as_sqlalchemy_raises(connection, sql):
+            cursor.execute(sql, params)
+            rows = cursor.fetchmany(chunk)
+        while rows:
             yield cast(list[tuple[Any, ...]], rows)  # both drivers' fetchmany() give a list of tuples
+            with as_sqlalchemy_raises(connection, sql):
+                rows = cursor.fetchmany(chunk)
     finally:
         cursor.close()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from bot.clock import SystemClock
 from bot.incidents import commands as c
@@ -18,6 +18,7 @@ from bot.incidents.service import AlreadyDone, Changed, ChannelIncident, Inciden
 from bot.incidents.values import EntryKind, Role, Severity
 from simulators.slack import SlackSimulator
 from storage.database import make_engine, make_session_factory, migrate
+from storage.models import SlackRequest, TimelineEntry
 from tests.conftest import ALICE, BOB, RunningBot, start_bot
 
 
@@ -125,6 +126,18 @@ def test_a_note_gives_the_incident_as_the_general_path_would_and_a_closed_one_is
         assert noted.incident == service.get(incident.id)  # roles, updated_at: as stored after the note
         assert noted.incident.roles == {Role.COMMANDER: ALICE, Role.SCRIBE: ALICE}
         assert isinstance(service.apply(incident.id, c.AddNote("Rolled back", EntryKind.ACTION), BOB, "command:n"), AlreadyDone)
+        assert service.get(incident.id).updated_at == noted.incident.updated_at  # the retry touched nothing
+        quiet = service.apply(incident.id, c.PostUpdate("Error rate falling"), BOB, "command:q", publish=False)
+        assert isinstance(quiet, Changed) and quiet.kind is EntryKind.UPDATE
+        with make_session_factory(engine)() as session:  # the rows as the ORM reads them back
+            entries = {e.id: e for e in session.scalars(select(TimelineEntry).where(TimelineEntry.incident_id == incident.id))}
+            requests = set(session.scalars(select(SlackRequest.key).where(SlackRequest.incident_id == incident.id)))
+        note, update = entries[noted.entry_id], entries[quiet.entry_id]
+        assert (note.kind, note.text, note.actor_id, note.data, note.published_at) == ("action", "Rolled back", BOB, None, None)
+        assert note.occurred_at == noted.incident.updated_at and note.occurred_at.tzinfo is not None
+        assert (update.kind, update.text, update.published_at) == ("update", "Error rate falling", update.occurred_at)
+        assert {"command:n", "command:q"} <= requests
+        assert sum(1 for e in entries.values() if e.text == "Rolled back") == 1
 
         service.apply(incident.id, c.Close(), ALICE, "command:c")
         closed_at = service.get(incident.id).updated_at
