@@ -82,6 +82,7 @@ class Runtime:
     transport: Transport
     spool: Spool | None  # None when not serving (the CLI): `serve`'s spool is its own
     started_at: datetime  # before the scheduler started: what was recorded earlier is an earlier run's
+    slash_command: commands.CommandListener  # `/incident`'s listener, registered with `app` too
     migrations_pending: bool = False  # the store did not answer at start
     _closing: threading.Event = field(default_factory=threading.Event)
 
@@ -248,12 +249,12 @@ def build_runtime(
     # messages, the most frequent of all, are stored by the HTTP edge and never reach Bolt
     # (handlers/http.py). Over Socket Mode they do, so there events come first.
     if mode == "http":
-        commands.register(app, services)
+        slash_command = commands.register(app, services)
     capture.register(app, services)
     channel_events.register(app, services)
     readin.register(app, services)  # member_joined_channel: no listener above takes it
     if mode != "http":
-        commands.register(app, services)
+        slash_command = commands.register(app, services)
     declare_form.register(app, services)
     declare_from_message.register(app, services)
     paging.register(app, services)
@@ -268,7 +269,7 @@ def build_runtime(
     if serving:
         scheduler.start()
     return Runtime(settings=settings, engine=engine, services=services, app=app, transport=transport, spool=spool,
-                   started_at=started_at, migrations_pending=migrations_pending)
+                   started_at=started_at, slash_command=slash_command, migrations_pending=migrations_pending)
 
 
 def paging_providers(settings: Settings, transport: Transport) -> Callable[[str], list[Provider]]:

@@ -6,6 +6,7 @@ transaction, so a Slack retry finds the work done. Nothing is acknowledged befor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,8 +25,13 @@ from handlers.slack_client import slack_error
 from storage.database import STORE_UNAVAILABLE
 
 
-def register(app: App, services: Services) -> None:
-    @app.command("/incident")
+# The `/incident` listener, as Bolt calls it: over HTTP the edge calls it too (handlers/http.py).
+CommandListener = Callable[[Ack, dict[str, Any], BoltContext, Respond], None]
+
+
+def register(app: App, services: Services) -> CommandListener:
+    """Registers every listener for `/incident` and its buttons; returns the command's own."""
+
     def incident_command(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         """Which incident this channel belongs to, by id and number (named on every log line the command
         writes), is remembered once known, since neither ever changes (IncidentService.of_channel). The
@@ -40,6 +46,8 @@ def register(app: App, services: Services) -> None:
         context["channel"] = Channel(services, ref)
         with about(ref.number if ref else None):
             listen(ack, command, context, respond)
+
+    app.command("/incident")(incident_command)
 
     def listen(ack: Ack, command: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         try:
@@ -210,6 +218,8 @@ def register(app: App, services: Services) -> None:
             respond(replace_original=True, text=f":white_check_mark: Incident {ready.number} is ready: {blocks.channel_link(ready)}.")
 
         services.background.submit(incident_id, provision, on_error=report_provisioning(services, incident_id, respond))
+
+    return incident_command
 
 
 class Channel:

@@ -19,7 +19,7 @@ from typing import Any, TypeGuard
 from urllib.parse import parse_qs, parse_qsl
 
 import falcon
-from slack_bolt import App
+from slack_bolt import Ack, App, BoltContext, BoltResponse, Respond
 from slack_bolt.adapter.falcon import SlackAppResource
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
@@ -27,6 +27,7 @@ from waitress.server import create_server
 from handlers import alerts, pager_webhooks
 from handlers.app import Runtime
 from handlers.capture import Capture
+from handlers.commands import CommandListener
 from handlers.metrics import Metrics as BotMetrics
 from handlers.services import Services
 from storage.database import ping
@@ -70,7 +71,8 @@ class BotWsgiApp:
         self.app.add_error_handler(Exception, _internal_error)
         if slack_events:
             self.app.add_route("/slack/events", SlackEvents(runtime.app, runtime.settings.env.slack_signing_secret,
-                                                            capture=Capture(runtime.services), metrics=runtime.services.metrics))
+                                                            capture=Capture(runtime.services), metrics=runtime.services.metrics,
+                                                            command=runtime.slash_command))
         self.app.add_route("/healthz", Health(runtime))
         self.app.add_route("/metrics", Metrics(runtime))
         for path, handle in (webhook_routes(runtime.services) if webhooks is None else webhooks).items():
@@ -93,15 +95,21 @@ class SlackEvents:
     Channel messages, most of what Slack sends, are stored by `capture` directly, without Bolt: a verified
     event needs nothing else of Bolt (no ack, say or respond), and Bolt's second parse, second signature
     check, middleware and listener matching cost more than the durable write itself (bench/README.md).
-    Answered as Bolt answers them: 200 once stored, 500 when storing failed (Slack then retries)."""
+    Answered as Bolt answers them: 200 once stored, 500 when storing failed (Slack then retries).
+
+    `/incident` commands go straight to their listener (`command`, the one registered with Bolt), for
+    the same reason: a verified slash command's form is all it needs, with the `ack` and `respond` Bolt
+    would give it, and the answer is written as Bolt writes it (500 when the listener raises)."""
 
     def __init__(self, app: App, signing_secret: str | None, *, capture: Capture | None = None,
-                 metrics: BotMetrics | None = None) -> None:
+                 metrics: BotMetrics | None = None, command: CommandListener | None = None) -> None:
         self._bolt = SlackAppResource(app)
         # SignatureVerifier refuses an empty secret; without one nothing verifies (and every request is a 401).
         self._verifier = SignatureVerifier(signing_secret) if signing_secret and signing_secret.strip() else None
         self._capture = capture
         self._metrics = metrics
+        self._command = command
+        self._client = app.client  # its proxy and TLS settings, for `respond` as Bolt makes it
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._handle(req, resp, self._bolt.on_post)
@@ -127,8 +135,12 @@ class SlackEvents:
                 return _refuse(resp, 400, "not a Slack payload")
             if self._capture is not None and _channel_message(payload):
                 return self._store_message(payload, resp)
-        elif not _slack_shaped(body, content_type):
-            return _refuse(resp, 400, "not a Slack payload")
+        else:
+            form = _slack_form(body)
+            if form is None:
+                return _refuse(resp, 400, "not a Slack payload")
+            if self._command is not None and req.method == "POST" and form.get("command") == "/incident":
+                return self._answer_command(form, resp)
         req.stream = io.BytesIO(body)  # the adapter reads the body from req.stream, which was read above
         try:
             bolt(req, resp)
@@ -152,6 +164,24 @@ class SlackEvents:
                 self._metrics.slack_ack_seconds.labels("event_callback").observe(time.perf_counter() - started)
         resp.content_type = falcon.MEDIA_TEXT
         resp.data = b""
+
+    def _answer_command(self, form: dict[str, str], resp: falcon.Response) -> None:
+        assert self._command is not None
+        ack = Ack()
+        respond = Respond(response_url=form.get("response_url"), proxy=self._client.proxy, ssl=self._client.ssl)
+        started = time.perf_counter()
+        try:
+            self._command(ack=ack, command=form, context=BoltContext(), respond=respond)  # type: ignore[call-arg]
+            answer = ack.response or BoltResponse(status=200, body="")
+        except Exception:
+            log.exception("/incident %s failed; answered 500", form.get("text", "").split(" ", 1)[0][:40])
+            answer = BoltResponse(status=500, body="")
+        finally:
+            if self._metrics is not None:
+                self._metrics.slack_ack_seconds.labels("command").observe(time.perf_counter() - started)
+        resp.status = answer.status
+        resp.set_headers(answer.first_headers_without_set_cookie())
+        resp.text = answer.body
 
     def _signed(self, body: bytes, timestamp: str | None, signature: str | None) -> bool:
         """slack_sdk's check; it raises ValueError where it cannot read the request: a timestamp that is
@@ -274,6 +304,8 @@ def _ssl_check(method: str, query: str, content_type: str, body: bytes) -> bool:
     "SSL"; bolt-python answers it in slack_bolt/middleware/ssl_check/ssl_check.py, before verifying
     signatures). Anything more, such as a command's fields beside `ssl_check=1`, is not one: it goes on
     to the signature check like every other request."""
+    if b"ssl_check" not in body and "ssl_check" not in query:  # nearly every request: no need to parse it
+        return False
     if method == "POST" and not query and content_type.startswith("application/x-www-form-urlencoded"):
         fields = body
     elif method == "GET" and not body:
@@ -301,17 +333,19 @@ def _channel_message(payload: dict[str, Any]) -> bool:
     return payload.get("type") == "event_callback" and payload["event"].get("type") == "message"
 
 
-def _slack_shaped(body: bytes, content_type: str) -> bool:
+def _slack_form(body: bytes) -> dict[str, str] | None:
     """A UTF-8 form whose `payload` is a JSON object (interactivity), or a slash command with the fields
-    Slack always sends. (A JSON body, events, is checked by `_objects_where_due`.)"""
+    Slack always sends, as Bolt reads it (each field's first value); None when it is neither. (A JSON
+    body, events, is checked by `_objects_where_due`.)"""
     try:
-        text = body.decode("utf-8")
-        form = parse_qs(text, keep_blank_values=True)
+        form = {name: values[0] for name, values in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
         if "command" in form:
-            return all(form.get(field, [""])[0] for field in ("user_id", "channel_id"))
-        return "payload" not in form or _objects_where_due(json.loads(form["payload"][0]))
+            shaped = all(form.get(field) for field in ("user_id", "channel_id"))
+        else:
+            shaped = "payload" not in form or _objects_where_due(json.loads(form["payload"]))
     except (UnicodeDecodeError, ValueError):
-        return False
+        return None
+    return form if shaped else None
 
 
 # The parts of each kind of payload that Bolt and the listeners read as objects (or lists of them).

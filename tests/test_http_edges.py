@@ -167,8 +167,8 @@ def _command(text: str) -> bytes:
                       "response_url": "http://127.0.0.1:9/response", "trigger_id": f"{time.time()}.9.chunked"}).encode()
 
 
-def test_a_signed_chunked_command_reaches_bolt_whole(bot: RunningBot) -> None:
-    """The edge reads the body to verify it; Bolt's adapter must still get all of it (waitress de-chunks)."""
+def test_a_signed_chunked_command_reaches_its_listener_whole(bot: RunningBot) -> None:
+    """The edge reads the body to verify it, and hands it whole to the listener (waitress de-chunks)."""
     body = _command("declare sev2 Sent in chunks")
     stamp = int(time.time())
 
@@ -181,6 +181,33 @@ def test_a_signed_chunked_command_reaches_bolt_whole(bot: RunningBot) -> None:
     bot.settle()
     [incident] = bot.runtime.services.incidents.list_open()
     assert incident.title == "Sent in chunks"
+
+
+def test_a_command_whose_listener_raises_is_answered_500_as_bolt_would_and_logged(
+        bot: RunningBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """`/incident` goes from the edge to its listener without Bolt's dispatch (handlers/http.py); what
+    Bolt did around it is kept: the answer it gave (ephemeral JSON), a 500 without internals when the
+    listener raises, the error logged with its traceback, the ack time measured. A slash command the bot
+    has no listener for still goes to Bolt, which answers 404."""
+    listed = bot.requests.command("list", user_id=ALICE, channel_id=GENERAL).response
+    assert listed.status_code == 200 and listed.headers["content-type"].startswith("application/json")
+    assert listed.json()["response_type"] == "ephemeral" and "No open incidents" in listed.json()["text"]
+
+    def broken() -> list[Any]:
+        raise RuntimeError(f"broken at {__file__}")
+
+    monkeypatch.setattr(bot.runtime.services.incidents, "list_open", broken)
+    with caplog.at_level(logging.ERROR, logger="handlers.http"):
+        failed = bot.requests.command("list", user_id=ALICE, channel_id=GENERAL).response
+    assert failed.status_code == 500 and failed.content == b"" and no_internals(failed)
+    [record] = [r for r in caplog.records if r.name == "handlers.http" and r.levelno == logging.ERROR]
+    assert "/incident list failed" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    metrics = httpx.get(bot.url + "/metrics").text
+    assert 'incident_bot_slack_ack_seconds_count{kind="command"} 2.0' in metrics
+
+    other = bot.requests.command("list", user_id=ALICE, channel_id=GENERAL, command="/deploy").response
+    assert other.status_code == 404
 
 
 def test_what_slack_sdk_cannot_verify_is_a_401(bot: RunningBot) -> None:
