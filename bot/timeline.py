@@ -361,7 +361,8 @@ class _Waiting:
 
 class BatchWriter:
     """Group commit, as databases do it for their own log: the caller that finds nobody writing writes
-    (its own operation, with every one waiting at that moment, in one transaction); callers arriving
+    (its own operation, with every one waiting at that moment, in one transaction, or on PostgreSQL, for
+    a batch of captured messages only, in autocommit: see __init__); callers arriving
     meanwhile wait, and when the write is done the first of them leads the next one. Alone, a caller
     writes on its own thread, without a hand-off to another; under load, batches grow by themselves.
     When a batch fails, its operations are retried one transaction each, so one bad event fails alone."""
@@ -375,7 +376,11 @@ class BatchWriter:
         self._writing = False
         # One connection for every batch, used by one leader at a time: a pool checkout per batch (with
         # PostgreSQL's pre-ping, a round trip) and the rollback of its return cost more than its writes.
-        self._connection: Connection | None = None
+        # On PostgreSQL a second one, in autocommit, for batches of captured messages only (nearly all):
+        # each of their statements stands alone (a message is stored once under its (channel, ts) by
+        # whichever statement stores it), so they need no BEGIN and COMMIT, two of their four round trips.
+        self._connections: dict[bool, Connection] = {}  # in autocommit? -> the connection
+        self._autocommit_captures = self._engine.dialect.name == "postgresql"
 
     def run(self, operation: Operation) -> Captured:
         """Apply `operation` and return once it is committed; raises what the store raised."""
@@ -407,23 +412,27 @@ class BatchWriter:
     def close(self) -> None:
         """Writes happen on their callers' threads: only the connection is left to close."""
         with self._lock:
-            connection, self._connection = self._connection, None
-        if connection is not None:
+            connections, self._connections = list(self._connections.values()), {}
+        for connection in connections:
             connection.close()
 
     def _write(self, batch: list[_Waiting]) -> None:
-        connection = self._connection
+        operations = [waiting.operation for waiting in batch]
+        autocommit = self._autocommit_captures and all(isinstance(operation, CaptureMessage) for operation in operations)
+        connection = self._connections.get(autocommit)
         try:
             if connection is None or connection.invalidated:
-                connection = self._connection = self._engine.connect()
+                connection = self._connections[autocommit] = self._engine.connect()
+                if autocommit:
+                    connection.execution_options(isolation_level="AUTOCOMMIT")
             # Core: an ORM session per batch cost more than its statements.
-            with connection.begin():
+            with contextlib.nullcontext() if autocommit else connection.begin():
                 writes = Batch(connection, self._clock)
-                outcomes = writes.apply([waiting.operation for waiting in batch])
+                outcomes = writes.apply(operations)
                 writes.finish()
         except Exception as error:
             if isinstance(error, STORE_UNAVAILABLE) and connection is not None:
-                self._connection = None  # the store went away: the next batch connects anew
+                self._connections.pop(autocommit, None)  # the store went away: the next batch connects anew
                 with contextlib.suppress(Exception):
                     connection.close()
             if len(batch) > 1 and not isinstance(error, STORE_UNAVAILABLE):  # one bad event fails alone

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 
 from bot.clock import ManualClock
 from bot.incidents.values import EntryKind
@@ -142,12 +142,16 @@ def test_a_message_event_that_cannot_be_stored_is_answered_500_and_the_next_is_s
     assert [e.text for e in captured(bot, channel)] == ["the pool is full"]
 
 
-def test_callers_arriving_during_a_write_are_written_together_by_one_of_them(engine: Engine) -> None:
+def test_callers_arriving_during_a_write_are_written_together_by_one_of_them(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Group commit without a writer thread: while one caller writes, the others queue, and the first of
-    them writes them all in one transaction when it is done; a bad operation among them fails alone."""
+    them writes them all in one statement when it is done (in one transaction, or on PostgreSQL, for
+    captured messages only, in autocommit); a bad operation among them fails alone."""
     writer = BatchWriter(make_session_factory(engine), ManualClock(NOW), max_batch=200)
-    commits: list[int] = []
-    event.listen(engine, "commit", lambda _connection: commits.append(1))
+    inserts: list[int] = []  # the messages each INSERT stored
+    insert_messages = store.insert_messages
+    monkeypatch.setattr(store, "insert_messages",
+                        lambda connection, rows: inserts.append(len(rows)) or insert_messages(connection, rows))
     gate = threading.Event()
 
     def held(_batch: Batch) -> Captured:  # keeps the first write open while the others arrive
@@ -185,12 +189,15 @@ def test_callers_arriving_during_a_write_are_written_together_by_one_of_them(eng
 
     captures = [CaptureMessage(said(OPEN, f"1700000001.{i:06d}"), f"event:EvG{i}") for i in range(20)]
     assert wave(captures) == {-1: Captured.UPDATED, **dict.fromkeys(range(20), Captured.STORED)}
-    assert len(commits) == 2  # the held write, then the twenty that waited, together
-    commits.clear()
+    assert inserts == [20]  # the twenty that waited, together
+    inserts.clear()
     more = [CaptureMessage(said(OPEN, f"1700000002.{i:06d}"), f"event:EvH{i}") for i in range(5)]
     assert wave([*more, refused]) == {-1: Captured.UPDATED, **dict.fromkeys(range(5), Captured.STORED),
                                       5: "not a timeline write"}
-    assert len(commits) == 1 + 5  # their batch failed on the refused one: each was then written alone
-    commits.clear()
+    assert inserts == [5, 1, 1, 1, 1, 1]  # their batch failed on the refused one: each was then written alone
+    inserts.clear()
     assert writer.run(CaptureMessage(said(OPEN, "1700000001.999999"), "event:EvAlone")) is Captured.STORED
-    assert len(commits) == 1 and not writer._writing
+    assert inserts == [1] and not writer._writing
+    with engine.connect() as connection:  # each stored once, whichever way it went
+        stored = connection.execute(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.channel_id == OPEN))
+        assert stored.scalar_one() == 20 + 5 + 1
