@@ -7,9 +7,8 @@ transaction.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
 from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import Engine, Insert, Select, Table, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
