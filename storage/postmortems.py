@@ -112,13 +112,15 @@ def message_tally_rows(session: Session, incident_id: int, *, chunk: int = 5000)
     deleted, text, data), occurred_at an aware UTC datetime, deleted a bool, `text` only when it holds
     markup ("<": it may name people) and `data` (decoded) only when set (a forwarded message's
     "shared"), else None. On the driver's own cursor, streamed (storage.timeline.entry_rows says why)."""
-    mark = timeline_store.marker(session.get_bind().dialect)
-    query = (f"SELECT id, occurred_at, actor_id, deleted_at IS NOT NULL, CASE WHEN text LIKE {mark} THEN text END, data "
+    dialect = session.get_bind().dialect
+    mark = timeline_store.marker(dialect)
+    query = (f"SELECT id, occurred_at, actor_id, deleted_at IS NOT NULL, CASE WHEN text LIKE {mark} THEN text END, "
+             f"{timeline_store.json_as_text(dialect, 'data')} "
              f"FROM {TimelineEntry.__tablename__} WHERE incident_id = {mark} AND kind = {mark}")
     utc = timeline_store.utc
     for rows in timeline_store.driver_chunks(session.connection(), query, ["%<%", incident_id, "message"], chunk):
         yield [(id_, utc(at), actor, bool(deleted), text,
-                (None if data == "null" else json.loads(data)) if data.__class__ is str else data)
+                None if data is None or data == "null" else json.loads(data))
                for id_, at, actor, deleted, text, data in rows]
 
 

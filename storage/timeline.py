@@ -13,6 +13,7 @@ from sqlalchemy import (
     Insert,
     Row,
     Table,
+    func,
     select,
     update,
 )
@@ -128,6 +129,12 @@ def _insert_ignoring_conflicts(dialect: str, table: Table, unique: tuple[str, ..
     return insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(*(table.c[u] for u in unique))
 
 
+def entry_count(session: Session, incident_id: int) -> int:
+    """How many timeline entries the incident has, of every kind (deleted messages included)."""
+    return int(session.execute(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.incident_id == incident_id))
+               .scalar_one())
+
+
 def by_ts(session: Session, channel_id: str, ts: str) -> TimelineEntry | None:
     return session.execute(
         select(TimelineEntry).where(TimelineEntry.channel_id == channel_id, TimelineEntry.slack_ts == ts)
@@ -179,8 +186,10 @@ def entry_rows(session: Session, incident_id: int, *, messages: bool | None = No
     (Row objects) and its per-value JSON and DateTime processors cost several times what the driver does;
     here each value is converted once, only when it needs it (bench/postmortem.py measures both against
     a bare fetchall())."""
-    table, mark = TimelineEntry.__tablename__, marker(session.get_bind().dialect)
-    sql = [f"SELECT {', '.join(ENTRY_COLUMNS)} FROM {table} WHERE incident_id = {mark}"]
+    dialect = session.get_bind().dialect
+    table, mark = TimelineEntry.__tablename__, marker(dialect)
+    columns = [json_as_text(dialect, name) if name in _JSON_COLUMNS else name for name in ENTRY_COLUMNS]
+    sql = [f"SELECT {', '.join(columns)} FROM {table} WHERE incident_id = {mark}"]
     params: list[Any] = [incident_id]
     if messages is not None:
         sql.append(f"kind = {mark} AND deleted_at IS NULL AND actor_id IS NOT NULL" if messages else f"kind <> {mark}")
@@ -190,10 +199,8 @@ def entry_rows(session: Session, incident_id: int, *, messages: bool | None = No
         params.append(up_to_id)
     query = " AND ".join(sql) + " ORDER BY occurred_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
 
-    def loads(value: Any) -> Any:  # SQLite gives the JSON text (mostly "null"); psycopg decodes it itself
-        if value.__class__ is str:
-            return None if value == "null" else json.loads(value)
-        return value
+    def loads(value: str) -> Any:  # the JSON's text (json_as_text), mostly "null"
+        return None if value == "null" else json.loads(value)
 
     for rows in driver_chunks(session.connection(), query, params, chunk):
         yield [(id_, kind, utc(occurred_at), actor_id, text, loads(data) if data is not None else None, slack_ts, thread_ts,
@@ -202,6 +209,16 @@ def entry_rows(session: Session, incident_id: int, *, messages: bool | None = No
                 loads(marks) if marks is not None else None)
                for (id_, kind, occurred_at, actor_id, text, data, slack_ts, thread_ts, permalink, files, edited_at,
                     earlier, deleted_at, marks) in rows]
+
+
+_JSON_COLUMNS = {"data", "files", "earlier_texts", "key_marks"}
+
+
+def json_as_text(dialect: Dialect, column: str) -> str:
+    """A JSON column, selected as its text: on PostgreSQL `column::text`, on SQLite the column (stored as
+    text). psycopg would decode every value itself, a json.loads() even for the `null` most rows hold
+    (a captured message's `data`): decoded by the reader instead, `null` costs a string comparison."""
+    return f"{column}::text AS {column}" if dialect.name == "postgresql" else column
 
 
 def driver_chunks(connection: Connection, sql: str, params: Sequence[Any], chunk: int) -> Iterator[list[tuple[Any, ...]]]:
