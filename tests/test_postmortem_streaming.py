@@ -26,6 +26,8 @@ from bot.incidents.values import EntryKind, Severity
 from bot.postmortem.service import PostmortemService, _offset_around
 from bot.postmortem.templates import PostmortemTemplate, _environment, default_template
 from bot.timeline import TimelineService, item_of
+from storage import postmortems as postmortem_store
+from storage import timeline as timeline_store
 from storage.database import make_engine, make_session_factory, migrate, transaction
 from storage.models import Person, TimelineEntry, WatchdogAlert
 
@@ -116,21 +118,49 @@ class Slack:
 
 
 def _service(sessions: Any, clock: ManualClock, template: PostmortemTemplate | None = None,
-             slack: Slack | None = None) -> PostmortemService:
+             slack: Slack | None = None, stream_above: int = 0) -> PostmortemService:
+    """Streaming every draft (`stream_above=0`), unless told otherwise: the streamed path is what this
+    file tests, and its incidents are smaller than the service's own threshold."""
     return PostmortemService(sessions, clock, zone=PARIS, template=template or default_template(), team_names={},
-                             bot_user_id="U0BOT", secrets=[SECRET], lookup=slack or Slack())
+                             bot_user_id="U0BOT", secrets=[SECRET], lookup=slack or Slack(), stream_above=stream_above)
 
 
-def test_the_streamed_draft_is_the_whole_records_draft_byte_for_byte(store: Any) -> None:
+class _Counted:
+    """How many times the draft read the timeline's channel messages, and how."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reads: list[str] = []
+        for module, name in ((timeline_store, "entry_rows"), (postmortem_store, "message_tally_rows")):
+            real = getattr(module, name)
+            monkeypatch.setattr(module, name, self._counting(name, real))
+
+    def _counting(self, name: str, real: Any) -> Any:
+        def read(*args: Any, **kwargs: Any) -> Any:
+            self.reads.append(f"{name}(messages={kwargs.get('messages')})" if name == "entry_rows" else name)
+            return real(*args, **kwargs)
+        return read
+
+
+@pytest.mark.parametrize("stream_above", [0, 10_000], ids=["streamed", "read-whole"])
+def test_the_streamed_draft_is_the_whole_records_draft_byte_for_byte(store: Any, stream_above: int,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether the draft streams the messages (a timeline longer than `stream_above`) or reads the
+    timeline once, whole (shorter ones: one pass costs less than two), the Markdown is the same."""
     clock = ManualClock(START - timedelta(minutes=1))
     incident_id = _incident(store, clock, 700)
     slack = Slack()
-    service = _service(store, clock, slack=slack)
+    service = _service(store, clock, slack=slack, stream_above=stream_above)
     whole = service.preview(incident_id)  # build() of every entry as one record, render() at once
     asked, slack.asked = slack.asked, set()
     view = service.request(incident_id, "U0ALICE", "k-pm")
     assert view is not None
+    counted = _Counted(monkeypatch)
     drafted = service.draft(view.id)
+    if stream_above:
+        assert counted.reads == ["entry_rows(messages=None)"]
+    else:  # the other entries and the first message, the messages counted, then streamed
+        assert counted.reads == ["entry_rows(messages=False)", "entry_rows(messages=True)", "message_tally_rows",
+                                 "entry_rows(messages=True)"]
 
     assert drafted.markdown == whole
     assert service.get(view.id).markdown == whole  # what was stored, read back as text

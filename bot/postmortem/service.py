@@ -57,6 +57,9 @@ from storage.models import Postmortem, PostmortemChart
 log = logging.getLogger(__name__)
 
 MAX_NAME_LOOKUPS = 50  # a draft must not wait on hundreds of users.info calls
+# A timeline longer than this is drafted streamed (PostmortemService.draft); one this long, read whole,
+# holds about 20 MB of entries while it is drafted (bench/postmortem.py).
+STREAM_ABOVE_ENTRIES = 20_000
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,10 @@ class PostmortemService:
         secrets: list[str],
         lookup: Lookup | None = None,
         targets: dict[str, bool] | None = None,
+        stream_above: int = STREAM_ABOVE_ENTRIES,
     ) -> None:
         self._sessions = sessions
+        self._stream_above = stream_above  # see `draft`
         self._reads = read_only(sessions)
         self._clock = clock
         self._zone = zone
@@ -151,11 +156,13 @@ class PostmortemService:
     def draft(self, postmortem_id: int) -> PostmortemView:
         """Draft the version from the record as it is now; a version already drafted is returned as it is.
 
-        Streamed, so a 100,000-entry timeline is never in memory at once: a first read takes every entry
-        but the channel messages, and counts the messages (_summary); the template then lays the
-        timeline out as a second read streams the messages (build's `messages`), and the Markdown is
-        kept as UTF-8 and stored as such (storage.postmortems.store_markdown). The view returned holds
-        that UTF-8 (its `markdown` decodes it)."""
+        A timeline of more than `stream_above` entries (STREAM_ABOVE_ENTRIES) is streamed, so that a
+        100,000-entry one is never in memory at once: a first read takes every entry but the channel
+        messages, and counts the messages (_summary); the template then lays the timeline out as a second
+        read streams the messages (build's `messages`). A smaller one is read once, whole (_record), which
+        costs less than two passes over its messages; both give the same Markdown. The Markdown is kept
+        as UTF-8 and stored as such (storage.postmortems.store_markdown). The view returned holds that
+        UTF-8 (its `markdown` decodes it)."""
         with self._reads() as session:
             row = store.by_id(session, postmortem_id)
             if row is None:
@@ -164,19 +171,22 @@ class PostmortemService:
                 return postmortem_view(row)
             drafted_at = self._clock.now()
             asked = replace(postmortem_view(row), drafted_at=None)
+            streamed = timeline_store.entry_count(session, row.incident_id) > self._stream_above
             with collector_paused():
-                record, tally = self._summary(session, row.incident_id)
+                record, tally = self._summary(session, row.incident_id) if streamed else (self._record(session, row.incident_id), None)
                 record = self._with_samples(session, record, drafted_at)
         record = self._with_names(record)  # may ask Slack: not with the collector paused
-        streams = self._messages(asked.incident_id, tally.last_id)
+        streams = self._messages(asked.incident_id, tally.last_id) if tally is not None else None
         try:
             with collector_paused():
-                draft = build(record, self._zone, version=asked.version, drafted_at=drafted_at, messages=(tally, streams))
+                draft = build(record, self._zone, version=asked.version, drafted_at=drafted_at,
+                              messages=(tally, streams) if tally is not None and streams is not None else None)
             draft, drawn = self._draw(draft)  # outside any transaction, and with the collector on
             with collector_paused():
-                markdown, template, problem = self._render_utf8(draft, streams.close)
+                markdown, template, problem = self._render_utf8(draft, streams.close if streams is not None else _nothing)
         finally:
-            streams.close()
+            if streams is not None:
+                streams.close()
         with transaction(self._sessions) as session:
             now = self._clock.now()
             # Only while the version is not drafted: another process may have drafted it meanwhile; keep theirs.
@@ -435,6 +445,10 @@ class PostmortemService:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return text
+
+
+def _nothing() -> None:
+    pass
 
 
 class _MessageStreams:
