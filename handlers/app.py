@@ -245,16 +245,12 @@ def build_runtime(
     )
     app.use(_Timed(services))
     # Bolt tries listeners in order, calling each one's matcher with every argument built (about 0.1 ms
-    # each), so the most frequent request comes first. Over HTTP that is the slash command: channel
-    # messages, the most frequent of all, are stored by the HTTP edge and never reach Bolt
-    # (handlers/http.py). Over Socket Mode they do, so there events come first.
-    if mode == "http":
-        slash_command = commands.register(app, services)
+    # each), so the most frequent request comes first: the timeline's events. (Over HTTP, channel
+    # messages and `/incident` never reach Bolt: the edge hands them to the same code, handlers/http.py.)
     capture.register(app, services)
     channel_events.register(app, services)
     readin.register(app, services)  # member_joined_channel: no listener above takes it
-    if mode != "http":
-        slash_command = commands.register(app, services)
+    slash_command = commands.register(app, services)
     declare_form.register(app, services)
     declare_from_message.register(app, services)
     paging.register(app, services)
