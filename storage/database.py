@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -27,37 +26,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     # A store that is unreachable (not refusing) must fail fast: Slack waits 3 seconds for an answer.
     connect_args = {"connect_timeout": 2} if parsed.get_backend_name() == "postgresql" else {}
-    engine = create_engine(url, pool_size=10, max_overflow=10, pool_timeout=10, connect_args=connect_args, **kwargs)
-    _ping_when_idle(engine)
-    return engine
-
-
-# A pooled connection used this recently is taken as it is: see _ping_when_idle.
-PING_AFTER_IDLE_SECONDS = 1.0
-
-
-def _ping_when_idle(engine: Engine) -> None:
-    """pool_pre_ping, for connections that sat in the pool longer than PING_AFTER_IDLE_SECONDS: a
-    connection that idled may have been cut (the server restarted, a proxy timed it out) and is replaced
-    before anyone uses it; one returned a moment ago is used as it is, since the ping's round trip was a
-    quarter of a slash command's write on PostgreSQL. SQLAlchemy's own recipe ("Disconnect Handling -
-    Pessimistic", custom): a `checkout` listener raising DisconnectionError has the pool connect afresh.
-    A connection cut within that second fails its first statement, which SQLAlchemy reports as a
-    disconnect, invalidating every connection pooled before it."""
-
-    @event.listens_for(engine, "checkin")
-    def _returned(_dbapi_connection: Any, record: Any) -> None:
-        record.info["returned_at"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        returned = record.info.get("returned_at")  # absent on a connection just made
-        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except Exception as error:
-            raise exc.DisconnectionError(f"the pooled connection did not answer ({type(error).__name__})") from error
+    # pool_pre_ping: every checkout asks the connection first (a round trip) and replaces one the server
+    # cut. Pinging only connections that idled a while saved that round trip, but a cut (a restart, a
+    # failover) then failed the next commands and the work after their ack, and it was put back.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10,
+                         connect_args=connect_args, **kwargs)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
