@@ -27,7 +27,7 @@ from slack_sdk.errors import SlackApiError
 from bot.incidents.service import AlreadyDone, Changed, Unchanged
 from bot.incidents.values import Incident
 from handlers import alerts, mrkdwn
-from handlers.publisher import StepFailed
+from handlers.publisher import what_failed
 from handlers.services import Services
 from handlers.slack_client import slack_error
 
@@ -160,7 +160,7 @@ def report(services: Services, change: Changed, respond: Callable[..., Any]) -> 
 
     def told(error: BaseException) -> None:
         services.metrics.background_failures.inc()
-        what = f"{error.step} failed: {error.said}" if isinstance(error, StepFailed) else f"Slack failed ({type(error).__name__})"
+        what = what_failed(error)
         respond(response_type="ephemeral", replace_original=False, text=mrkdwn.fallback(
             f":warning: Incident {change.incident.number} is private in the bot's record (nothing more is announced, "
             f"pagers get only its number and severity), but {what}. Check the announcement, and make this channel "

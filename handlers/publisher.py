@@ -34,6 +34,7 @@ from bot.incidents.values import EntryKind, Incident
 from handlers import archived_blocks, blocks, invites, mrkdwn, source_blocks
 from handlers.slack_client import slack_error
 from handlers.users import UserDirectory
+from storage.database import STORE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,16 @@ class StepFailed(Exception):
     def said(self) -> str:
         """Why, for the person who asked (mrkdwn): Slack's answer."""
         return f"Slack said `{self.error}`"
+
+
+def what_failed(error: BaseException) -> str:
+    """What went wrong in the work after an acknowledgement, in words for the person who asked: a step of
+    talking to Slack, the bot's own database (a publishing also writes that it was shown), or else Slack."""
+    if isinstance(error, StepFailed):
+        return f"{error.step} failed: {error.said}"
+    if isinstance(error, STORE_UNAVAILABLE):
+        return f"the bot's database did not answer while it was being shown in Slack ({type(error).__name__})"
+    return f"Slack failed ({type(error).__name__})"
 
 
 class Withheld(StepFailed):

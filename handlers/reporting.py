@@ -9,7 +9,7 @@ from slack_bolt import Respond
 
 from bot.incidents.service import Changed
 from handlers import blocks
-from handlers.publisher import StepFailed
+from handlers.publisher import StepFailed, what_failed
 from handlers.services import Services
 
 
@@ -39,7 +39,7 @@ def report_provisioning(services: Services, incident_id: int, respond: Callable[
 def report_publishing(services: Services, change: Changed, respond: Respond) -> Callable[[BaseException], None]:
     def report(error: BaseException) -> None:
         services.metrics.background_failures.inc()
-        what = f"{error.step} failed: {error.said}" if isinstance(error, StepFailed) else f"Slack failed ({type(error).__name__})"
+        what = what_failed(error)
         respond(
             response_type="ephemeral",
             text=f":warning: Your change to incident {change.incident.number} is saved, but {what}. "

@@ -11,8 +11,10 @@ import time
 from collections import Counter
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bot.incidents.values import EntryKind
+from handlers.publisher import StepFailed, what_failed
 from handlers.slack_client import make_web_client
 from simulators.slack import ApiCall, SlackSimulator
 from tests.conftest import ALICE, ANNOUNCE, BOB, GENERAL, RunningBot
@@ -193,3 +195,13 @@ def test_a_rate_limited_form_is_answered_within_slacks_three_seconds(bot: Runnin
     elapsed = time.monotonic() - started
     assert sent.response.status_code == 200
     assert elapsed < 3, f"acknowledged after {elapsed:.1f}s"
+
+
+def test_a_failure_after_the_ack_is_told_as_what_failed_not_always_as_slack() -> None:
+    """The publishing after an ack talks to Slack and then writes that it did: when the bot's own
+    database is what failed (a connection cut), the person who asked is not told Slack failed."""
+    assert what_failed(StepFailed("Posting to the channel", "channel_not_found")) == (
+        "Posting to the channel failed: Slack said `channel_not_found`")
+    lost = OperationalError("UPDATE timeline_entries SET published_at", None, Exception("server closed the connection"))
+    assert what_failed(lost) == "the bot's database did not answer while it was being shown in Slack (OperationalError)"
+    assert what_failed(TimeoutError()) == "Slack failed (TimeoutError)"
