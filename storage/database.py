@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.driver import as_sqlalchemy_raises
+
 # What the store raises when it is down or unreachable (not when a statement is wrong): callers that can
 # carry on without it (capture spools, commands say what is degraded) catch these and only these.
 STORE_UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
@@ -136,11 +138,8 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     def _begin(connection: Any, statement: str) -> None:
         """As SQLAlchemy would raise it: a sqlite3 error (the file locked past the busy timeout, say) as
         its OperationalError, which callers that can wait for the store (capture's spool) catch."""
-        dbapi = engine.dialect.loaded_dbapi
-        try:
+        with as_sqlalchemy_raises(connection, statement):
             connection.connection.driver_connection.execute(statement)
-        except dbapi.Error as error:
-            raise exc.DBAPIError.instance(statement, None, error, dbapi.Error) from error
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")

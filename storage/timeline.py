@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
     Insert,
     Row,
     Table,
@@ -22,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
-from storage.driver import as_sqlalchemy_raises
+from storage.driver import as_sqlalchemy_raises, driver_rows
 from storage.models import Base, Incident, Person, SlackRequest, TimelineEntry
 
 
@@ -31,7 +32,7 @@ def capturing_incidents(connection: Connection, channel_ids: Collection[str]) ->
     those that are an incident's channel. Asked once per batch of captured events."""
     channels = list(channel_ids)
     mark = marker(connection.dialect)
-    rows = _driver_rows(connection, f"SELECT channel_id, id, status FROM {Incident.__tablename__} "
+    rows = driver_rows(connection, f"SELECT channel_id, id, status FROM {Incident.__tablename__} "
                                     f"WHERE channel_id IN ({', '.join([mark] * len(channels))})", channels)
     return {str(channel): (incident_id, status) for channel, incident_id, status in rows}
 
@@ -43,7 +44,7 @@ def insert_messages(connection: Connection, rows: Sequence[dict[str, Any]]) -> s
     if not rows:
         return set()
     sql, params = _MultiRowInsert.statement(connection.dialect, cast(Table, TimelineEntry.__table__), rows, ("channel_id", "slack_ts"))
-    return {(channel, ts) for channel, ts in _driver_rows(connection, sql, params)}
+    return {(channel, ts) for channel, ts in driver_rows(connection, sql, params)}
 
 
 def claim_event(session: Session | Connection, key: str, incident_id: int, at: datetime) -> bool:
@@ -76,16 +77,6 @@ def _insert_new(session: Session | Connection, model: type[Base], values: dict[s
 def marker(dialect: Dialect) -> str:
     """The driver's parameter marker: sqlite3 takes `?` (qmark), psycopg `%s` (format, pyformat)."""
     return "?" if dialect.paramstyle == "qmark" else "%s"
-
-
-def _driver_rows(connection: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    cursor = connection.connection.cursor()
-    try:
-        with as_sqlalchemy_raises(connection, sql):
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 class _MultiRowInsert:
@@ -199,26 +190,30 @@ def entry_rows(session: Session, incident_id: int, *, messages: bool | None = No
         params.append(up_to_id)
     query = " AND ".join(sql) + " ORDER BY occurred_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
 
-    def loads(value: str) -> Any:  # the JSON's text (json_as_text), mostly "null"
-        return None if value == "null" else json.loads(value)
-
+    # NULL is tested for inline, not in json_value: most values are NULL, and a call costs more than the test.
     for rows in driver_chunks(session.connection(), query, params, chunk):
-        yield [(id_, kind, utc(occurred_at), actor_id, text, loads(data) if data is not None else None, slack_ts, thread_ts,
-                permalink, loads(files) if files is not None else None, utc(edited_at) if edited_at is not None else None,
-                loads(earlier) if earlier is not None else None, utc(deleted_at) if deleted_at is not None else None,
-                loads(marks) if marks is not None else None)
+        yield [(id_, kind, utc(occurred_at), actor_id, text, json_value(data) if data is not None else None, slack_ts, thread_ts,
+                permalink, json_value(files) if files is not None else None, utc(edited_at) if edited_at is not None else None,
+                json_value(earlier) if earlier is not None else None, utc(deleted_at) if deleted_at is not None else None,
+                json_value(marks) if marks is not None else None)
                for (id_, kind, occurred_at, actor_id, text, data, slack_ts, thread_ts, permalink, files, edited_at,
                     earlier, deleted_at, marks) in rows]
 
 
-_JSON_COLUMNS = {"data", "files", "earlier_texts", "key_marks"}
+_JSON_COLUMNS = {column.name for column in TimelineEntry.__table__.columns if isinstance(column.type, JSON)}
 
 
 def json_as_text(dialect: Dialect, column: str) -> str:
     """A JSON column, selected as its text: on PostgreSQL `column::text`, on SQLite the column (stored as
     text). psycopg would decode every value itself, a json.loads() even for the `null` most rows hold
-    (a captured message's `data`): decoded by the reader instead, `null` costs a string comparison."""
+    (a captured message's `data`): decoded by the reader instead (json_value), `null` costs a string
+    comparison."""
     return f"{column}::text AS {column}" if dialect.name == "postgresql" else column
+
+
+def json_value(text: str) -> Any:
+    """A JSON column's value from its text (json_as_text); JSON null is None, as SQL NULL is."""
+    return None if text == "null" else json.loads(text)
 
 
 def driver_chunks(connection: Connection, sql: str, params: Sequence[Any], chunk: int) -> Iterator[list[tuple[Any, ...]]]:
