@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -120,7 +119,7 @@ def message_tally_rows(session: Session, incident_id: int, *, chunk: int = 5000)
     utc = timeline_store.utc
     for rows in timeline_store.driver_chunks(session.connection(), query, ["%<%", incident_id, "message"], chunk):
         yield [(id_, utc(at), actor, bool(deleted), text,
-                None if data is None or data == "null" else json.loads(data))
+                timeline_store.json_value(data) if data is not None else None)
                for id_, at, actor, deleted, text, data in rows]
 
 
