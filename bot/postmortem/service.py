@@ -183,7 +183,8 @@ class PostmortemService:
                               messages=(tally, streams) if tally is not None and streams is not None else None)
             draft, drawn = self._draw(draft)  # outside any transaction, and with the collector on
             with collector_paused():
-                markdown, template, problem = self._render_utf8(draft, streams.close if streams is not None else _nothing)
+                markdown, template, problem = (self._render_utf8(draft, streams.close) if streams is not None
+                                               else self._render_utf8(draft))
         finally:
             if streams is not None:
                 streams.close()
@@ -445,10 +446,6 @@ class PostmortemService:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return text
-
-
-def _nothing() -> None:
-    pass
 
 
 class _MessageStreams:
