@@ -75,6 +75,7 @@ _INLINE = re.compile(
     r"|(?<![\w])_(?P<italic>[^\s_](?:[^\n]*?[^\s_])?)_(?![\w])"
     r"|(?<![\w~])~(?P<strike>[^\s~](?:[^\n]*?[^\s~])?)~(?![\w~])"
 )
+_INLINE_MARKER = re.compile(r"[`*_~]")  # a line without these has no span for _INLINE to find
 FORMATTING = re.compile(r"[*_~`\n>•◦▪]")  # a text without these has no formatting
 
 
@@ -117,6 +118,8 @@ def _lines(text: str, *, first: bool, last: bool) -> list[Line]:
 
 def parse_spans(text: str) -> list[Span]:
     """One line's literal text, code and styled spans, in order."""
+    if not _INLINE_MARKER.search(text):  # most lines: no marker to try the four patterns at each character
+        return [text] if text else []
     spans: list[Span] = []
     position = 0
     for match in _INLINE.finditer(text):

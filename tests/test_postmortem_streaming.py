@@ -23,7 +23,8 @@ from bot.followups import FollowupService
 from bot.incidents import commands as c
 from bot.incidents.service import IncidentService
 from bot.incidents.values import EntryKind, Severity
-from bot.postmortem.service import PostmortemService, _offset_around
+from bot.postmortem.draft import offset_around, offsets
+from bot.postmortem.service import PostmortemService
 from bot.postmortem.templates import PostmortemTemplate, _environment, default_template
 from bot.timeline import TimelineService, item_of
 from storage import postmortems as postmortem_store
@@ -285,12 +286,17 @@ def test_the_benchmarks_raw_floor_reads_the_same_rows(database_url: str) -> None
 
 @pytest.mark.parametrize("zone", ["Europe/Paris", "Australia/Lord_Howe", "America/St_Johns", "Asia/Kathmandu"])
 def test_an_offset_is_shared_only_by_times_that_have_it(zone: str) -> None:
-    """_offset_around's quarter hours, across a year of transitions (Lord Howe changes by half an hour)."""
+    """offset_around's quarter hours, across a year of transitions (Lord Howe changes by half an hour);
+    offsets() of many times, in any order, is what converting each one gives."""
     tz = ZoneInfo(zone)
     at = datetime(2026, 1, 1, tzinfo=UTC)
+    times = []
     while at < datetime(2027, 1, 1, tzinfo=UTC):
-        offset, start, end = _offset_around(at, tz)
+        offset, start, end = offset_around(at, tz)
         assert offset == at.astimezone(tz).utcoffset()
         for probe in (start, end - timedelta(microseconds=1)):
             assert probe.astimezone(tz).utcoffset() == offset
+        times.append(at)
         at += timedelta(minutes=7, seconds=31)
+    for chosen in (times, times[::-1], times[:20], [t for t in times if t.month == 4]):
+        assert offsets(chosen, tz) == {t.astimezone(tz).utcoffset() for t in chosen}

@@ -13,7 +13,7 @@ import heapq
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -367,8 +367,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
     # In a streamed draft, `others` are the entries shown that are no channel message: the stream has those.
     others = items if tally is None else [i for i in items if i.kind is not EntryKind.MESSAGE]
     recorded = [i.occurred_at for i in others] + [a.opened_at for a in record.alerts] + [incident.declared_at]
-    offsets = {t.astimezone(zone).utcoffset() for t in recorded} | (tally.offsets if tally else set())
-    marked = len(offsets) > 1
+    marked = len(offsets(recorded, zone) | (tally.offsets if tally else set())) > 1
 
     def at(moment: datetime) -> Moment:
         return Moment(moment, moment.astimezone(zone), marked)
@@ -436,6 +435,30 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
 
 
 # --- Times and durations.
+
+
+def offset_around(at: datetime, zone: ZoneInfo) -> tuple[timedelta | None, datetime, datetime]:
+    """The zone's UTC offset at `at`, and the quarter hour of UTC time around it that has it too:
+    zones change offset on quarter hours (tzdata since 1980), so one conversion serves every time in
+    it; a quarter hour whose two ends differ is not shared (its range is `at` alone)."""
+    start = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
+    end = start + timedelta(minutes=15)
+    offset = at.astimezone(zone).utcoffset()
+    if start.astimezone(zone).utcoffset() != offset or (end - timedelta(microseconds=1)).astimezone(zone).utcoffset() != offset:
+        return offset, at, at + timedelta(microseconds=1)
+    return offset, start, end
+
+
+def offsets(times: Iterable[datetime], zone: ZoneInfo) -> set[timedelta | None]:
+    """The zone's UTC offsets at these times (aware): one conversion per quarter hour they fall in
+    (offset_around), not one per time."""
+    found: set[timedelta | None] = set()
+    offset, since, until = None, datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)
+    for at in times:
+        if not until > at >= since:
+            offset, since, until = offset_around(at, zone)
+            found.add(offset)
+    return found
 
 
 def offset_label(moment: datetime) -> str:
@@ -543,9 +566,14 @@ def _alert_entries(alerts: list[AlertRecord], at: ToMoment) -> Iterable[Entry]:
                         f"The watchdog saw `{alert.target}` back to normal", None)
 
 
+# Each kind's value and label, looked up once per timeline line (an enum's `.value` is a property call).
+_KIND_LABELS: dict[EntryKind, tuple[str, str]] = {
+    kind: (kind.value, LABELS.get(kind, kind.value.capitalize())) for kind in EntryKind}
+
+
 def _entry(item: TimelineItem, at: ToMoment, names: _Names, wording: Wording) -> Entry:
     who = wording.who(item.actor_id)
-    label = LABELS.get(item.kind, item.kind.value.capitalize())
+    kind, label = _KIND_LABELS[item.kind]
     if item.kind is EntryKind.MESSAGE:
         where = " (in a thread)" if item.is_reply else ""
         edited = " _(edited)_" if item.edited else ""
@@ -565,7 +593,7 @@ def _entry(item: TimelineItem, at: ToMoment, names: _Names, wording: Wording) ->
         text = describe(item, wording)
     # A text that ends with a code block ends with a line break (bot/slack_markup.py): the entry's own
     # line ends after the closing fence.
-    return Entry(at(item.occurred_at), item.kind.value, label, text.rstrip("\n"), who, item.key_event)
+    return Entry(at(item.occurred_at), kind, label, text.rstrip("\n"), who, item.key_event)
 
 
 def _forwarded(share: dict[str, Any], names: _Names) -> str:
@@ -718,6 +746,7 @@ class _Names:
         self.bot_user_id = bot_user_id
         self.markup = markup
         self.text = markup.text
+        self._people: dict[str, str] = {}  # person()'s answers: asked once per timeline line, of a few people
 
     def __call__(self, user_id: object) -> str:
         if not user_id:
@@ -730,4 +759,6 @@ class _Names:
 
     def person(self, who: str) -> str:
         """A user id resolved to a name; anything else (a name PagerDuty sent) as it is."""
-        return self(who) if USER_ID.fullmatch(who) else who
+        if (known := self._people.get(who)) is None:
+            known = self._people[who] = self(who) if USER_ID.fullmatch(who) else who
+        return known

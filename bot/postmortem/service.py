@@ -37,6 +37,7 @@ from bot.postmortem.draft import (
     RoleSpell,
     build,
     chart_window,
+    offset_around,
 )
 from bot.postmortem.templates import (
     PostmortemTemplate,
@@ -295,7 +296,7 @@ class PostmortemService:
                     count += 1
                     by_actor[actor] = by_actor.get(actor, 0) + 1
                     if not offset_until > at >= offset_from:
-                        offset, offset_from, offset_until = _offset_around(at, zone)
+                        offset, offset_from, offset_until = offset_around(at, zone)
                     offsets.add(offset)
         tally = MessageTally(count, deleted, by_actor, offsets, last_id)
         return self._record_of(session, incident_id, items, named, people), tally
@@ -494,18 +495,6 @@ def collector_paused() -> Iterator[None]:
             _pauses -= 1
             if _pauses == 0 and _was_enabled:
                 gc.enable()
-
-
-def _offset_around(at: datetime, zone: ZoneInfo) -> tuple[timedelta | None, datetime, datetime]:
-    """The zone's UTC offset at `at`, and the quarter hour of UTC time around it that has it too:
-    zones change offset on quarter hours (tzdata since 1980), so one conversion serves every time in
-    it; a quarter hour whose two ends differ is not shared (its range is `at` alone)."""
-    start = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
-    end = start + timedelta(minutes=15)
-    offset = at.astimezone(zone).utcoffset()
-    if start.astimezone(zone).utcoffset() != offset or (end - timedelta(microseconds=1)).astimezone(zone).utcoffset() != offset:
-        return offset, at, at + timedelta(microseconds=1)
-    return offset, start, end
 
 
 def postmortem_view(row: Postmortem) -> PostmortemView:
