@@ -26,7 +26,7 @@ def _lz4_available() -> bool:
     if bind.dialect.name != "postgresql":
         return False
     values = bind.execute(text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
-    return bool(values) and "lz4" in values
+    return "lz4" in (values or [])  # no such setting before PostgreSQL 14
 
 
 def upgrade() -> None:
