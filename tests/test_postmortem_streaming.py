@@ -298,5 +298,13 @@ def test_an_offset_is_shared_only_by_times_that_have_it(zone: str) -> None:
             assert probe.astimezone(tz).utcoffset() == offset
         times.append(at)
         at += timedelta(minutes=7, seconds=31)
-    for chosen in (times, times[::-1], times[:20], [t for t in times if t.month == 4]):
+    for chosen in (times, times[::-1], times[:20], [t for t in times if t.month == 4], [t.astimezone(tz) for t in times]):
         assert offsets(chosen, tz) == {t.astimezone(tz).utcoffset() for t in chosen}
+
+
+def test_the_two_times_of_a_repeated_hour_given_in_its_own_zone_have_two_offsets() -> None:
+    """Aware times of one zone compare by wall clock: the two 02:30s of the night summer time ends in
+    Paris differ only by `fold`, and must still count as two offsets (found by an outside check)."""
+    paris = ZoneInfo("Europe/Paris")
+    first, second = datetime(2023, 10, 29, 2, 30, tzinfo=paris), datetime(2023, 10, 29, 2, 35, tzinfo=paris, fold=1)
+    assert offsets([first, second], paris) == {timedelta(hours=2), timedelta(hours=1)}

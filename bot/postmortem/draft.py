@@ -438,9 +438,12 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
 
 
 def offset_around(at: datetime, zone: ZoneInfo) -> tuple[timedelta | None, datetime, datetime]:
-    """The zone's UTC offset at `at`, and the quarter hour of UTC time around it that has it too:
-    zones change offset on quarter hours (tzdata since 1980), so one conversion serves every time in
-    it; a quarter hour whose two ends differ is not shared (its range is `at` alone)."""
+    """The zone's UTC offset at `at` (aware), and the quarter hour of UTC time around it that has it
+    too, as aware UTC times [start, end): nearly every offset change in tzdata falls on a quarter hour,
+    so one conversion serves every time in it; a quarter hour whose two ends differ (a change inside
+    it, as Goose Bay's at 04:01 UTC until 1996) is not shared: its range is `at` alone. Assumes no
+    zone changes offset twice within 15 minutes."""
+    at = at.astimezone(UTC)  # else times sharing a zone compare by wall clock, and the repeated hour's two 02:30s are one
     start = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
     end = start + timedelta(minutes=15)
     offset = at.astimezone(zone).utcoffset()
