@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from storage.database import current_revision, downgrade, make_engine, migrate
 from storage.models import Base
@@ -27,8 +27,8 @@ def test_migrations_match_the_models_and_downgrade_cleanly(database_url: str) ->
         engine.dispose()
 
 
-def _markdown_compression(engine: object) -> str:
-    with engine.connect() as connection:  # type: ignore[attr-defined]
+def _markdown_compression(engine: Engine) -> str:
+    with engine.connect() as connection:
         return str(connection.execute(text(
             "SELECT attcompression FROM pg_attribute WHERE attrelid = 'postmortems'::regclass AND attname = 'markdown'")).scalar_one())
 

@@ -452,16 +452,28 @@ def offset_around(at: datetime, zone: ZoneInfo) -> tuple[timedelta | None, datet
     return offset, start, end
 
 
+class ZoneOffsets:
+    """The zone's UTC offsets at the times added (aware), in `found`: one conversion per quarter hour
+    they fall in (offset_around), not one per time. Times may come in any order; in order, a stretch is
+    converted once."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.found: set[timedelta | None] = set()
+        self._since, self._until = datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)  # none yet
+
+    def add(self, at: datetime) -> None:
+        if not self._until > at >= self._since:
+            offset, self._since, self._until = offset_around(at, self.zone)
+            self.found.add(offset)
+
+
 def offsets(times: Iterable[datetime], zone: ZoneInfo) -> set[timedelta | None]:
-    """The zone's UTC offsets at these times (aware): one conversion per quarter hour they fall in
-    (offset_around), not one per time."""
-    found: set[timedelta | None] = set()
-    offset, since, until = None, datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)
+    """The zone's UTC offsets at these times (aware): ZoneOffsets over them."""
+    seen = ZoneOffsets(zone)
     for at in times:
-        if not until > at >= since:
-            offset, since, until = offset_around(at, zone)
-            found.add(offset)
-    return found
+        seen.add(at)
+    return seen.found
 
 
 def offset_label(moment: datetime) -> str:

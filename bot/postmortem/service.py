@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,9 +35,9 @@ from bot.postmortem.draft import (
     IncidentRecord,
     MessageTally,
     RoleSpell,
+    ZoneOffsets,
     build,
     chart_window,
-    offset_around,
 )
 from bot.postmortem.templates import (
     PostmortemTemplate,
@@ -270,9 +270,7 @@ class PostmortemService:
         named, people = References(), set()
         deleted, count, last_id = 0, 0, 0
         by_actor: dict[str, int] = {}
-        offsets: set[timedelta | None] = set()
-        zone, offset, far = self._zone, None, datetime.min.replace(tzinfo=UTC)
-        offset_from = offset_until = far  # the stretch of time `offset` holds for (none yet)
+        offsets = ZoneOffsets(self._zone)
         for rows in store.message_tally_rows(session, incident_id):
             for id_, at, actor, gone, text, data in rows:
                 last_id = max(last_id, id_)
@@ -295,10 +293,8 @@ class PostmortemService:
                 elif actor is not None:  # bot.timeline.visible: a placeholder never filled is not shown
                     count += 1
                     by_actor[actor] = by_actor.get(actor, 0) + 1
-                    if not offset_until > at >= offset_from:
-                        offset, offset_from, offset_until = offset_around(at, zone)
-                    offsets.add(offset)
-        tally = MessageTally(count, deleted, by_actor, offsets, last_id)
+                    offsets.add(at)
+        tally = MessageTally(count, deleted, by_actor, offsets.found, last_id)
         return self._record_of(session, incident_id, items, named, people), tally
 
     def _messages(self, incident_id: int, last_id: int) -> _MessageStreams:
