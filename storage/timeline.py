@@ -23,13 +23,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
+from bot.incidents import values
 from storage.driver import as_sqlalchemy_raises, driver_rows
 from storage.models import Base, Incident, Person, SlackRequest, TimelineEntry
 
 
 def capturing_incidents(connection: Connection, channel_ids: Collection[str]) -> dict[str, tuple[int, str]]:
     """The incidents these channels are, in one indexed query: channel id -> (incident id, status), for
-    those that are an incident's channel. Asked once per batch of captured events."""
+    those that are an incident's channel."""
     channels = list(channel_ids)
     mark = marker(connection.dialect)
     rows = driver_rows(connection, f"SELECT channel_id, id, status FROM {Incident.__tablename__} "
@@ -38,12 +39,18 @@ def capturing_incidents(connection: Connection, channel_ids: Collection[str]) ->
 
 
 def insert_messages(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Store captured messages, each under its (channel, ts), in one statement: the (channel_id, slack_ts)
-    inserted now; a pair missing from the answer was there already (or is twice in `rows`). Core
-    statements rather than the ORM: this runs for every message in the channel, under load."""
+    """Store captured messages, each in the incident whose channel it was said in, unless that incident
+    is closed, under its (channel, ts), in one statement whatever their number: each row has a timeline
+    entry's columns but `incident_id`, which the statement finds by the row's `channel_id`. The
+    (channel_id, slack_ts) inserted now come back; a pair missing from the answer was there already, is
+    twice in `rows`, or its channel is no open incident's (`capturing_incidents` tells which).
+
+    One statement, rather than the incidents first and then the messages: on PostgreSQL, one round trip
+    for each batch of captured messages, which is each message's own when they come one at a time.
+    Core statements rather than the ORM: this runs for every message in the channel, under load."""
     if not rows:
         return set()
-    sql, params = _MultiRowInsert.statement(connection.dialect, cast(Table, TimelineEntry.__table__), rows, ("channel_id", "slack_ts"))
+    sql, params = _CaptureInsert.statement(connection.dialect, rows)
     return {(channel, ts) for channel, ts in driver_rows(connection, sql, params)}
 
 
@@ -68,7 +75,7 @@ def _insert_new(session: Session | Connection, model: type[Base], values: dict[s
     return connection.execute(statement, values).first() is not None
 
 
-# The capture path's two statements run on the driver's own cursor, inside the session's transaction:
+# The capture path's statements run on the driver's own cursor, inside the session's transaction:
 # SQLAlchemy's execution path (statement cache, execution context, result objects) cost several times
 # the statements themselves, per batch of captured events (bench/README.md, capture.py). Values still
 # go through each column type's own bind processor, so they are stored exactly as the ORM stores them.
@@ -79,35 +86,52 @@ def marker(dialect: Dialect) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
-class _MultiRowInsert:
-    """INSERT INTO table (columns) VALUES (...), (...) ON CONFLICT (unique) DO NOTHING RETURNING unique,
-    for any number of rows of the same columns: one statement, one round trip; the unique columns of the
-    rows inserted come back (both stores speak this: SQLite since 3.35, PostgreSQL since 9.5). Columns
-    the rows leave out are left out of the INSERT, as SQLAlchemy's own insert does."""
+class _CaptureInsert:
+    """WITH given (columns) AS (VALUES (...), (...)) INSERT INTO timeline_entries (columns, incident_id)
+    SELECT given.*, incidents.id FROM given JOIN incidents ON incidents.channel_id = given.channel_id
+    WHERE incidents.status <> 'closed' ON CONFLICT (channel_id, slack_ts) DO NOTHING RETURNING channel_id,
+    slack_ts: for any number of rows of the same columns, one statement, one round trip (both stores
+    speak it: SQLite since 3.35, PostgreSQL since 9.5). Columns the rows leave out are left out of the
+    INSERT, as SQLAlchemy's own insert does.
 
-    _made: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], _MultiRowInsert] = {}  # by the rows' keys
+    On PostgreSQL the parameters of a VALUES list are typed by their values, not by the columns they go
+    to: each is cast to its column's type. On SQLite none is (CAST to JSON there is CAST to NUMERIC): a
+    column takes what it is given, as from VALUES in a plain INSERT."""
 
-    def __init__(self, dialect: Dialect, table: Table, columns: tuple[str, ...], unique: tuple[str, ...]) -> None:
+    _made: dict[tuple[str, tuple[str, ...]], _CaptureInsert] = {}  # by dialect and the rows' keys
+
+    def __init__(self, dialect: Dialect, columns: tuple[str, ...]) -> None:
+        table: Table = TimelineEntry.__table__  # type: ignore[assignment]
         self.columns = columns
         self.processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+        # What each processor makes of None, found once: a JSON column's None is serialized ('null') at every
+        # row otherwise, and most captured messages have neither files nor forwarded messages.
+        self.nones = [process(None) if process is not None else None for process in self.processors]
         mark = marker(dialect)
-        self.head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-        self.row = "(" + ", ".join([mark] * len(columns)) + ")"
-        self.tail = f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(unique)}"
+        typed = dialect.name == "postgresql"
+        self.row = "(" + ", ".join(f"CAST({mark} AS {table.c[name].type.compile(dialect=dialect)})" if typed else mark
+                                   for name in columns) + ")"
+        incidents = Incident.__tablename__
+        self.head = f"WITH given ({', '.join(columns)}) AS (VALUES "
+        self.tail = (f") INSERT INTO {table.name} ({', '.join(columns)}, incident_id) "
+                     f"SELECT {', '.join(f'given.{name}' for name in columns)}, {incidents}.id "
+                     f"FROM given JOIN {incidents} ON {incidents}.channel_id = given.channel_id "
+                     f"WHERE {incidents}.status <> '{values.Status.CLOSED.value}' "
+                     "ON CONFLICT (channel_id, slack_ts) DO NOTHING RETURNING channel_id, slack_ts")
 
     @classmethod
-    def statement(cls, dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]],
-                  unique: tuple[str, ...]) -> tuple[str, list[Any]]:
+    def statement(cls, dialect: Dialect, rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
         """The SQL and its flat parameters, for rows that all have the same keys."""
-        key = (dialect.name, table.name, tuple(rows[0]), unique)  # the rows' keys as given: one dict lookup a batch
+        key = (dialect.name, tuple(rows[0]))  # the rows' keys as given: one dict lookup a batch
         made = cls._made.get(key)
         if made is None:
-            columns = tuple(column.name for column in table.columns if column.name in rows[0])
-            made = cls._made.setdefault(key, cls(dialect, table, columns, unique))
+            columns = tuple(column.name for column in TimelineEntry.__table__.columns if column.name in rows[0])
+            made = cls._made.setdefault(key, cls(dialect, columns))
         params: list[Any] = []
         for row in rows:
-            for name, process in zip(made.columns, made.processors, strict=True):
-                params.append(process(row[name]) if process is not None else row[name])
+            for name, process, none in zip(made.columns, made.processors, made.nones, strict=True):
+                value = row[name]
+                params.append(value if process is None else none if value is None else process(value))
         return made.head + ", ".join([made.row] * len(rows)) + made.tail, params
 
 

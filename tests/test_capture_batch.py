@@ -89,6 +89,23 @@ def test_a_batch_of_captures_has_the_outcomes_of_one_at_a_time(engine: Engine) -
     assert entries[1].files == [{"id": "F1"}] and entries[0].permalink == f"https://x.slack.com/archives/{OPEN}/p1700000000.000100"
 
 
+def test_messages_into_open_incidents_are_one_statement(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The INSERT finds each message's incident by its channel: whose channel it is, is asked only for what
+    it did not insert (on PostgreSQL a round trip per batch, each message's own at low rates)."""
+    asked: list[set[str]] = []
+    capturing_incidents = store.capturing_incidents
+    monkeypatch.setattr(store, "capturing_incidents",
+                        lambda connection, channels: asked.append(set(channels)) or capturing_incidents(connection, channels))
+    assert apply(engine, [CaptureMessage(said(OPEN, f"1700000003.{i:06d}"), f"event:EvO{i}") for i in range(3)]) == [
+        Captured.STORED] * 3
+    assert asked == []
+    assert apply(engine, [CaptureMessage(said(OPEN, "1700000003.000009"), "event:EvO9"),
+                          CaptureMessage(said(CLOSED, "1700000003.000010"), "event:EvC10"),
+                          CaptureMessage(said(OPEN, "1700000003.000001"), "event:EvO1again")]) == [
+        Captured.STORED, Captured.NOT_AN_INCIDENT, Captured.DUPLICATE]
+    assert asked == [{CLOSED}, {OPEN}]
+
+
 def test_captures_between_other_writes_keep_their_order(engine: Engine) -> None:
     """An edit queued between two captures of the same message applies between them: to the first."""
     sessions = make_session_factory(engine)
@@ -111,14 +128,14 @@ def test_the_bulk_insert_stores_every_column_as_sqlalchemy_does(engine: Engine) 
     with sessions() as session:
         incident_id = session.execute(select(Incident.id).where(Incident.channel_id == OPEN)).scalar_one()
 
-    def row(ts: str) -> dict[str, Any]:
-        return {"incident_id": incident_id, "kind": EntryKind.MESSAGE.value, "channel_id": OPEN, "slack_ts": ts,
+    def row(ts: str) -> dict[str, Any]:  # insert_messages finds the incident by the channel
+        return {"kind": EntryKind.MESSAGE.value, "channel_id": OPEN, "slack_ts": ts,
                 "occurred_at": datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=UTC), "actor_id": "U0ALICE",
                 "text": "é ✓ 'quoted' %s ?", "thread_ts": None, "files": None, "permalink": None,
                 "data": {"shared": [{"ts": "1.2", "text": "forwarded"}]}}
 
     with engine.begin() as connection:
-        connection.execute(insert(TimelineEntry.__table__), [row("1700000000.000001")])
+        connection.execute(insert(TimelineEntry.__table__), [{**row("1700000000.000001"), "incident_id": incident_id}])
         assert store.insert_messages(connection, [row("1700000000.000002"), row("1700000000.000001")]) == {
             (OPEN, "1700000000.000002")}  # the second was there already
 
