@@ -244,7 +244,8 @@ def driver_chunks(connection: Connection, sql: str, params: Sequence[Any], chunk
     """A SELECT's rows from the driver's own cursor, `chunk` at a time, in the connection's transaction.
     On PostgreSQL through a server-side (named) cursor, so a 100,000-row result is never in memory at
     once; sqlite3's cursor steps through its result as it is fetched. The cursor is closed when the
-    rows run out or the caller stops early."""
+    rows run out or the caller stops early. A chunk of fewer rows than asked for is the last: no FETCH
+    (a round trip on PostgreSQL) follows it to find nothing more."""
     postgres = connection.dialect.name == "postgresql"
     cursor = connection.connection.cursor(f"entries_{next(_cursor_names)}") if postgres else connection.connection.cursor()
     try:
@@ -253,6 +254,8 @@ def driver_chunks(connection: Connection, sql: str, params: Sequence[Any], chunk
             rows = cursor.fetchmany(chunk)
         while rows:
             yield cast(list[tuple[Any, ...]], rows)  # both drivers' fetchmany() give a list of tuples
+            if len(rows) < chunk:
+                return
             with as_sqlalchemy_raises(connection, sql):
                 rows = cursor.fetchmany(chunk)
     finally:
