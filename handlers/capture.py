@@ -16,6 +16,7 @@ from slack_bolt import App, BoltContext
 
 from bot.incidents.commands import without_nul
 from bot.timeline import Captured, ChannelMessage, ts_to_datetime
+from handlers.metrics import Children
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,7 @@ class Capture:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._timeline = services.timeline
-        # Each (what, outcome)'s counter, as prometheus_client's labels() gives it (a lock, a validation
-        # and a lookup at every call otherwise): once per message under load.
-        self._counted: dict[tuple[str, Captured], Any] = {}
+        self._counted = Children(services.metrics.events)  # by what and outcome
 
     def handle(self, event: dict[str, Any], event_id: object, bot_user_id: str | None) -> None:
         """One event of a kind in `EVENT_TYPES`, from an `event_callback` payload with that `event_id`."""
@@ -111,10 +110,7 @@ class Capture:
 
     def _stored(self, record: Callable[[], Captured], what: str) -> Captured:
         outcome = record()
-        counter = self._counted.get((what, outcome))
-        if counter is None:
-            counter = self._counted.setdefault((what, outcome), self._services.metrics.events.labels(what, outcome.value))
-        counter.inc()
+        self._counted(what, outcome.value).inc()
         return outcome
 
 

@@ -28,6 +28,7 @@ from handlers import alerts, pager_webhooks
 from handlers.app import Runtime
 from handlers.capture import Capture
 from handlers.commands import CommandListener
+from handlers.metrics import Children
 from handlers.metrics import Metrics as BotMetrics
 from handlers.services import Services
 from storage.database import ping
@@ -107,9 +108,8 @@ class SlackEvents:
         # SignatureVerifier refuses an empty secret; without one nothing verifies (and every request is a 401).
         self._verifier = SignatureVerifier(signing_secret) if signing_secret and signing_secret.strip() else None
         self._capture = capture
-        self._metrics = metrics
         self._command = command
-        self._ack_seconds: dict[str, Any] = {}  # kind -> its slack_ack_seconds histogram
+        self._ack_seconds = Children(metrics.slack_ack_seconds) if metrics is not None else None  # by kind
         self._client = app.client  # its proxy and TLS settings, for `respond` as Bolt makes it
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -185,12 +185,8 @@ class SlackEvents:
     def _observe(self, kind: str, started: float) -> None:
         """The time since `started` (perf_counter), in slack_ack_seconds under `kind`, as the Bolt path
         measures it (handlers/app.py, _Timed), whether or not what it timed raised."""
-        if self._metrics is None:
-            return
-        histogram = self._ack_seconds.get(kind)
-        if histogram is None:  # labels() once per kind: a lock, a validation and a lookup at every call otherwise
-            histogram = self._ack_seconds.setdefault(kind, self._metrics.slack_ack_seconds.labels(kind))
-        histogram.observe(time.perf_counter() - started)
+        if self._ack_seconds is not None:
+            self._ack_seconds(kind).observe(time.perf_counter() - started)
 
     def _signed(self, body: bytes, timestamp: str | None, signature: str | None) -> bool:
         """slack_sdk's check; it raises ValueError where it cannot read the request: a timestamp that is
