@@ -239,7 +239,12 @@ class Batch:
         their number: each message is inserted into its channel's incident unless that is closed. A
         captured message needs no claimed event key: its (channel, ts) is unique, so a retry, or the same
         message by another path or replica, finds it there (a duplicate), and a placeholder waiting for it
-        is filled. Only what was not inserted costs more statements: whose channel it is, and the fill."""
+        is filled. Only what was not inserted costs more statements: one asking whose channels theirs are,
+        and the fills.
+
+        When the statement cannot be made or fails (a ts that is no time, a value the store refuses), the
+        messages of no open incident's channel are set aside and the rest written again: those are
+        acknowledged and dropped, as every such message is, and only an open incident's can fail."""
         if not captures:
             return []
         first: dict[tuple[str, str], int] = {}  # (channel, ts) -> the index of its first capture here
@@ -247,10 +252,21 @@ class Batch:
             first.setdefault((c.message.channel_id, c.message.ts), i)
         if self._orm is not None:
             self._orm.flush()  # an edit's placeholder this batch made must be there for the statements below
-        inserted = store.insert_messages(self._connection, [_message_row(captures[i].message) for i in first.values()])
-        results = [Captured.STORED if (c.message.channel_id, c.message.ts) in inserted
-                   and first[c.message.channel_id, c.message.ts] == i else self._not_inserted(c.message)
-                   for i, c in enumerate(captures)]
+        try:
+            inserted = store.insert_messages(self._connection, [_message_row(captures[i].message) for i in first.values()])
+        except Exception as error:
+            try:  # in a PostgreSQL transaction the failed statement aborted it: the writer then retries alone
+                self._learn_incidents({c.message.channel_id for c in captures})
+            except Exception:
+                raise error from None
+            kept = [i for i in first.values() if self._open_incident(captures[i].message.channel_id) is not None]
+            if len(kept) == len(first):
+                raise
+            inserted = store.insert_messages(self._connection, [_message_row(captures[i].message) for i in kept])
+        stored = [(c.message.channel_id, c.message.ts) in inserted and first[c.message.channel_id, c.message.ts] == i
+                  for i, c in enumerate(captures)]
+        self._learn_incidents({c.message.channel_id for c, done in zip(captures, stored, strict=True) if not done})
+        results = [Captured.STORED if done else self._not_inserted(c.message) for c, done in zip(captures, stored, strict=True)]
         if self._orm is not None:
             self._orm.expire_all()  # what the session read before these statements may have changed
         return results
@@ -258,8 +274,7 @@ class Batch:
     def _not_inserted(self, message: ChannelMessage) -> Captured:
         """Why a captured message was not inserted: its channel is no open incident's, it is there already,
         or it was a placeholder an edit, deletion or mark left, now filled."""
-        incident = self._incident_of(message.channel_id)
-        if incident is None or incident[1] == Status.CLOSED.value:
+        if self._open_incident(message.channel_id) is None:
             return Captured.NOT_AN_INCIDENT
         filled = store.fill_placeholder(self._connection, message.channel_id, message.ts, _content(message))
         return Captured.STORED if filled else Captured.DUPLICATE
@@ -301,20 +316,27 @@ class Batch:
         entry.key_marks = sorted(marks | {mark} if on else marks - {mark}) or None
         return Captured.UPDATED
 
-    def _incident_of(self, channel_id: str) -> tuple[int, str] | None:
-        """(incident id, status) of the incident this channel is, asked once per batch; None if none."""
-        if channel_id not in self._incidents:
-            self._incidents[channel_id] = store.capturing_incidents(self._connection, [channel_id]).get(channel_id)
-        return self._incidents[channel_id]
+    def _learn_incidents(self, channel_ids: set[str]) -> None:
+        """Ask, in one query, which incidents the channels this batch has not asked about yet are."""
+        unknown = channel_ids - self._incidents.keys()
+        if unknown:
+            found = store.capturing_incidents(self._connection, unknown)
+            self._incidents.update({channel: found.get(channel) for channel in unknown})
+
+    def _open_incident(self, channel_id: str) -> int | None:
+        """The id of the open incident this channel is; None if it is a closed one's, or none's."""
+        self._learn_incidents({channel_id})
+        incident = self._incidents[channel_id]
+        return incident[0] if incident is not None and incident[1] != Status.CLOSED.value else None
 
     def _claim(self, channel_id: str, event_key: str) -> int | Captured:
         """The id of the open incident this channel belongs to, with the event claimed; or why not."""
-        incident = self._incident_of(channel_id)
-        if incident is None or incident[1] == Status.CLOSED.value:
+        incident_id = self._open_incident(channel_id)
+        if incident_id is None:
             return Captured.NOT_AN_INCIDENT
-        if not store.claim_event(self._connection, event_key, incident[0], self._clock.now()):
+        if not store.claim_event(self._connection, event_key, incident_id, self._clock.now()):
             return Captured.DUPLICATE
-        return incident[0]
+        return incident_id
 
     def _placeholder(self, incident_id: int, channel_id: str, ts: str) -> TimelineEntry:
         entry = TimelineEntry(

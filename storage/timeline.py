@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     Insert,
     Row,
+    String,
     Table,
     func,
     select,
@@ -22,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from bot.incidents import values
 from storage.driver import as_sqlalchemy_raises, driver_rows
@@ -95,8 +97,10 @@ class _CaptureInsert:
     INSERT, as SQLAlchemy's own insert does.
 
     On PostgreSQL the parameters of a VALUES list are typed by their values, not by the columns they go
-    to: each is cast to its column's type. On SQLite none is (CAST to JSON there is CAST to NUMERIC): a
-    column takes what it is given, as from VALUES in a plain INSERT."""
+    to: each is cast to its column's type, a string's without its length (an explicit cast to VARCHAR(32)
+    cuts a longer value short, where the INSERT's own assignment to the column refuses it, as a plain
+    INSERT does). On SQLite none is cast (CAST to JSON there is CAST to NUMERIC): a column takes what it is
+    given, as from VALUES in a plain INSERT."""
 
     _made: dict[tuple[str, tuple[str, ...]], _CaptureInsert] = {}  # by dialect and the rows' keys
 
@@ -109,8 +113,8 @@ class _CaptureInsert:
         self.nones = [process(None) if process is not None else None for process in self.processors]
         mark = marker(dialect)
         typed = dialect.name == "postgresql"
-        self.row = "(" + ", ".join(f"CAST({mark} AS {table.c[name].type.compile(dialect=dialect)})" if typed else mark
-                                   for name in columns) + ")"
+        self.row = "(" + ", ".join(f"CAST({mark} AS {_unbounded(table.c[name].type).compile(dialect=dialect)})"
+                                   if typed else mark for name in columns) + ")"
         incidents = Incident.__tablename__
         self.head = f"WITH given ({', '.join(columns)}) AS (VALUES "
         self.tail = (f") INSERT INTO {table.name} ({', '.join(columns)}, incident_id) "
@@ -133,6 +137,11 @@ class _CaptureInsert:
                 value = row[name]
                 params.append(value if process is None else none if value is None else process(value))
         return made.head + ", ".join([made.row] * len(rows)) + made.tail, params
+
+
+def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    """A string type without its length (VARCHAR(32) -> VARCHAR); any other type as it is."""
+    return type(type_)() if isinstance(type_, String) and type_.length is not None else type_
 
 
 @functools.cache

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, exc, func, insert, select, text
 
 from bot.clock import ManualClock
 from bot.incidents.values import EntryKind
@@ -22,6 +22,7 @@ from bot.timeline import (
     CaptureMessage,
     ChannelMessage,
     TimelineService,
+    _Waiting,
 )
 from storage import timeline as store
 from storage.database import make_engine, make_session_factory, migrate
@@ -91,7 +92,8 @@ def test_a_batch_of_captures_has_the_outcomes_of_one_at_a_time(engine: Engine) -
 
 def test_messages_into_open_incidents_are_one_statement(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The INSERT finds each message's incident by its channel: whose channel it is, is asked only for what
-    it did not insert (on PostgreSQL a round trip per batch, each message's own at low rates)."""
+    it did not insert, in one query for them all (on PostgreSQL a round trip, each message's own at low
+    rates)."""
     asked: list[set[str]] = []
     capturing_incidents = store.capturing_incidents
     monkeypatch.setattr(store, "capturing_incidents",
@@ -103,7 +105,40 @@ def test_messages_into_open_incidents_are_one_statement(engine: Engine, monkeypa
                           CaptureMessage(said(CLOSED, "1700000003.000010"), "event:EvC10"),
                           CaptureMessage(said(OPEN, "1700000003.000001"), "event:EvO1again")]) == [
         Captured.STORED, Captured.NOT_AN_INCIDENT, Captured.DUPLICATE]
-    assert asked == [{CLOSED}, {OPEN}]
+    assert asked == [{CLOSED, OPEN}]  # once for the batch's leftovers
+
+
+def test_a_value_longer_than_its_column_is_never_cut_short(engine: Engine) -> None:
+    """thread_ts is VARCHAR(32): PostgreSQL refuses a longer one, as a plain INSERT into the column does (an
+    explicit CAST to VARCHAR(32) would cut it short and store it); SQLite stores it whole."""
+    long = "1700000000." + "1" * 29
+    message = said(OPEN, "1700000004.000001", thread_ts=long)
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(exc.DataError, match="too long"):
+            apply(engine, [CaptureMessage(message, "event:EvLong")])
+    else:
+        assert apply(engine, [CaptureMessage(message, "event:EvLong")]) == [Captured.STORED]
+    with engine.connect() as connection:
+        kept = connection.execute(select(TimelineEntry.thread_ts).where(TimelineEntry.slack_ts == message.ts)).scalars().all()
+    assert kept == ([] if engine.dialect.name == "postgresql" else [long])
+
+
+def test_a_message_that_cannot_be_written_fails_only_in_an_open_incident(engine: Engine) -> None:
+    """A message of no open incident's channel is acknowledged and dropped whatever it holds, as before the
+    INSERT found incidents itself: its failure (a ts that is no time; on PostgreSQL a value the column
+    refuses) sets it aside and the batch's others are written. In an open incident's channel it fails."""
+    writer = BatchWriter(make_session_factory(engine), ManualClock(NOW), max_batch=200)
+    try:
+        for n, unwritable in enumerate((said(ELSEWHERE, "not-a-ts"), said(CLOSED, "not-a-ts"),
+                                        said(ELSEWHERE, "1700000005.000001", thread_ts="1" * 40))):
+            batch = [_Waiting(CaptureMessage(unwritable, f"event:EvBad{n}")),
+                     _Waiting(CaptureMessage(said(OPEN, f"1700000005.00010{n}"), f"event:EvGood{n}"))]
+            writer._write(batch)
+            assert [(w.outcome, w.error) for w in batch] == [(Captured.NOT_AN_INCIDENT, None), (Captured.STORED, None)]
+        with pytest.raises(ArithmeticError):  # decimal.InvalidOperation
+            writer.run(CaptureMessage(said(OPEN, "not-a-ts"), "event:EvBadOpen"))
+    finally:
+        writer.close()
 
 
 def test_captures_between_other_writes_keep_their_order(engine: Engine) -> None:
