@@ -4,8 +4,9 @@ Prints events/s and p50/p99 acknowledgement latency for the bot and, measured th
 run, for a bare Bolt app on the same server that only acknowledges (the floor), and checks that every
 sent event was stored exactly once. Both servers are up throughout and take turns, `--rounds` times
 (closed loop through bench/loadgen.py, which reports its own CPU and event-loop lateness): throughput is
-the median round's, latencies are pooled. A PostgreSQL URL names a server: the bench creates a database
-of its own there and drops it at the end.
+the median round's, latencies are pooled; each server's CPU (user and system, from /proc) per event
+answered says why (a Python server is bound by one core). A PostgreSQL URL names a server: the bench
+creates a database of its own there and drops it at the end.
 
     .venv/bin/python bench/capture.py [--events 3000] [--concurrency 16] [--rounds 3] [--database-url URL]
 """
@@ -40,6 +41,7 @@ class Figures:
     generator_cpu: float = 0.0  # seconds of CPU the load generator itself used
     generator_seconds: float = 0.0  # the rounds' wall time
     generator_lags: list[float] = field(default_factory=list)  # p99 of its event loop's lateness per round, seconds
+    server_cpu: float = 0.0  # seconds of CPU the server process used in the rounds (user and system)
 
     @property
     def rate(self) -> float:
@@ -49,7 +51,14 @@ class Figures:
     def percentile(self, p: float) -> float:
         return common.percentile(self.latencies, p) * 1000
 
-    def add(self, out: dict[str, Any]) -> None:
+    @property
+    def cpu_per_event_us(self) -> float:
+        """The server's CPU per event answered, µs: with the GIL, a Python server's throughput is about one
+        core divided by this."""
+        return self.server_cpu / max(self.ok, 1) * 1e6
+
+    def add(self, out: dict[str, Any], server_cpu: float) -> None:
+        self.server_cpu += server_cpu
         ok = sum(1 for status in out["status"] if status == 200)
         self.sent += len(out["status"])
         self.ok += ok
@@ -74,14 +83,17 @@ class Result:
     def figures(self) -> dict[str, Any]:
         def one(f: Figures) -> dict[str, Any]:
             return {"rate": f.rate, "rates": f.rates, "p50_ms": f.percentile(50), "p99_ms": f.percentile(99),
-                    "errors": f.sent - f.ok, "generator_cores": f.generator_cpu / f.generator_seconds,
+                    "errors": f.sent - f.ok, "cpu_per_event_us": f.cpu_per_event_us,
+                    "generator_cores": f.generator_cpu / f.generator_seconds,
                     "generator_lag_p99_ms": max(f.generator_lags) * 1000}
 
         return {"store": self.store, "events": self.events, "concurrency": self.concurrency, "rounds": self.rounds,
                 "floor": one(self.floor), "bot": one(self.bot),
                 "ratio_p50": self.bot.percentile(50) / self.floor.percentile(50),
                 "ratio_p99": self.bot.percentile(99) / self.floor.percentile(99),
-                "ratio_rate": self.bot.rate / self.floor.rate, "stored": self.stored, "problems": self.problems}
+                "ratio_rate": self.bot.rate / self.floor.rate,
+                "ratio_cpu": self.bot.cpu_per_event_us / self.floor.cpu_per_event_us,
+                "stored": self.stored, "problems": self.problems}
 
 
 def run(events: int = 3000, concurrency: int = 16, database_url: str | None = None, rounds: int = 3) -> Result:
@@ -92,17 +104,19 @@ def run(events: int = 3000, concurrency: int = 16, database_url: str | None = No
     with common.store(database_url) as url, common.simulator() as slack:
         env = common.bot_env(slack, url, workdir)
         floor_port, bot_port = common.free_port(), common.free_port()
-        with common.Running(common.floor_command(floor_port), env, floor_port, workdir), \
-                common.Running(common.bot_command(bot_port), env, bot_port, workdir):
+        with common.Running(common.floor_command(floor_port), env, floor_port, workdir) as floor_server, \
+                common.Running(common.bot_command(bot_port), env, bot_port, workdir) as bot_server:
             channel = common.declare(slack, f"http://127.0.0.1:{bot_port}", "Benchmark")
             common.settle(slack)
             for port, target in ((floor_port, "C0FLOOR"), (bot_port, channel)):  # warm-up, unmeasured
                 loadgen.run(port, common.SECRET, _events(port, target, min(events, 300), "warm-up"), concurrency=concurrency)
             for n in range(rounds):
-                floor.add(loadgen.run(floor_port, common.SECRET, _events(floor_port, "C0FLOOR", events, f"r{n}"),
-                                      concurrency=concurrency))
-                bot.add(loadgen.run(bot_port, common.SECRET, _events(bot_port, channel, events, f"r{n}"),
-                                    concurrency=concurrency))
+                for figures, server, port, target in ((floor, floor_server, floor_port, "C0FLOOR"),
+                                                      (bot, bot_server, bot_port, channel)):
+                    bodies = _events(port, target, events, f"r{n}")
+                    before = server.cpu_seconds()
+                    out = loadgen.run(port, common.SECRET, bodies, concurrency=concurrency)
+                    figures.add(out, server.cpu_seconds() - before)
         counted = Counter(item.text for item in common.items_of_channel(url, channel)
                           if item.slack_ts and not item.text.startswith("warm-up"))
     sent = events * rounds
@@ -120,13 +134,15 @@ def report(result: Result) -> None:
     floor, bot = result.floor, result.bot
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"store: {result.store}; {result.rounds} rounds of {result.events} events at concurrency {result.concurrency}")
-    print(f"{'':24} {'events/s (rounds)':>26} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'gen. cores':>10} {'gen. lag p99':>12}")
+    print(f"{'':24} {'events/s (rounds)':>26} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/ev':>9} "
+          f"{'gen. cores':>10} {'gen. lag p99':>12}")
     for f in (floor, bot):
         rounds = "/".join(f"{r:.0f}" for r in f.rates)
         print(f"{f.name:24} {f.rate:6.0f} ({rounds:>17}) {f.percentile(50):8.2f} {f.percentile(99):8.2f} {f.sent - f.ok:7d} "
-              f"{f.generator_cpu / f.generator_seconds:10.2f} {max(f.generator_lags) * 1000:9.2f} ms")
+              f"{f.cpu_per_event_us:9.0f} {f.generator_cpu / f.generator_seconds:10.2f} {max(f.generator_lags) * 1000:9.2f} ms")
     print(f"ratio bot/floor: p50 {bot.percentile(50) / floor.percentile(50):.2f}x, "
-          f"p99 {bot.percentile(99) / floor.percentile(99):.2f}x, throughput {bot.rate / floor.rate:.2f}x (median rounds)")
+          f"p99 {bot.percentile(99) / floor.percentile(99):.2f}x, throughput {bot.rate / floor.rate:.2f}x (median rounds), "
+          f"server CPU per event {bot.cpu_per_event_us / floor.cpu_per_event_us:.2f}x")
     print(f"stored exactly once: {result.stored} of {result.events * result.rounds} sent events")
     for problem in result.problems:
         print(f"PROBLEM: {problem}")

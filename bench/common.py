@@ -122,6 +122,11 @@ class Running:
                 return int(line.split()[1]) * 1024
         raise KeyError(field)
 
+    def cpu_seconds(self) -> float:
+        """The CPU time the process has used so far, user and system, in seconds (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
     def __enter__(self) -> Running:
         return self
 
