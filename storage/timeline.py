@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from bot.incidents import values
+from bot.incidents.values import Status
 from storage.driver import as_sqlalchemy_raises, driver_rows
 from storage.models import Base, Incident, Person, SlackRequest, TimelineEntry
 
@@ -120,7 +120,7 @@ class _CaptureInsert:
         self.tail = (f") INSERT INTO {table.name} ({', '.join(columns)}, incident_id) "
                      f"SELECT {', '.join(f'given.{name}' for name in columns)}, {incidents}.id "
                      f"FROM given JOIN {incidents} ON {incidents}.channel_id = given.channel_id "
-                     f"WHERE {incidents}.status <> '{values.Status.CLOSED.value}' "
+                     f"WHERE {incidents}.status <> '{Status.CLOSED.value}' "
                      "ON CONFLICT (channel_id, slack_ts) DO NOTHING RETURNING channel_id, slack_ts")
 
     @classmethod
