@@ -54,7 +54,7 @@ from handlers import (
 )
 from handlers import diagnostics as diagnostics_handlers
 from handlers.background import Background
-from handlers.metrics import Metrics
+from handlers.metrics import Children, Metrics
 from handlers.publisher import IncidentPublisher
 from handlers.reporting import direct_message, report_provisioning
 from handlers.services import Services
@@ -291,16 +291,13 @@ class _Timed(Middleware):
     want built first (build_required_kwargs, about 0.1 ms a request), a class with the request only."""
 
     def __init__(self, services: Services) -> None:
-        self._seconds = services.metrics.slack_ack_seconds
+        self._seconds = Children(services.metrics.slack_ack_seconds)  # by kind
 
     def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse | None:
         body = req.body
         kind = "command" if "command" in body else str(body.get("type") or "other")
-        started = time.perf_counter()
-        try:
+        with self._seconds(kind).time():
             return next()
-        finally:
-            self._seconds.labels(kind).observe(time.perf_counter() - started)
 
 
 def _with_slash(url: str) -> str:

@@ -22,7 +22,7 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def numbers(engine: Engine, count: int) -> str:
+def numbers(engine: Engine) -> str:
     """1..count, one per row, in order, on either store; the bound is its one parameter."""
     return (f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {marker(engine.dialect)}) "
             "SELECT i FROM n ORDER BY i")
@@ -31,17 +31,17 @@ def numbers(engine: Engine, count: int) -> str:
 @pytest.mark.parametrize("count", [1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 2])
 def test_every_row_comes_once_in_order_in_chunks_of_the_size_asked(engine: Engine, count: int) -> None:
     with engine.connect() as connection:
-        chunks = list(driver_chunks(connection, numbers(engine, count), [count], CHUNK))
+        chunks = list(driver_chunks(connection, numbers(engine), [count], CHUNK))
     assert [len(c) for c in chunks] == [CHUNK] * (count // CHUNK) + ([count % CHUNK] if count % CHUNK else [])
     assert [row[0] for c in chunks for row in c] == list(range(1, count + 1))
 
 
 def test_a_caller_that_stops_early_leaves_a_usable_connection(engine: Engine) -> None:
     with engine.connect() as connection:
-        reading = driver_chunks(connection, numbers(engine, 100), [100], CHUNK)
+        reading = driver_chunks(connection, numbers(engine), [100], CHUNK)
         assert [row[0] for row in next(reading)] == [1, 2, 3, 4, 5]
         reading.close()  # a template that stopped reading, say: its cursor is closed
-        again = [row[0] for c in driver_chunks(connection, numbers(engine, 7), [7], CHUNK) for row in c]
+        again = [row[0] for c in driver_chunks(connection, numbers(engine), [7], CHUNK) for row in c]
     assert again == list(range(1, 8))
 
 
