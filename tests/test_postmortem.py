@@ -13,11 +13,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from jinja2 import Environment
 
 from bot.clock import ManualClock
 from bot.incidents.values import EntryKind, Incident, Severity, Status
 from bot.paging.providers import RetryPolicy, Transport
-from bot.postmortem.draft import AlertRecord, IncidentRecord, build
+from bot.postmortem.draft import AlertRecord, Entry, IncidentRecord, Moment, build
 from bot.timeline import TimelineItem
 from handlers import paging_blocks
 from simulators.paging import PagerDutyReceiver
@@ -507,3 +510,20 @@ def test_a_10000_entry_incident_is_drafted_whole(replay: Replay, slack: SlackSim
     assert len(texts) == 10_002  # with the declaration and the close
     assert "10002 timeline entries were recorded" in markdown
     assert "### Monday, November 13, 2023" not in markdown  # 09:15 + 3 h stays on the 12th
+
+
+# What the default template laid out for each timeline line before `Entry.line` did it in Python: a
+# team's template that lays its lines out from the entry's fields this way reads the same.
+_FIELDS_LINE = Environment(autoescape=False, keep_trailing_newline=True).from_string(
+    '- **{{ e.time }}** · **{{ e.label }}**{{ " · 📌 **Key event**" if e.key_event else "" }} · {{ e.text | indent(2) }}')
+
+
+@given(text=st.text(alphabet=st.sampled_from(list("ab é*`>\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")), max_size=16),
+       key_event=st.booleans(), second=st.integers(0, 59), marked=st.booleans())
+@example(text="a\r\nb", key_event=False, second=0, marked=False)  # every line break splitlines() knows, as indent() does
+@example(text="ends with a break\u2028", key_event=True, second=5, marked=True)
+@settings(max_examples=300, deadline=None)
+def test_an_entrys_line_is_its_fields_laid_out(text: str, key_event: bool, second: int, marked: bool) -> None:
+    at = datetime(2026, 3, 29, 0, 59, second, tzinfo=UTC)  # the night summer time starts in Paris
+    entry = Entry(Moment(at, at.astimezone(ZoneInfo("Europe/Paris")), marked), "message", "Message", text, None, key_event)
+    assert entry.line == _FIELDS_LINE.render(e=entry)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.slack_markup import (
@@ -230,10 +230,13 @@ def test_plain_text_without_markup_is_returned_as_is() -> None:
 
 # Text that reaches the shortcut (nothing to convert) and text just past it: letters (some beyond ASCII),
 # digits, spaces, underscores, and every character that makes a text need converting.
-SHORTCUT_EDGE = st.text(alphabet=st.sampled_from(list("ab_ _1é9 \u00b2\u0301#=-*~`<>&\n\\•")), max_size=24)
+SHORTCUT_EDGE = st.text(alphabet=st.sampled_from(list("ab_ _1é9 \u00b2\u0301#=-*~`<>&\n\\•◦▪")), max_size=24)
 
 
 @given(SHORTCUT_EDGE)
+@example("• a")  # each bullet, which the shortcut looks for by name
+@example("◦ a")
+@example("▪ a")
 @settings(max_examples=400, deadline=None)
 def test_a_text_returned_as_it_is_is_what_converting_it_gives(text: str) -> None:
     """Renderer.text returns most messages untouched (every line of a postmortem goes through it): only

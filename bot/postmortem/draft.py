@@ -10,12 +10,15 @@ obvious placeholder for the responders, never guessed.
 from __future__ import annotations
 
 import heapq
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from jinja2.filters import do_indent
 
 from bot.charts.incident import NoChart, Reading, Window, connections_chart, incident_window
 from bot.charts.spec import Marker, TimeChart
@@ -83,6 +86,9 @@ class IncidentRecord:
 # Moment and Entry are made once per timeline line (10,000 and more in a big draft): not frozen, though
 # nothing changes them, since a frozen dataclass's __init__ costs several times a plain one's (each field
 # set through object.__setattr__). Templates cannot assign attributes.
+_TWO_DIGITS = [f"{n:02d}" for n in range(60)]
+
+
 @dataclass(slots=True)
 class Moment:
     """A recorded time, in the draft's zone."""
@@ -102,8 +108,8 @@ class Moment:
     @property
     def clock(self) -> str:
         """24-hour clock; seconds only when they are not zero, so 09:15 reads as the example does."""
-        local = self.local  # not strftime: it costs ten times more, once per timeline line
-        return f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}" if local.second else f"{local.hour:02d}:{local.minute:02d}"
+        local, two = self.local, _TWO_DIGITS  # not strftime, nor format specs: they cost 20 and 5 times more, per timeline line
+        return f"{two[local.hour]}:{two[local.minute]}:{two[local.second]}" if local.second else f"{two[local.hour]}:{two[local.minute]}"
 
     @property
     def time(self) -> str:
@@ -136,6 +142,16 @@ class Entry:
     @property
     def time(self) -> str:
         return self.moment.time
+
+    @property
+    def line(self) -> str:
+        """The entry as the default template's timeline shows it: a list item, "- **09:15** · **Detection**
+        · text", the text's later lines indented to stay inside the item (Jinja2's `indent(2)`)."""
+        key = " · 📌 **Key event**" if self.key_event else ""
+        text = self.text
+        # Every character str.splitlines() breaks at, which `indent` splits on, is unprintable: most texts
+        # are one printable line, which `indent` leaves as it is, and this test costs half a regex search.
+        return f"- **{self.moment.time}** · **{self.label}**{key} · {text if text.isprintable() else do_indent(text, 2)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,8 +380,11 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
 
     items = visible(record.items)
     tally, stream = messages if messages is not None else (None, None)
+    # The entries shown that are no channel message: every page, diagnostic and status change is among
+    # them, a tenth of a busy timeline, so the passes looking for those kinds go over these alone.
+    notable = [i for i in items if i.kind is not EntryKind.MESSAGE]
     # In a streamed draft, `others` are the entries shown that are no channel message: the stream has those.
-    others = items if tally is None else [i for i in items if i.kind is not EntryKind.MESSAGE]
+    others = items if tally is None else notable
     recorded = [i.occurred_at for i in others] + [a.opened_at for a in record.alerts] + [incident.declared_at]
     marked = len(offsets(recorded, zone) | (tally.offsets if tally else set())) > 1
 
@@ -375,7 +394,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
     wording = Wording(person=names.person, team=lambda key: record.team_names.get(key, key), text=names.text)
     entries = sorted(
         [*_alert_entries(record.alerts, at), *(_entry(item, at, names, wording) for item in others)],
-        key=lambda e: e.moment.at,
+        key=_ENTRY_TIME,
     )
     days: Iterable[Day] = _days(entries)
     if tally is not None and stream is not None:
@@ -384,13 +403,15 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
             recorded order (occurred_at, id), which both the stream and `others` are in."""
             recorded = heapq.merge(others, stream(), key=lambda i: (i.occurred_at, i.id))
             return heapq.merge(_alert_entries(record.alerts, at), (_entry(i, at, names, wording) for i in recorded),
-                               key=lambda e: e.moment.at)
+                               key=_ENTRY_TIME)
         days = _StreamedDays(merged)
     key = key_figures(incident, record.alerts, items, record.pages)  # the report across incidents reads the same
     start, start_reason = key.start, key.start_reason
     end_at = incident.resolved_at
     end = at(end_at) if end_at else None
-    charts, no_charts = _charts(record, zone, version, drafted_at, key, items)
+    acknowledged = first_acknowledgements(notable, record.pages)
+    charts, no_charts = _charts(record, zone, version, drafted_at, key, notable)
+    noted = _noted(entries, (EntryKind.RESOLUTION, EntryKind.HYPOTHESIS, EntryKind.MISLEADING))
     return Draft(
         number=incident.number,
         title=names.text(incident.title),
@@ -399,29 +420,29 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
         zone=str(zone.key),
         status=incident.status.label,
         severity=incident.severity.label,
-        severity_history=_severity_history(incident, items, at),
+        severity_history=_severity_history(incident, notable, at),
         description=names.text(incident.description) if incident.description else None,
         start=at(start),
         start_reason=start_reason,
         end=end,
-        end_reason=_end_reason(incident, items, names),
+        end_reason=_end_reason(incident, notable, names),
         duration=human_duration(timedelta(seconds=clock_seconds(start, end_at))) if end_at else None,
         figures=_figures(incident, key, at, record.team_names, linked_alerts=len(record.alerts)),
         resolution_summary=names.text(incident.resolution_summary) if incident.resolution_summary else None,
-        resolutions=[e for e in entries if e.kind == EntryKind.RESOLUTION],
-        hypotheses=[e for e in entries if e.kind == EntryKind.HYPOTHESIS],
-        misleading=[e for e in entries if e.kind == EntryKind.MISLEADING],
+        resolutions=noted[EntryKind.RESOLUTION],
+        hypotheses=noted[EntryKind.HYPOTHESIS],
+        misleading=noted[EntryKind.MISLEADING],
         days=days,
         entry_count=len(entries) + (tally.shown if tally else 0),
         deleted_count=sum(1 for i in record.items if i.deleted) + (tally.deleted if tally else 0),
         reporter=names(incident.reporter_id),
         roles=_roles(record.roles, at, names),
-        participants=_participants(others, record.pages, names, tally.by_actor if tally else None),
-        pages=_pages(record.pages, first_acknowledgements(items, record.pages), at, names, record.team_names),
+        participants=_participants(others, acknowledged, names, tally.by_actor if tally else None),
+        pages=_pages(record.pages, acknowledged, at, names, record.team_names),
         diagnostics=[
             DiagnosticLine(at(i.occurred_at), str(i.data.get("check", "")), str(i.data.get("target", "")),
                            str(i.data.get("outcome", "")), names.text(i.text), names(i.actor_id))
-            for i in items if i.kind is EntryKind.DIAGNOSTIC
+            for i in notable if i.kind is EntryKind.DIAGNOSTIC
         ],
         followups=[
             FollowupLine(names.text(f.text), names(f.owner_id) if f.owner_id else None, at(f.created_at),
@@ -559,6 +580,15 @@ def _severity_history(incident: Incident, items: list[TimelineItem], at: ToMomen
 # --- The timeline.
 
 
+def _noted(entries: list[Entry], kinds: tuple[EntryKind, ...]) -> dict[EntryKind, list[Entry]]:
+    """The entries of each of these kinds, in order, in one pass."""
+    found: dict[str, list[Entry]] = {kind.value: [] for kind in kinds}  # by value: an Entry's kind is a str
+    for entry in entries:
+        if (same := found.get(entry.kind)) is not None:
+            same.append(entry)
+    return {kind: found[kind.value] for kind in kinds}
+
+
 def _days(entries: list[Entry]) -> list[Day]:
     """Entries under a heading for each local day, so a night that crosses midnight reads right."""
     days: list[Day] = []
@@ -580,6 +610,8 @@ def _alert_entries(alerts: list[AlertRecord], at: ToMoment) -> Iterable[Entry]:
             yield Entry(at(alert.cleared_at), "watchdog_clear", LABELS["watchdog_clear"],
                         f"The watchdog saw `{alert.target}` back to normal", None)
 
+
+_ENTRY_TIME = operator.attrgetter("moment.at")  # sorts entries by time at C speed, not a lambda per entry
 
 # Each kind's value and label, looked up once per timeline line (an enum's `.value` is a property call).
 _KIND_LABELS: dict[EntryKind, tuple[str, str]] = {
@@ -715,10 +747,11 @@ def _roles(spells: list[RoleSpell], at: ToMoment, names: _Names) -> list[RoleLin
     return lines
 
 
-def _participants(items: list[TimelineItem], pages: list[PageView], names: _Names,
+def _participants(items: list[TimelineItem], acknowledged: dict[int, tuple[datetime, str]], names: _Names,
                   more: dict[str, int] | None = None) -> list[Participant]:
-    """Everyone who wrote or acted, busiest first; the bot itself is not a participant. `more`: entries
-    per actor counted elsewhere (a streamed draft's messages)."""
+    """Everyone who wrote or acted, busiest first, then those who only acknowledged a page
+    (`acknowledged`: first_acknowledgements); the bot itself is not a participant. `more`: entries per
+    actor counted elsewhere (a streamed draft's messages)."""
     counts: dict[str, int] = {}
     for actor, count in (more or {}).items():
         if actor != names.bot_user_id:
@@ -728,7 +761,7 @@ def _participants(items: list[TimelineItem], pages: list[PageView], names: _Name
             counts[item.actor_id] = counts.get(item.actor_id, 0) + 1
     ranked = sorted(counts.items(), key=lambda pair: (-pair[1], names(pair[0])))
     people = [Participant(names(user_id), count) for user_id, count in ranked]
-    acknowledgers = {names.person(by) for _, by in first_acknowledgements(items, pages).values() if by and by not in counts}
+    acknowledgers = {names.person(by) for _, by in acknowledged.values() if by and by not in counts}
     return people + [Participant(name, 0) for name in sorted(acknowledgers - {p.name for p in people})]
 
 
