@@ -185,7 +185,7 @@ class TimelineService:
         """Everything recorded for the incident, in order; deleted messages and unfilled placeholders
         included (callers decide what to show)."""
         with self._reads() as session:
-            return [item for rows in store.entry_rows(session, incident_id) for item in map(item_of_row, rows)]
+            return [item for rows in store.entry_rows(session, incident_id, into=item_of_columns) for item in rows]
 
     def close(self) -> None:
         self._stopping.set()
@@ -539,10 +539,10 @@ def item_of(entry: TimelineEntry | Row[Any]) -> TimelineItem:
 _KINDS = {kind.value: kind for kind in EntryKind}  # a dict lookup: EntryKind(value) costs ten times more
 
 
-def item_of_row(row: tuple[Any, ...]) -> TimelineItem:
-    """A row of storage.timeline.entry_rows (its ENTRY_COLUMNS, converted) as the domain sees it; the
-    same item `item_of` makes of the stored entry, built positionally."""
-    (id_, kind, occurred_at, actor_id, text, data, slack_ts, thread_ts, permalink, files, edited_at,
-     earlier_texts, deleted_at, key_marks) = row
+def item_of_columns(id_: int, kind: str, occurred_at: datetime, actor_id: str | None, text: str, data: Any,
+                    slack_ts: str | None, thread_ts: str | None, permalink: str | None, files: Any,
+                    edited_at: datetime | None, earlier_texts: Any, deleted_at: datetime | None, key_marks: Any) -> TimelineItem:
+    """A row of storage.timeline.entry_rows (its ENTRY_COLUMNS, converted) as the domain sees it: the
+    same item `item_of` makes of the stored entry, built positionally (entry_rows' `into`)."""
     return TimelineItem(id_, _KINDS[kind], occurred_at, actor_id, text, data or {}, slack_ts, thread_ts, permalink,
                         files or [], edited_at is not None, earlier_texts or [], deleted_at is not None, bool(key_marks))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,7 +46,7 @@ from bot.postmortem.templates import (
     default_template,
 )
 from bot.slack_markup import Lookup, References
-from bot.timeline import TimelineItem, item_of_row
+from bot.timeline import TimelineItem, item_of_columns
 from bot.timeline_words import USER_ID
 from storage import followups as followup_store
 from storage import incidents as incident_store
@@ -164,31 +165,13 @@ class PostmortemService:
         costs less than two passes over its messages; both give the same Markdown. The Markdown is kept
         as UTF-8 and stored as such (storage.postmortems.store_markdown). The view returned holds that
         UTF-8 (its `markdown` decodes it)."""
-        with self._reads() as session:
-            row = store.by_id(session, postmortem_id)
-            if row is None:
-                raise LookupError(postmortem_id)
-            if row.markdown is not None:
-                return postmortem_view(row)
-            drafted_at = self._clock.now()
-            asked = replace(postmortem_view(row), drafted_at=None)
-            streamed = timeline_store.entry_count(session, row.incident_id) > self._stream_above
-            with collector_paused():
-                record, tally = self._summary(session, row.incident_id) if streamed else (self._record(session, row.incident_id), None)
-                record = self._with_samples(session, record, drafted_at)
-        record = self._with_names(record)  # may ask Slack: not with the collector paused
-        streams = self._messages(asked.incident_id, tally.last_id) if tally is not None else None
-        try:
-            with collector_paused():
-                draft = build(record, self._zone, version=asked.version, drafted_at=drafted_at,
-                              messages=(tally, streams) if tally is not None and streams is not None else None)
-            draft, drawn = self._draw(draft)  # outside any transaction, and with the collector on
-            with collector_paused():
-                markdown, template, problem = (self._render_utf8(draft, streams.close) if streams is not None
-                                               else self._render_utf8(draft))
-        finally:
-            if streams is not None:
-                streams.close()
+        # The record, the draft and their 100,000 objects are made and freed before the collector runs
+        # again: each time it resumed in between, its first pass walked them all (collector_paused).
+        with collector_paused():
+            made = self._drafted(postmortem_id)
+        if isinstance(made, PostmortemView):
+            return made
+        asked, markdown, template, problem, drawn = made
         with transaction(self._sessions) as session:
             now = self._clock.now()
             # Only while the version is not drafted: another process may have drafted it meanwhile; keep theirs.
@@ -204,6 +187,35 @@ class PostmortemService:
         stored = bytes(markdown)  # once the store's copy is freed; the view's copy is immutable
         del markdown
         return replace(asked, drafted_at=now, content=stored, template=template, problem=problem)
+
+    def _drafted(self, postmortem_id: int) -> PostmortemView | tuple[PostmortemView, bytearray, str | None, str | None,
+                                                                         list[tuple[ChartRef, ChartFile]]]:
+        """draft()'s reading, building, drawing and rendering: the version as stored when it is drafted
+        already, else (the version asked for, its Markdown as UTF-8, the team's template if it was used,
+        why it was not, the charts drawn)."""
+        with self._reads() as session:
+            row = store.by_id(session, postmortem_id)
+            if row is None:
+                raise LookupError(postmortem_id)
+            if row.markdown is not None:
+                return postmortem_view(row)
+            drafted_at = self._clock.now()
+            asked = replace(postmortem_view(row), drafted_at=None)
+            streamed = timeline_store.entry_count(session, row.incident_id) > self._stream_above
+            record, tally = self._summary(session, row.incident_id) if streamed else (self._record(session, row.incident_id), None)
+            record = self._with_samples(session, record, drafted_at)
+        record = self._with_names(record)  # may ask Slack: outside any transaction
+        streams = self._messages(asked.incident_id, tally.last_id) if tally is not None else None
+        try:
+            draft = build(record, self._zone, version=asked.version, drafted_at=drafted_at,
+                          messages=(tally, streams) if tally is not None and streams is not None else None)
+            draft, drawn = self._draw(draft)  # outside any transaction
+            markdown, template, problem = (self._render_utf8(draft, streams.close) if streams is not None
+                                           else self._render_utf8(draft))
+        finally:
+            if streams is not None:
+                streams.close()
+        return asked, markdown, template, problem, drawn
 
     def preview(self, incident_id: int) -> str:
         """A draft of the record so far, not stored (for an incident with no version yet). Its charts are
@@ -257,15 +269,15 @@ class PostmortemService:
 
     def _record(self, session: Session, incident_id: int) -> IncidentRecord:
         """The whole record, every timeline entry an item (preview(), and the benchmark's parts)."""
-        items = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id) for r in rows]
+        items = [i for rows in timeline_store.entry_rows(session, incident_id, into=item_of_columns) for i in rows]
         return self._record_of(session, incident_id, items, References(), set())
 
     def _summary(self, session: Session, incident_id: int) -> tuple[IncidentRecord, MessageTally]:
         """The record a streamed draft starts from: every entry but the channel messages, and the first
         message shown (the first sign of trouble may be it), as items; the messages counted in one pass
         without keeping them (the people and channels they name included)."""
-        others = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id, messages=False) for r in rows]
-        first = [item_of_row(r) for rows in timeline_store.entry_rows(session, incident_id, messages=True, limit=1) for r in rows]
+        others = [i for rows in timeline_store.entry_rows(session, incident_id, into=item_of_columns, messages=False) for i in rows]
+        first = [i for rows in timeline_store.entry_rows(session, incident_id, into=item_of_columns, messages=True, limit=1) for i in rows]
         items = list(heapq.merge(others, first, key=lambda i: (i.occurred_at, i.id)))
         named, people = References(), set()
         deleted, count, last_id = 0, 0, 0
@@ -302,8 +314,8 @@ class PostmortemService:
         transaction of their own at each call."""
         def stream() -> Generator[TimelineItem, None, None]:
             with self._reads() as session:
-                for rows in timeline_store.entry_rows(session, incident_id, messages=True, up_to_id=last_id):
-                    yield from map(item_of_row, rows)
+                for rows in timeline_store.entry_rows(session, incident_id, into=item_of_columns, messages=True, up_to_id=last_id):
+                    yield from rows
         return _MessageStreams(stream)
 
     def _record_of(self, session: Session, incident_id: int, items: list[TimelineItem], named: References,
@@ -316,12 +328,22 @@ class PostmortemService:
         followups = [followup_view(f) for f in followup_store.for_incident(session, incident_id)]
         pages = [page_view(p) for p in paging_store.for_incident(session, incident_id)]
         incident = incident_store.snapshot(row)
-        shared = [s for i in items for s in i.data.get("shared") or [] if isinstance(s, dict)]
+        # One pass over the items (a 10,000-entry timeline's): who acted, what their texts name, and, in
+        # the few with data, whom an entry is about and what was forwarded.
+        actors: set[str] = set()
+        shared: list[dict[str, Any]] = []
+        for item in items:
+            if item.actor_id:
+                actors.add(item.actor_id)
+            named.add(item.text)
+            if data := item.data:
+                if data.get("user"):
+                    actors.add(str(data["user"]))
+                shared += [s for s in data.get("shared") or [] if isinstance(s, dict)]
         for text in (incident.title, incident.description, incident.resolution_summary,
-                     *(i.text for i in items), *(f.text for f in followups), *(str(s.get("text") or "") for s in shared)):
+                     *(f.text for f in followups), *(str(s.get("text") or "") for s in shared)):
             named.add(text)
-        people = people | {row.reporter_id} | {i.actor_id for i in items if i.actor_id} | {
-            str(i.data["user"]) for i in items if i.data.get("user")} | {
+        people = people | {row.reporter_id} | actors | {
             u for f in followups for u in (f.owner_id, f.created_by, f.done_by) if u} | {
             p.acknowledged_by for p in pages if p.acknowledged_by and USER_ID.fullmatch(p.acknowledged_by)} | {
             p.requested_by for p in pages if p.requested_by} | {
@@ -352,12 +374,15 @@ class PostmortemService:
         users = sorted(set(record.people) - set(record.names) - {record.bot_user_id, OPERATOR})[:MAX_NAME_LOOKUPS]  # the operator is no Slack user
         channels = sorted(set(record.channels) - set(record.channel_names))[:MAX_NAME_LOOKUPS]
         usergroups = sorted(set(record.usergroups) - set(record.usergroup_handles))
-        return replace(
-            record,
-            names={**record.names, **(self._lookup.users(users) if users else {})},
-            channel_names={**record.channel_names, **(self._lookup.channels(channels) if channels else {})},
-            usergroup_handles={**record.usergroup_handles, **(self._lookup.usergroups(usergroups) if usergroups else {})},
-        )
+        if not (users or channels or usergroups):
+            return record
+        with collector_resumed():  # Slack may take seconds to answer: not with the collector held off meanwhile
+            return replace(
+                record,
+                names={**record.names, **(self._lookup.users(users) if users else {})},
+                channel_names={**record.channel_names, **(self._lookup.channels(channels) if channels else {})},
+                usergroup_handles={**record.usergroup_handles, **(self._lookup.usergroups(usergroups) if usergroups else {})},
+            )
 
     def _with_samples(self, session: Session, record: IncidentRecord, drafted_at: datetime) -> IncidentRecord:
         """The record with the watchdog's samples of every target in the charts' window (read in the
@@ -378,14 +403,15 @@ class PostmortemService:
 
         drawn: list[tuple[ChartRef, ChartFile]] = []
         failed: list[str] = []
-        for ref in draft.charts:
-            try:
-                png = render(ref.chart)
-            except Exception as error:  # noqa: BLE001 - a drawing bug must not lose the postmortem
-                log.exception("incident %s: the chart of %s could not be drawn", draft.number, ref.target)
-                failed.append(f"`{ref.target}`: its chart could not be drawn ({type(error).__name__})")
-                continue
-            drawn.append((ref, ChartFile(ref.filename, ref.title, ref.caption, png.data, png.width, png.height)))
+        with collector_resumed():  # matplotlib makes cycles by the thousand: not with the collector held off
+            for ref in draft.charts:
+                try:
+                    png = render(ref.chart)
+                except Exception as error:  # noqa: BLE001 - a drawing bug must not lose the postmortem
+                    log.exception("incident %s: the chart of %s could not be drawn", draft.number, ref.target)
+                    failed.append(f"`{ref.target}`: its chart could not be drawn ({type(error).__name__})")
+                    continue
+                drawn.append((ref, ChartFile(ref.filename, ref.title, ref.caption, png.data, png.width, png.height)))
         if failed:
             draft = replace(draft, charts=[ref for ref, _ in drawn], no_charts=[*draft.no_charts, *failed])
         return draft, drawn
@@ -470,27 +496,58 @@ class _MessageStreams:
 _pauses = 0
 _pauses_lock = threading.Lock()
 _was_enabled = True
+_held = threading.local()  # .pauses: how many of the pauses this thread holds
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector off while a draft is made. A 10,000-entry draft makes some
-    100,000 objects that live until it is done, and the collector would walk them all several times
-    over: 0.15 s of 0.6 s, and most of the slow tail. Nothing is lost: cycles made meanwhile are
-    collected at the next pass after. Counted, so overlapping drafts resume collection only at the end."""
+def _hold() -> None:
     global _pauses, _was_enabled
     with _pauses_lock:
         if _pauses == 0:
             _was_enabled = gc.isenabled()
             gc.disable()
         _pauses += 1
+
+
+def _release() -> None:
+    global _pauses
+    with _pauses_lock:
+        _pauses -= 1
+        if _pauses == 0 and _was_enabled:
+            gc.enable()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off while a draft is made. A 10,000-entry draft makes some
+    100,000 objects that live until it is done, and the collector would walk them all several times
+    over: 0.15 s of 0.6 s, and most of the slow tail; its first pass after a pause walks every object
+    made during it that is still alive, so the pause ends once they are freed. Nothing is lost: cycles
+    made meanwhile are collected at the next pass after. Counted, so overlapping drafts resume
+    collection only at the end."""
+    _hold()
+    _held.pauses = getattr(_held, "pauses", 0) + 1
     try:
         yield
     finally:
-        with _pauses_lock:
-            _pauses -= 1
-            if _pauses == 0 and _was_enabled:
-                gc.enable()
+        _held.pauses -= 1
+        _release()
+
+
+@contextmanager
+def collector_resumed() -> Iterator[None]:
+    """Inside collector_paused(): this thread's pauses lifted meanwhile, for what may take long or make
+    cycles by the thousand (asking Slack for names, drawing charts). The collector runs again unless
+    another thread's draft holds it off. Outside a pause, nothing."""
+    mine = getattr(_held, "pauses", 0)
+    for _ in range(mine):
+        _release()
+    _held.pauses = 0
+    try:
+        yield
+    finally:
+        for _ in range(mine):
+            _hold()
+        _held.pauses = mine
 
 
 def postmortem_view(row: Postmortem) -> PostmortemView:
