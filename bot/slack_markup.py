@@ -216,6 +216,7 @@ _MARKDOWN_SPECIAL = re.compile(r"[\\`*~\[\]<>|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9
 # character), and what it would take for HTML: a tag's `<` (or a `<` just before a name, which ends the
 # run), an entity's `&`. `_literal` keeps those that cannot format where they stand.
 _LITERAL_SPECIAL = re.compile(r"[\\`*_~]|<(?=[A-Za-z/!?]|$)|&(?=#?[A-Za-z0-9]+;)")
+_LITERAL_ASCII = "\\`*_~<&"  # every character _LITERAL_SPECIAL can match
 _ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 # At the start of a line: what Markdown would make a heading of, or take for a heading's underline.
 _LINE_START_SPECIAL = re.compile(r"^( {0,3})(#{1,6}(?=[ \t]|$)|=+[ \t]*$|-+[ \t]*$)")
@@ -363,7 +364,7 @@ class Renderer:
     def _literal(self, text: str) -> str:
         """Text people typed, as text: in Markdown, a character that would format is escaped, unless it
         cannot where it stands (`snake_case`, `a * b`), so the text reads as typed, raw or rendered."""
-        if not self.markdown:
+        if not self.markdown or not _may_need_escaping(text):
             return text
 
         def escape(match: re.Match[str]) -> str:
@@ -439,6 +440,8 @@ class Renderer:
             return "bullet", f"{'  ' * line.level}- {content}"
         if not content:
             return "", ""
+        if content.lstrip(" ")[:1] not in ("#", "=", "-"):  # what _LINE_START_SPECIAL starts with, past its spaces
+            return "text", content
         return "text", _LINE_START_SPECIAL.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", content)
 
     def _plain_blocks(self, blocks: list[Block], atoms: Iterator[Token]) -> str:
@@ -465,6 +468,15 @@ def _may_format(text: str) -> bool:
         if char in text:
             return True
     return not text.isascii() and ("•" in text or "◦" in text or "▪" in text)
+
+
+def _may_need_escaping(text: str) -> bool:
+    """Whether _LITERAL_SPECIAL may match in the text: each of its characters looked for with `in` (most
+    lines of the texts that are converted have none), not with the pattern's alternation at each one."""
+    for char in _LITERAL_ASCII:
+        if char in text:
+            return True
+    return False
 
 
 def to_markdown(text: str | None, names: Names | None = None, zone: ZoneInfo | None = None) -> str:

@@ -91,7 +91,8 @@ class TimelineItem:
 
 def visible(items: list[TimelineItem]) -> list[TimelineItem]:
     """What readers see: deleted messages, and placeholders their message never filled, are left out."""
-    return [i for i in items if not i.deleted and not (i.kind is EntryKind.MESSAGE and i.actor_id is None)]
+    message = EntryKind.MESSAGE  # looked up once, not at each of a timeline's entries
+    return [i for i in items if not i.deleted and (i.actor_id is not None or i.kind is not message)]
 
 
 def ts_to_datetime(ts: str) -> datetime:

@@ -4,6 +4,7 @@ looks like markup."""
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.slack_markup import (
+    _LINE_START_SPECIAL,
+    _LITERAL_SPECIAL,
     ChannelLink,
     DateToken,
     Link,
@@ -20,6 +23,8 @@ from bot.slack_markup import (
     Text,
     UsergroupMention,
     UserMention,
+    _may_format,
+    _may_need_escaping,
     parse,
     references,
     to_markdown,
@@ -243,3 +248,14 @@ def test_a_text_returned_as_it_is_is_what_converting_it_gives(text: str) -> None
     when converting them would give the same text, in Markdown and in plain text alike."""
     for renderer in (Renderer(Names(), True, ZoneInfo("Europe/Paris")), Renderer(Names(), False, None)):
         assert renderer.text(text) == renderer._converted(text)
+
+
+@given(st.text(alphabet=st.sampled_from(list("a _1é #=-*~`<>&\n\\•◦▪/!?;")), max_size=12))
+@example("   # heading")
+@example("    # four spaces: code, not a heading")
+@example("&amp;")
+def test_each_shortcut_skips_only_what_its_pattern_would_leave_alone(text: str) -> None:
+    """The `in` checks that spare most texts (and lines) a regular expression: never wrong the other way."""
+    assert _may_format(text) == bool(re.search(r"[<&*~`\n>•◦▪\\]", text))  # what makes a text need converting
+    assert _may_need_escaping(text) or not _LITERAL_SPECIAL.search(text)
+    assert text.lstrip(" ")[:1] in ("#", "=", "-") or not _LINE_START_SPECIAL.search(text)
