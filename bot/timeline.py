@@ -28,7 +28,7 @@ from bot.clock import Clock
 from bot.incidents.values import EntryKind, Status
 from bot.spool import Spool
 from storage import timeline as store
-from storage.database import STORE_UNAVAILABLE, read_only
+from storage.database import STORE_UNAVAILABLE, KeptConnection, read_only
 from storage.models import TimelineEntry
 
 log = logging.getLogger(__name__)
@@ -412,8 +412,9 @@ class BatchWriter:
         # On PostgreSQL a second one, in autocommit, for batches of captured messages only (nearly all):
         # each of their statements stands alone (a message is stored once under its (channel, ts) by
         # whichever statement stores it), so they need no BEGIN and COMMIT, two of their four round trips.
-        self._connections: dict[bool, Connection] = {}  # in autocommit? -> the connection
         self._autocommit_captures = self._engine.dialect.name == "postgresql"
+        self._connections = {autocommit: KeptConnection(self._engine, autocommit=autocommit)  # by: in autocommit?
+                             for autocommit in {False, self._autocommit_captures}}
 
     def run(self, operation: Operation) -> Captured:
         """Apply `operation` and return once it is committed; raises what the store raised."""
@@ -443,31 +444,25 @@ class BatchWriter:
         return mine.outcome
 
     def close(self) -> None:
-        """Writes happen on their callers' threads: only the connection is left to close."""
-        with self._lock:
-            connections, self._connections = list(self._connections.values()), {}
-        for connection in connections:
-            connection.close()
+        """Writes happen on their callers' threads: only the connections are left to close."""
+        for kept in self._connections.values():
+            kept.close()
 
     def _write(self, batch: list[_Waiting]) -> None:
         operations = [waiting.operation for waiting in batch]
         autocommit = self._autocommit_captures and all(isinstance(operation, CaptureMessage) for operation in operations)
-        connection = self._connections.get(autocommit)
-        try:
-            if connection is None or connection.invalidated:
-                connection = self._connections[autocommit] = self._engine.connect()
-                if autocommit:
-                    connection.execution_options(isolation_level="AUTOCOMMIT")
+
+        def write(connection: Connection) -> list[Captured]:
             # Core: an ORM session per batch cost more than its statements.
             with contextlib.nullcontext() if autocommit else connection.begin():
                 writes = Batch(connection, self._clock)
                 outcomes = writes.apply(operations)
                 writes.finish()
+            return outcomes
+
+        try:
+            outcomes = self._connections[autocommit].run(write)  # a connection the store went away from is dropped
         except Exception as error:
-            if isinstance(error, STORE_UNAVAILABLE) and connection is not None:
-                self._connections.pop(autocommit, None)  # the store went away: the next batch connects anew
-                with contextlib.suppress(Exception):
-                    connection.close()
             if len(batch) > 1 and not isinstance(error, STORE_UNAVAILABLE):  # one bad event fails alone
                 for waiting in batch:
                     self._write([waiting])

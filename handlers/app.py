@@ -152,6 +152,7 @@ class Runtime:
         self.services.background.shutdown()
         self.services.paging.dispatcher.shutdown(timeout=2)  # a hung provider must not hold the stop up
         self.services.timeline.close()
+        self.services.incidents.close()
         if self.spool is not None:
             self.spool.close()
         self.transport.close()

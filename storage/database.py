@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,8 @@ from storage.driver import as_sqlalchemy_raises
 # What the store raises when it is down or unreachable (not when a statement is wrong): callers that can
 # carry on without it (capture spools, commands say what is degraded) catch these and only these.
 STORE_UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
+
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -37,6 +40,55 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class KeptConnection:
+    """One connection kept open for a write path that runs often and one write at a time (a slash
+    command's note, a batch of captured messages): a pool checkout per write costs more than the write
+    itself, and on PostgreSQL it is a round trip more (the pool's pre-ping). `autocommit`: each
+    statement is its own transaction (PostgreSQL's AUTOCOMMIT isolation level).
+
+    `run(work)` calls `work(connection)` under a lock and returns what it returns. A connection the store
+    cut (invalidated: storage.driver.as_sqlalchemy_raises marks it so) or that `work` failed on with
+    STORE_UNAVAILABLE is closed, and the next run connects anew; with `retry_lost`, `work` is run once
+    more on a fresh connection when its connection turned out cut: for work that a repeat cannot do
+    twice (a write keyed by its request), since a cut seen only at the next use (a restart, a failover,
+    idle connections closed by a proxy) is what the pre-ping caught before. Raises what `work` raised."""
+
+    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+        self._engine = engine
+        self._autocommit = autocommit
+        self._lock = threading.Lock()
+        self._connection: Connection | None = None
+
+    def run(self, work: Callable[[Connection], T], *, retry_lost: bool = False) -> T:
+        with self._lock:
+            try:
+                return work(self._connected())
+            except exc.DBAPIError as error:
+                self._drop_unless_usable(error)
+                if not (retry_lost and error.connection_invalidated):
+                    raise
+            return work(self._connected())  # its connection was cut: once more, on a fresh one
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _connected(self) -> Connection:
+        if self._connection is None or self._connection.invalidated or self._connection.closed:
+            connection = self._engine.connect()
+            self._connection = connection.execution_options(isolation_level="AUTOCOMMIT") if self._autocommit else connection
+        return self._connection
+
+    def _drop_unless_usable(self, error: exc.DBAPIError) -> None:
+        """A connection the store went away from is not used again (closed, as the pool would)."""
+        if self._connection is not None and (error.connection_invalidated or isinstance(error, STORE_UNAVAILABLE)):
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
 
 
 def read_only(factory: sessionmaker[Session]) -> sessionmaker[Session]:

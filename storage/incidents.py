@@ -10,7 +10,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Select, Table, bindparam, func, insert, select, true, update
+from sqlalchemy import Connection, Insert, Select, Table, bindparam, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -95,7 +95,7 @@ def current(session: Session, incident_id: int) -> values.Incident | None:
     return _with_role_columns(row) if row is not None else None
 
 
-def add_entry_unless_closed(engine: Engine, incident_id: int, request_key: str, kind: str, at: datetime,
+def add_entry_unless_closed(connection: Connection, incident_id: int, request_key: str, kind: str, at: datetime,
                             actor_id: str | None, text: str, *, to_publish: bool) -> tuple[values.Incident, int] | None:
     """A note or a status update as a slash command records it, committed before this returns:
     `updated_at` moved to `at` unless the incident is closed (its row locked meanwhile), the request's
@@ -105,19 +105,18 @@ def add_entry_unless_closed(engine: Engine, incident_id: int, request_key: str, 
 
     Slack's answer waits on this, so it is as few round trips as each store allows, on the driver's
     cursor (storage/driver.py): on PostgreSQL one statement (data-modifying WITH queries), which is its
-    own transaction; on SQLite three in one BEGIN IMMEDIATE transaction, rolled back unless all three
-    took effect."""
+    own transaction, on a `connection` in autocommit; on SQLite three in one BEGIN IMMEDIATE transaction
+    begun on `connection` (in none yet), rolled back unless all three took effect. A repeat with the same
+    key writes nothing (None): safe to run again when the connection was cut."""
     entry = {"incident_id": incident_id, "kind": kind, "occurred_at": at, "actor_id": actor_id, "text": text,
              "data": None, "published_at": None if to_publish else at}
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            written = _NOTE_ON_POSTGRESQL.rows(connection.execution_options(isolation_level="AUTOCOMMIT"),
-                                               {**entry, "key": request_key, "at": at})
+    if connection.dialect.name == "postgresql":
+        written = _NOTE_ON_POSTGRESQL.rows(connection, {**entry, "key": request_key, "at": at})
         if not written:
             return None
         *touched, entry_id = written[0]
     else:
-        with engine.connect() as connection, connection.begin() as transaction:
+        with connection.begin() as transaction:
             found = _TOUCH_ON_DRIVER.rows(connection, {"incident_id": incident_id, "at": at})
             if not found or not _CLAIM_ON_DRIVER.rows(
                     connection, {"key": request_key, "incident_id": incident_id, "received_at": at}):

@@ -1,17 +1,25 @@
 """Connections to the bot's own store (storage/database.py): SQLite's writers' BEGIN, run on the driver,
 still fails as the store being unavailable; a PostgreSQL connection the server cut is replaced before
-anyone uses it, however recently it was used."""
+anyone uses it, however recently it was used; a connection kept for one write path (KeptConnection)
+is replaced after a cut, and what is safe to repeat is repeated on the fresh one."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
 
-from storage.database import STORE_UNAVAILABLE, make_engine
+from bot.clock import ManualClock
+from bot.incidents import commands as c
+from bot.incidents.service import AlreadyDone, Changed, IncidentService
+from bot.incidents.values import EntryKind
+from bot.timeline import TimelineService
+from storage.database import STORE_UNAVAILABLE, KeptConnection, make_engine, make_session_factory
 from tests.conftest import PG_ADMIN
 
 
@@ -57,4 +65,55 @@ def test_a_pooled_postgresql_connection_cut_right_after_use_is_replaced_before_t
             assert admin.execute("SELECT pg_terminate_backend(%s)", [first]).fetchone() == (True,)
         assert _backend_pid(engine) != first  # no error: replaced before it was used
     finally:
+        engine.dispose()
+
+
+def _cut(pid: int) -> None:
+    """The server ends the connection at once, as a restart or a failover does."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
+
+
+def _pid(connection: Connection) -> int:
+    return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_a_kept_connection_the_server_cut_is_replaced_at_its_next_use(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    kept = KeptConnection(engine, autocommit=True)
+    try:
+        first = kept.run(_pid)
+        assert kept.run(_pid) == first  # kept between uses, not checked out of the pool each time
+        _cut(first)
+        with pytest.raises(STORE_UNAVAILABLE):  # work that may not be repeated meets the cut once
+            kept.run(_pid)
+        assert kept.run(_pid) != first  # and the next use has a fresh connection
+        second = kept.run(_pid)
+        _cut(second)
+        assert kept.run(_pid, retry_lost=True) not in (first, second)  # work safe to repeat: run again at once
+    finally:
+        kept.close()
+        engine.dispose()
+
+
+def test_a_note_after_the_server_cut_its_connection_is_written_once(postgres_url: str) -> None:
+    """Notes are written on a connection kept for them, which no pre-ping checks: the note that meets a
+    cut is written on a fresh one, once (its request key makes the repeat safe)."""
+    engine = make_engine(postgres_url)
+    sessions = make_session_factory(engine)
+    clock = ManualClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    incidents = IncidentService(sessions, clock)
+    try:
+        incident = incidents.declare(c.Declare(title="Cut"), "U0ALICE", "cut-declare").incident
+        assert isinstance(incidents.apply(incident.id, c.AddNote("before", EntryKind.ACTION), "U0ALICE", "cut-1"), Changed)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # every connection to the store, the kept one too
+            cut = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                "AND pid <> pg_backend_pid()", [make_url(postgres_url).database]).fetchall()
+        assert cut and all(row == (True,) for row in cut)
+        assert isinstance(incidents.apply(incident.id, c.AddNote("after", EntryKind.ACTION), "U0ALICE", "cut-2"), Changed)
+        assert isinstance(incidents.apply(incident.id, c.AddNote("after", EntryKind.ACTION), "U0ALICE", "cut-2"), AlreadyDone)
+        notes = [i.text for i in TimelineService(sessions, clock).items(incident.id) if i.kind is EntryKind.ACTION]
+        assert notes == ["before", "after"]
+    finally:
+        incidents.close()
         engine.dispose()
