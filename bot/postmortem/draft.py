@@ -83,12 +83,12 @@ class IncidentRecord:
 # --- The values templates see.
 
 
+_TWO_DIGITS = [f"{n:02d}" for n in range(60)]  # an hour's, a minute's or a second's two digits, by number
+
+
 # Moment and Entry are made once per timeline line (10,000 and more in a big draft): not frozen, though
 # nothing changes them, since a frozen dataclass's __init__ costs several times a plain one's (each field
 # set through object.__setattr__). Templates cannot assign attributes.
-_TWO_DIGITS = [f"{n:02d}" for n in range(60)]
-
-
 @dataclass(slots=True)
 class Moment:
     """A recorded time, in the draft's zone."""
