@@ -460,23 +460,25 @@ class Renderer:
         return "\n".join(lines)
 
 
-def _may_format(text: str) -> bool:
-    """Whether the text holds a character that may format it (_FORMATTING_ASCII, or a bullet). Each is
-    looked for with `in`, a memchr, not with a regex's character class: a third of the time, for the
-    text of every timeline line a postmortem shows."""
-    for char in _FORMATTING_ASCII:
-        if char in text:
-            return True
-    return not text.isascii() and ("•" in text or "◦" in text or "▪" in text)
-
-
-def _may_need_escaping(text: str) -> bool:
-    """Whether _LITERAL_SPECIAL may match in the text: each of its characters looked for with `in` (most
-    lines of the texts that are converted have none), not with the pattern's alternation at each one."""
-    for char in _LITERAL_ASCII:  # noqa: SIM110 - any() over a generator costs three times this loop
+def _holds_any(text: str, chars: str) -> bool:
+    """Whether the text holds any of these characters, each looked for with `in` (a memchr): a third of
+    the time of a regex's character class over the text, for the text of every timeline line a
+    postmortem shows."""
+    for char in chars:  # noqa: SIM110 - any() over a generator costs three times this loop
         if char in text:
             return True
     return False
+
+
+def _may_format(text: str) -> bool:
+    """Whether the text holds a character that may format it: one of _FORMATTING_ASCII, or a bullet."""
+    return _holds_any(text, _FORMATTING_ASCII) or (not text.isascii() and _holds_any(text, _BULLETS))
+
+
+def _may_need_escaping(text: str) -> bool:
+    """Whether _LITERAL_SPECIAL may match in the text (most lines of the texts that are converted have
+    none of its characters): not the pattern's alternation tried at each character."""
+    return _holds_any(text, _LITERAL_ASCII)
 
 
 def to_markdown(text: str | None, names: Names | None = None, zone: ZoneInfo | None = None) -> str:

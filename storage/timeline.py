@@ -201,10 +201,10 @@ ENTRY_COLUMNS = ("id", "kind", "occurred_at", "actor_id", "text", "data", "slack
 def entry_rows(session: Session, incident_id: int, *, into: Callable[..., T], messages: bool | None = None,
                up_to_id: int | None = None, limit: int | None = None, chunk: int = 2000) -> Iterator[list[T]]:
     """The incident's entries in order (occurred_at, id), `chunk` rows at a time, each what `into` makes
-    of its values, given positionally in ENTRY_COLUMNS order (`into=tuple`-like callers take
-    `lambda *values: values`): times aware UTC datetimes (as UTCDateTime gives them), JSON columns
-    decoded (SQL NULL and JSON null both None). The caller's object is made from the values directly,
-    not from a tuple of them: a tuple a row is a tenth of reading 10,000 entries.
+    of its values, given positionally in ENTRY_COLUMNS order: times aware UTC datetimes (as UTCDateTime
+    gives them), JSON columns decoded (SQL NULL and JSON null both None). The caller's object is made
+    from the values directly, not from a tuple of them: a tuple a row was a tenth of reading 10,000
+    entries.
 
     `messages`: None for every entry; True for the channel messages a reader sees (not deleted, not a
     placeholder whose message never came: bot.timeline.visible); False for every entry but channel

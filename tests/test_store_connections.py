@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 
 from bot.clock import ManualClock
@@ -48,9 +48,19 @@ def test_a_sqlite_file_another_process_holds_is_the_store_unavailable_and_then_w
         engine.dispose()
 
 
-def _backend_pid(engine: object) -> int:
-    with engine.connect() as connection:  # type: ignore[attr-defined]
-        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+def _pid(connection: Connection) -> int:
+    return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return _pid(connection)
+
+
+def _cut(pid: int) -> None:
+    """The server ends the connection at once, as a restart or a failover does."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
 
 
 def test_a_pooled_postgresql_connection_cut_right_after_use_is_replaced_before_the_next(postgres_url: str) -> None:
@@ -61,21 +71,10 @@ def test_a_pooled_postgresql_connection_cut_right_after_use_is_replaced_before_t
     try:
         first = _backend_pid(engine)
         assert _backend_pid(engine) == first  # one connection, pooled between uses
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # the server cuts it at once
-            assert admin.execute("SELECT pg_terminate_backend(%s)", [first]).fetchone() == (True,)
+        _cut(first)
         assert _backend_pid(engine) != first  # no error: replaced before it was used
     finally:
         engine.dispose()
-
-
-def _cut(pid: int) -> None:
-    """The server ends the connection at once, as a restart or a failover does."""
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
-
-
-def _pid(connection: Connection) -> int:
-    return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
 def test_a_kept_connection_the_server_cut_is_replaced_at_its_next_use(postgres_url: str) -> None:
