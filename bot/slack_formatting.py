@@ -69,11 +69,14 @@ _BULLET = re.compile(r"[ \t]*([•◦▪])[ \t]+")
 _BULLET_LEVELS = {"•": 0, "◦": 1, "▪": 2}
 # `code` first; then each style: opened where no word (nor the same marker) goes on before it, the content
 # starting and ending with no space, closed where no word (nor the marker) follows. \w includes `_`.
+# Each branch starts with its marker and looks behind it after (`\*(?<![\w*]\*)`, not `(?<![\w*])\*`):
+# then the search skips to the next marker, where a branch led by a look-behind made it try all four at
+# every character (10 µs against 1 µs for a 170-character line with a snake_case word).
 _INLINE = re.compile(
     r"`(?P<code>[^`\n]+)`"
-    r"|(?<![\w*])\*(?P<bold>[^\s*](?:[^\n]*?[^\s*])?)\*(?![\w*])"
-    r"|(?<![\w])_(?P<italic>[^\s_](?:[^\n]*?[^\s_])?)_(?![\w])"
-    r"|(?<![\w~])~(?P<strike>[^\s~](?:[^\n]*?[^\s~])?)~(?![\w~])"
+    r"|\*(?<![\w*]\*)(?P<bold>[^\s*](?:[^\n]*?[^\s*])?)\*(?![\w*])"
+    r"|_(?<!\w_)(?P<italic>[^\s_](?:[^\n]*?[^\s_])?)_(?![\w])"
+    r"|~(?<![\w~]~)(?P<strike>[^\s~](?:[^\n]*?[^\s~])?)~(?![\w~])"
 )
 _INLINE_MARKER = re.compile(r"[`*_~]")  # a line without these has no span for _INLINE to find
 FORMATTING = re.compile(r"[*_~`\n>•◦▪]")  # a text without these has no formatting

@@ -211,7 +211,9 @@ class Lookup(Protocol):
 
 # --- Rendering.
 
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*~\[\]<>|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# An underscore is matched first and looked behind after (as bot/slack_formatting.py's _INLINE): a branch
+# led by a look-behind is tried at every character.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*~\[\]<>|]|_(?<![A-Za-z0-9]_)|_(?![A-Za-z0-9])")
 # In literal text: what Markdown would format (`*`, `_`, `~`, a backtick, a backslash escaping the next
 # character), and what it would take for HTML: a tag's `<` (or a `<` just before a name, which ends the
 # run), an entity's `&`. `_literal` keeps those that cannot format where they stand.
