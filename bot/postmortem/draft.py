@@ -382,7 +382,7 @@ def build(record: IncidentRecord, zone: ZoneInfo, *, version: int, drafted_at: d
     tally, stream = messages if messages is not None else (None, None)
     # The entries shown that are no channel message: every page, diagnostic and status change is among
     # them, a tenth of a busy timeline, so the passes looking for those kinds go over these alone.
-    notable = [i for i in items if i.kind is not EntryKind.MESSAGE]
+    notable = [i for i in items if i.kind is not _MESSAGE]
     # In a streamed draft, `others` are the entries shown that are no channel message: the stream has those.
     others = items if tally is None else notable
     recorded = [i.occurred_at for i in others] + [a.opened_at for a in record.alerts] + [incident.declared_at]
@@ -616,18 +616,23 @@ _ENTRY_TIME = operator.attrgetter("moment.at")  # sorts entries by time at C spe
 # Each kind's value and label, looked up once per timeline line (an enum's `.value` is a property call).
 _KIND_LABELS: dict[EntryKind, tuple[str, str]] = {
     kind: (kind.value, LABELS.get(kind, kind.value.capitalize())) for kind in EntryKind}
+# Python 3.11 looks an enum's member up on its class at several times a plain attribute's cost: once here,
+# not once per timeline line.
+_MESSAGE = EntryKind.MESSAGE
 
 
 def _entry(item: TimelineItem, at: ToMoment, names: _Names, wording: Wording) -> Entry:
     who = wording.who(item.actor_id)
     kind, label = _KIND_LABELS[item.kind]
-    if item.kind is EntryKind.MESSAGE:
-        where = " (in a thread)" if item.is_reply else ""
+    if item.kind is _MESSAGE:
+        thread = item.thread_ts  # TimelineItem.is_reply, without a property call per line
+        where = " (in a thread)" if thread is not None and thread != item.slack_ts else ""
         edited = " _(edited)_" if item.edited else ""
         # Most messages have no file and forward nothing: no generator is made for them (once per line).
         files = "".join(f" 📎 {f.get('title') or f.get('name') or 'file'}" for f in item.files) if item.files else ""
         own = names.text(item.text)
-        shared = [s for s in item.data["shared"] or [] if isinstance(s, dict)] if "shared" in item.data else []
+        data = item.data
+        shared = [s for s in data["shared"] or [] if isinstance(s, dict)] if data and "shared" in data else []
         if own or files or not shared:
             gap = "" if own.startswith("\n") else " "  # a text that starts with a block (code, a quote) starts on its line
             text = f"{who}{where}:{gap}{own}{edited}{files}"
