@@ -32,6 +32,7 @@ DEFAULT_DATABASE_URL = "sqlite:///incident-bot.db"
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_OPSGENIE_API_URL = "https://api.opsgenie.com"
 DEFAULT_SPOOL_PATH = "incident-bot-spool.db"
+REDACTED = "[redacted]"  # what stands where a secret was, in a log line or a postmortem
 
 Mode = Literal["http", "socket"]
 

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from bot.config import REDACTED
+
 _incident: ContextVar[int | None] = ContextVar("incident", default=None)
 _ABOUT_AN_INCIDENT = re.compile(r"^incident (\d+)\b")
 
@@ -81,7 +83,7 @@ class Redacting(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = self._inner.format(record)
         for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
+            text = text.replace(secret, REDACTED)
         return text
 
 

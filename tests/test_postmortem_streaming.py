@@ -51,7 +51,7 @@ def _incident(sessions: Any, clock: ManualClock, messages: int) -> int:
     """An incident with a bit of everything a streamed draft must count or show the same: a message
     before the declaration (the first sign), deleted messages and an unfilled placeholder, forwarded
     messages naming people and channels, mentions of people named nowhere else, key events, files,
-    edits, typed notes, a linked watchdog alert at the very time of a message, a secret in the text,
+    edits, typed notes, a linked watchdog alert at the very time of a message, a secret in three texts,
     and enough text (over 64 KiB) that the Markdown is encoded in several blocks."""
     incidents = IncidentService(sessions, clock)
     incident = incidents.declare(c.Declare(title="Night <@U0ZED> outage", severity=Severity.SEV2), "U0ALICE", "k-declare").incident
@@ -85,7 +85,7 @@ def _incident(sessions: Any, clock: ManualClock, messages: int) -> int:
             row["files"] = [{"name": "p99.png", "title": "p99"}]
             row["edited_at"] = at + timedelta(seconds=9)
             row["earlier_texts"] = [{"text": "before", "until": (at + timedelta(seconds=9)).isoformat()}]
-        if n == messages // 2:
+        if n in (1, messages // 2, messages - 1):  # in the first block of the Markdown's encoding, one in between, the last
             row["text"] += f" the token is {SECRET} oops"
         rows.append(row)
     placeholder = {**rows[-1], "slack_ts": "1.000001", "actor_id": None, "text": "", "occurred_at": START + timedelta(hours=1)}
@@ -167,7 +167,7 @@ def test_the_streamed_draft_is_the_whole_records_draft_byte_for_byte(store: Any,
     assert service.get(view.id).markdown == whole  # what was stored, read back as text
     assert isinstance(drafted.content, bytes) and drafted.content == whole.encode()
     assert len(whole.encode()) > 2 * 65536  # encoded in several blocks
-    assert SECRET not in whole and "the token is [redacted] oops" in whole
+    assert SECRET not in whole and whole.count("the token is [redacted] oops") == 3
     assert "deleted-" not in whole
     assert "UTC+02:00" in whole and "UTC+01:00" in whole  # the offset changes: every time shows its own
     assert "### Sunday, October 25, 2026" in whole  # past midnight

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.charts.incident import Reading
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import REDACTED, Settings
 from bot.diagnostics.service import DiagnosticsService
 from bot.diagnostics.watchdog import watched_targets
 from bot.followups import followup_view
@@ -124,7 +124,8 @@ class PostmortemService:
         self._template = template
         self._team_names = team_names
         self._bot_user_id = bot_user_id
-        self._secrets = [s for s in secrets if len(s) >= 6]
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)  # a secret inside another: the whole first
+        self._secrets_utf8 = [s.encode() for s in self._secrets]
         self._lookup = lookup  # asks Slack for names the store does not know yet (None: the CLI, no Slack)
         self._targets = targets or {}  # each configured diagnostics target -> whether the watchdog samples it
 
@@ -433,23 +434,30 @@ class PostmortemService:
         return markdown, (self._template.source if problem is None else None), problem
 
     def _encoded(self, pieces: Iterable[str]) -> bytearray:
-        """The pieces joined, redacted and encoded, a block of whole lines at a time: secrets hold no
-        line break, so redacting line by line redacts what redacting the whole text would. One buffer
-        that grows (not a list of blocks joined at the end: that held the Markdown twice, and the
-        freed blocks stayed in the process's heap)."""
+        """The pieces encoded and redacted, into one buffer that grows (not a list of blocks joined at the
+        end: that held the Markdown twice, and the freed blocks stayed in the process's heap). Redacted a
+        block of whole lines at a time, of about 64 KiB: secrets hold no line break, so redacting line by
+        line redacts what redacting the whole text would. Redacted as UTF-8, which finds a secret's bytes
+        exactly where the text holds the secret (no character's encoding starts inside another's), in
+        half the time a search of the text takes: a line with an emoji makes the text four bytes a
+        character."""
         encoded = bytearray()
-        pending: list[str] = []
-        size = 0
+        redacted = 0  # encoded[:redacted] is whole lines, redacted
         for piece in pieces:
-            pending.append(piece)
-            size += len(piece)
-            if size >= 65536 and "\n" in piece:
-                text = "".join(pending)
-                cut = text.rfind("\n") + 1
-                encoded += self._redact(text[:cut]).encode()
-                pending, size = [text[cut:]], len(text) - cut
-        encoded += self._redact("".join(pending)).encode()
+            encoded += piece.encode()
+            if len(encoded) - redacted >= 65536 and "\n" in piece:
+                redacted = self._redact_utf8(encoded, redacted, encoded.rfind(b"\n") + 1)
+        self._redact_utf8(encoded, redacted, len(encoded))
         return encoded
+
+    def _redact_utf8(self, encoded: bytearray, start: int, end: int) -> int:
+        """Redacts encoded[start:end] in place; returns where that block ends now."""
+        for secret in self._secrets_utf8:
+            if encoded.find(secret, start, end) != -1:  # seldom: the block is copied only then
+                block = encoded[start:end].replace(secret, REDACTED.encode())
+                encoded[start:end] = block
+                end = start + len(block)
+        return end
 
     def _render(self, draft: Draft) -> tuple[str, str | None, str | None]:
         """(markdown, the team's template if it was used, why it was not). A team's template that
@@ -467,7 +475,7 @@ class PostmortemService:
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
+            text = text.replace(secret, REDACTED)
         return text
 
 
