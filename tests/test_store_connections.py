@@ -6,6 +6,7 @@ is replaced after a cut, and what is safe to repeat is repeated on the fresh one
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,9 +59,19 @@ def _backend_pid(engine: Engine) -> int:
 
 
 def _cut(pid: int) -> None:
-    """The server ends the connection at once, as a restart or a failover does."""
+    """The server ends the connection, as a restart or a failover does, and it is gone before this returns."""
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
+        _gone(admin, [pid])
+
+
+def _gone(admin: psycopg.Connection[tuple[object, ...]], pids: list[int]) -> None:
+    """Waits until these backends have exited: pg_terminate_backend only signals them, and one that had
+    not yet would still run the next statement sent to it (the cut must come first, as a failover's does)."""
+    deadline = time.monotonic() + 10
+    while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]).fetchone() != (0,):
+        assert time.monotonic() < deadline, f"backends {pids} still there 10 s after pg_terminate_backend"
+        time.sleep(0.01)
 
 
 def test_a_pooled_postgresql_connection_cut_right_after_use_is_replaced_before_the_next(postgres_url: str) -> None:
@@ -95,10 +106,11 @@ def test_a_kept_connection_the_server_cut_is_replaced_at_its_next_use(postgres_u
         engine.dispose()
 
 
-def test_a_note_after_the_server_cut_its_connection_is_written_once(postgres_url: str) -> None:
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # an empty store: no other test's incidents
+def test_a_note_after_the_server_cut_its_connection_is_written_once(database_url: str) -> None:
     """Notes are written on a connection kept for them, which no pre-ping checks: the note that meets a
     cut is written on a fresh one, once (its request key makes the repeat safe)."""
-    engine = make_engine(postgres_url)
+    engine = make_engine(database_url)
     sessions = make_session_factory(engine)
     clock = ManualClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     incidents = IncidentService(sessions, clock)
@@ -106,9 +118,10 @@ def test_a_note_after_the_server_cut_its_connection_is_written_once(postgres_url
         incident = incidents.declare(c.Declare(title="Cut"), "U0ALICE", "cut-declare").incident
         assert isinstance(incidents.apply(incident.id, c.AddNote("before", EntryKind.ACTION), "U0ALICE", "cut-1"), Changed)
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # every connection to the store, the kept one too
-            cut = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                                "AND pid <> pg_backend_pid()", [make_url(postgres_url).database]).fetchall()
-        assert cut and all(row == (True,) for row in cut)
+            cut = admin.execute("SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                "AND pid <> pg_backend_pid()", [make_url(database_url).database]).fetchall()
+            assert cut and all(ended for _, ended in cut)
+            _gone(admin, [pid for pid, _ in cut])
         assert isinstance(incidents.apply(incident.id, c.AddNote("after", EntryKind.ACTION), "U0ALICE", "cut-2"), Changed)
         assert isinstance(incidents.apply(incident.id, c.AddNote("after", EntryKind.ACTION), "U0ALICE", "cut-2"), AlreadyDone)
         notes = [i.text for i in TimelineService(sessions, clock).items(incident.id) if i.kind is EntryKind.ACTION]
