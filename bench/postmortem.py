@@ -143,6 +143,11 @@ def _bench(engine: Any, database_url: str, args: argparse.Namespace) -> dict[str
     sessions = make_session_factory(engine)
     started = time.perf_counter()
     incident_id, mix = _build_incident(sessions, args.entries)
+    if engine.dialect.name == "postgresql":
+        # A store in service has planner statistics (autovacuum analyzes a table as it grows); one loaded
+        # a second ago has none until autovacuum gets to it, and its plans are a guess.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("ANALYZE")
     print(f"built incident: {args.entries} entries ({mix}) in {time.perf_counter() - started:.1f} s")
 
     timeline = TimelineService(sessions, SystemClock())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -105,22 +105,66 @@ def charts(session: Session, postmortem_id: int) -> list[PostmortemChart]:
     return list(session.execute(query).scalars())
 
 
-def message_tally_rows(session: Session, incident_id: int, *, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
-    """Every channel message of the incident, `chunk` rows at a time and in no order, in the few
-    columns a streamed draft counts them by (bot.postmortem.service): (id, occurred_at, actor_id,
-    deleted, text, data), occurred_at an aware UTC datetime, deleted a bool, `text` only when it holds
-    markup ("<": it may name people) and `data` (decoded) only when set (a forwarded message's
-    "shared"), else None. On the driver's own cursor, streamed (storage.timeline.entry_rows says why)."""
+class MessageGroup(NamedTuple):
+    """The channel messages of one author, as message_groups counts them."""
+
+    actor_id: str | None
+    shown: int  # not deleted
+    deleted: int
+    last_id: int  # the highest entry id among them
+
+
+def message_groups(session: Session, incident_id: int) -> list[MessageGroup]:
+    """The incident's channel messages counted by the store, by author: what a streamed draft needs of
+    all of them (bot.postmortem.service), but the names their markup mentions (message_markup_rows) and
+    their times (shown_message_span, message_times). One statement, so its counts and ids agree."""
+    kept = TimelineEntry.deleted_at.is_(None)
+    rows = session.execute(
+        select(TimelineEntry.actor_id, func.count().filter(kept), func.count().filter(~kept), func.max(TimelineEntry.id))
+        .where(TimelineEntry.incident_id == incident_id, TimelineEntry.kind == "message")
+        .group_by(TimelineEntry.actor_id)
+    ).all()
+    return [MessageGroup(*row) for row in rows]
+
+
+def shown_message_span(session: Session, incident_id: int, up_to_id: int) -> tuple[datetime, datetime] | None:
+    """When the first and the last channel message a reader sees (bot.timeline.visible) up to entry
+    `up_to_id` occurred (aware UTC); None when there is none. Each found by the timeline's time index,
+    stopping at the first that qualifies."""
+    shown = select(TimelineEntry.occurred_at).where(
+        TimelineEntry.incident_id == incident_id, TimelineEntry.kind == "message", TimelineEntry.deleted_at.is_(None),
+        TimelineEntry.actor_id.is_not(None), TimelineEntry.id <= up_to_id).limit(1)
+    first = session.execute(shown.order_by(TimelineEntry.occurred_at)).scalar()
+    last = session.execute(shown.order_by(TimelineEntry.occurred_at.desc())).scalar()
+    return (first, last) if first is not None and last is not None else None
+
+
+def message_markup_rows(session: Session, incident_id: int, up_to_id: int, *,
+                        chunk: int = 5000) -> Iterator[list[tuple[str | None, Any]]]:
+    """(text, data) of the incident's channel messages up to entry `up_to_id`, deleted ones too, that may
+    name someone: `text` when it holds markup ("<"), else None; `data` (decoded) when set (a forwarded
+    message's "shared"), else None. The others (most) are not read. `chunk` rows at a time, in no order,
+    on the driver's own cursor (storage.timeline.entry_rows says why)."""
+    dialect = session.get_bind().dialect
+    mark, data = timeline_store.marker(dialect), timeline_store.json_text(dialect, "data")
+    query = (f"SELECT CASE WHEN text LIKE {mark} THEN text END, {data} FROM {TimelineEntry.__tablename__} "
+             f"WHERE incident_id = {mark} AND kind = {mark} AND id <= {mark} "
+             f"AND (text LIKE {mark} OR ({data} IS NOT NULL AND {data} <> 'null'))")
+    params = ["%<%", incident_id, "message", up_to_id, "%<%"]
+    for rows in timeline_store.driver_chunks(session.connection(), query, params, chunk):
+        yield [(text, timeline_store.json_value(value) if value is not None else None) for text, value in rows]
+
+
+def message_times(session: Session, incident_id: int, up_to_id: int, *, chunk: int = 5000) -> Iterator[list[datetime]]:
+    """occurred_at (aware UTC) of the incident's channel messages a reader sees (bot.timeline.visible), up
+    to entry `up_to_id`, `chunk` at a time, in no order."""
     dialect = session.get_bind().dialect
     mark = timeline_store.marker(dialect)
-    query = (f"SELECT id, occurred_at, actor_id, deleted_at IS NOT NULL, CASE WHEN text LIKE {mark} THEN text END, "
-             f"{timeline_store.json_as_text(dialect, 'data')} "
-             f"FROM {TimelineEntry.__tablename__} WHERE incident_id = {mark} AND kind = {mark}")
+    query = (f"SELECT occurred_at FROM {TimelineEntry.__tablename__} WHERE incident_id = {mark} AND kind = {mark} "
+             f"AND deleted_at IS NULL AND actor_id IS NOT NULL AND id <= {mark}")
     utc = timeline_store.utc
-    for rows in timeline_store.driver_chunks(session.connection(), query, ["%<%", incident_id, "message"], chunk):
-        yield [(id_, utc(at), actor, bool(deleted), text,
-                timeline_store.json_value(data) if data is not None else None)
-               for id_, at, actor, deleted, text, data in rows]
+    for rows in timeline_store.driver_chunks(session.connection(), query, [incident_id, "message", up_to_id], chunk):
+        yield [utc(at) for (at,) in rows]
 
 
 def store_markdown(session: Session, postmortem_id: int, markdown: bytes | bytearray, template: str | None,

@@ -245,7 +245,13 @@ def json_as_text(dialect: Dialect, column: str) -> str:
     text). psycopg would decode every value itself, a json.loads() even for the `null` most rows hold
     (a captured message's `data`): decoded by the reader instead (json_value), `null` costs a string
     comparison."""
-    return f"{column}::text AS {column}" if dialect.name == "postgresql" else column
+    return f"{json_text(dialect, column)} AS {column}" if dialect.name == "postgresql" else column
+
+
+def json_text(dialect: Dialect, column: str) -> str:
+    """A JSON column's text, as an expression (json_as_text selects it): `null` for JSON null, which a
+    JSON column without none_as_null stores for None."""
+    return f"{column}::text" if dialect.name == "postgresql" else column
 
 
 def json_value(text: str) -> Any:

@@ -23,7 +23,7 @@ from bot.followups import FollowupService
 from bot.incidents import commands as c
 from bot.incidents.service import IncidentService
 from bot.incidents.values import EntryKind, Severity
-from bot.postmortem.draft import offset_around, offsets
+from bot.postmortem.draft import offset_around, offset_changes, offsets
 from bot.postmortem.service import PostmortemService
 from bot.postmortem.templates import PostmortemTemplate, _environment, default_template
 from bot.timeline import TimelineService, item_of
@@ -131,7 +131,8 @@ class _Counted:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reads: list[str] = []
-        for module, name in ((timeline_store, "entry_rows"), (postmortem_store, "message_tally_rows")):
+        for module, name in ((timeline_store, "entry_rows"), (postmortem_store, "message_groups"),
+                             (postmortem_store, "message_markup_rows"), (postmortem_store, "message_times")):
             real = getattr(module, name)
             monkeypatch.setattr(module, name, self._counting(name, real))
 
@@ -159,9 +160,10 @@ def test_the_streamed_draft_is_the_whole_records_draft_byte_for_byte(store: Any,
     drafted = service.draft(view.id)
     if stream_above:
         assert counted.reads == ["entry_rows(messages=None)"]
-    else:  # the other entries and the first message, the messages counted, then streamed
-        assert counted.reads == ["entry_rows(messages=False)", "entry_rows(messages=True)", "message_tally_rows",
-                                 "entry_rows(messages=True)"]
+    else:  # the other entries and the first message, the messages counted (those that may name someone
+        # read), then streamed; their times are not read: the offset changes once (October 25)
+        assert counted.reads == ["entry_rows(messages=False)", "entry_rows(messages=True)", "message_groups",
+                                 "message_markup_rows", "entry_rows(messages=True)"]
 
     assert drafted.markdown == whole
     assert service.get(view.id).markdown == whole  # what was stored, read back as text
@@ -175,6 +177,43 @@ def test_the_streamed_draft_is_the_whole_records_draft_byte_for_byte(store: Any,
     assert {"U0MENTIONED1", "U0FORWARDED", "U0FAR1", "C0OTHER", "C0FROM", "S0DBA", "U0DAVE"} <= slack.asked == asked
     assert "name-of-U0MENTIONED1" in whole and "name-of-U0FAR1" in whole
     assert service.draft(view.id) == service.get(view.id)  # drafted once: returned as stored
+
+
+@pytest.mark.parametrize("in_summer", [False, True], ids=["winter-only", "one-in-summer"])
+def test_a_streamed_incident_across_a_summer_reads_its_messages_times_and_drafts_as_the_whole_record(
+        store: Any, in_summer: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paris's offset changes twice between the first message and the last (winter, summer, winter): the
+    counts alone cannot tell whether a message was in the summer, so the streamed draft reads the shown
+    messages' times, and each time shows its offset exactly when the whole record's draft shows it."""
+    clock = ManualClock(datetime(2026, 2, 1, 9, 0, tzinfo=UTC))
+    incidents = IncidentService(store, clock)
+    incident = incidents.declare(c.Declare(title="The long one", severity=Severity.SEV3), "U0ALICE", "k-long").incident
+    incidents.record_channel(incident.id, "C0LONG", "inc-long")
+    times = [datetime(2026, 2, 1, 9, 5, tzinfo=UTC), datetime(2026, 11, 20, 9, 0, tzinfo=UTC)]
+    if in_summer:
+        times.insert(1, datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    summer_deleted = datetime(2026, 7, 2, 9, 0, tzinfo=UTC)  # deleted: not shown, so its offset does not count
+    with transaction(store) as session:
+        session.execute(insert(TimelineEntry), [
+            {"incident_id": incident.id, "kind": EntryKind.MESSAGE.value, "occurred_at": at, "actor_id": "U0BOB",
+             "text": f"message {n}", "channel_id": "C0LONG", "slack_ts": f"{int(at.timestamp())}.{n:06d}", "data": None,
+             "deleted_at": at if at == summer_deleted else None}
+            for n, at in enumerate([*times, summer_deleted])])
+    clock.advance(datetime(2026, 11, 20, 10, 0, tzinfo=UTC) - clock.now())
+    incidents.apply(incident.id, c.Resolve("Rolled back"), "U0BOB", "k-resolve")
+    incidents.apply(incident.id, c.Close(), "U0BOB", "k-close")
+    service = _service(store, clock)
+    whole = service.preview(incident.id)
+    view = service.request(incident.id, "U0ALICE", "k-pm")
+    assert view is not None
+    counted = _Counted(monkeypatch)
+
+    assert service.draft(view.id).markdown == whole
+    assert counted.reads == ["entry_rows(messages=False)", "entry_rows(messages=True)", "message_groups",
+                             "message_markup_rows", "message_times", "entry_rows(messages=True)"]
+    assert ("**11:00 UTC+02:00** · **Message**" in whole) is in_summer  # July 1st's message, in summer time
+    assert ("**10:05 UTC+01:00** · **Message**" in whole) is in_summer  # the first: its offset shown only then
+    assert f"message {len(times)}" not in whole and "_1 deleted message left out._" in whole
 
 
 def test_a_streamed_draft_is_not_stored_over_another_processs(store: Any) -> None:
@@ -287,7 +326,8 @@ def test_the_benchmarks_raw_floor_reads_the_same_rows(database_url: str) -> None
 @pytest.mark.parametrize("zone", ["Europe/Paris", "Australia/Lord_Howe", "America/St_Johns", "Asia/Kathmandu"])
 def test_an_offset_is_shared_only_by_times_that_have_it(zone: str) -> None:
     """offset_around's quarter hours, across a year of transitions (Lord Howe changes by half an hour);
-    offsets() of many times, in any order, is what converting each one gives."""
+    offsets() of many times, in any order, is what converting each one gives; offset_changes() between
+    two times is each stretch's offset, in order."""
     tz = ZoneInfo(zone)
     at = datetime(2026, 1, 1, tzinfo=UTC)
     times = []
@@ -300,6 +340,9 @@ def test_an_offset_is_shared_only_by_times_that_have_it(zone: str) -> None:
         at += timedelta(minutes=7, seconds=31)
     for chosen in (times, times[::-1], times[:20], [t for t in times if t.month == 4], [t.astimezone(tz) for t in times]):
         assert offsets(chosen, tz) == {t.astimezone(tz).utcoffset() for t in chosen}
+    for first, last in ((times[0], times[-1]), (times[100], times[100]), (times[5000], times[30000])):
+        seen = [t.astimezone(tz).utcoffset() for t in times if first <= t <= last]  # every 7.5 minutes
+        assert offset_changes(first, last, tz) == [o for n, o in enumerate(seen) if n == 0 or seen[n - 1] != o]
 
 
 def test_the_two_times_of_a_repeated_hour_given_in_its_own_zone_have_two_offsets() -> None:

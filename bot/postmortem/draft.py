@@ -162,8 +162,8 @@ class Day:
 
 @dataclass(frozen=True, slots=True)
 class MessageTally:
-    """What a streamed draft needs of all the timeline's channel messages, gathered in one light pass
-    (storage.postmortems.message_tally) without keeping them: the rest of the record holds only the
+    """What a streamed draft needs of all the timeline's channel messages, counted by the store without
+    reading most of them (bot.postmortem.service's _summary): the rest of the record holds only the
     other entries (the bot's own, notes) and the first message shown. `shown` and `by_actor` count
     the visible messages (bot.timeline.visible), `deleted` the deleted ones, `offsets` the zone's UTC
     offsets at the visible messages' times, `last_id` the highest entry id seen (the stream reads no
@@ -487,6 +487,21 @@ class ZoneOffsets:
         if not self._until > at >= self._since:
             offset, self._since, self._until = offset_around(at, self.zone)
             self.found.add(offset)
+
+
+def offset_changes(first: datetime, last: datetime, zone: ZoneInfo) -> list[timedelta | None]:
+    """The zone's UTC offsets from `first` to `last` (aware, first <= last), in order, each one once per
+    stretch that has it: [+1h] when none changes between them, [+1h, +2h, +1h] across a summer. Found a
+    quarter hour at a time (offset_around): a few steps for an incident of hours, 2,880 for a month."""
+    changes: list[timedelta | None] = []
+    at = first
+    while True:
+        offset, _, end = offset_around(at, zone)
+        if not changes or changes[-1] != offset:
+            changes.append(offset)
+        if end > last:
+            return changes
+        at = end
 
 
 def offsets(times: Iterable[datetime], zone: ZoneInfo) -> set[timedelta | None]:

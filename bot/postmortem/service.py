@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,7 @@ from bot.postmortem.draft import (
     ZoneOffsets,
     build,
     chart_window,
+    offset_changes,
 )
 from bot.postmortem.templates import (
     PostmortemTemplate,
@@ -275,20 +276,19 @@ class PostmortemService:
 
     def _summary(self, session: Session, incident_id: int) -> tuple[IncidentRecord, MessageTally]:
         """The record a streamed draft starts from: every entry but the channel messages, and the first
-        message shown (the first sign of trouble may be it), as items; the messages counted in one pass
-        without keeping them (the people and channels they name included)."""
+        message shown (the first sign of trouble may be it), as items; the messages counted by the store
+        (store.message_groups), and of them only those that may name someone read (their markup and
+        data), so that 100,000 messages are not read twice."""
         others = [i for rows in timeline_store.entry_rows(session, incident_id, into=item_of_columns, messages=False) for i in rows]
         first = [i for rows in timeline_store.entry_rows(session, incident_id, into=item_of_columns, messages=True, limit=1) for i in rows]
         items = list(heapq.merge(others, first, key=lambda i: (i.occurred_at, i.id)))
-        named, people = References(), set()
-        deleted, count, last_id = 0, 0, 0
-        by_actor: dict[str, int] = {}
-        offsets = ZoneOffsets(self._zone)
-        for rows in store.message_tally_rows(session, incident_id):
-            for id_, at, actor, gone, text, data in rows:
-                last_id = max(last_id, id_)
-                if actor:
-                    people.add(actor)
+        groups = store.message_groups(session, incident_id)
+        last_id = max((g.last_id for g in groups), default=0)
+        # bot.timeline.visible: a placeholder never filled (no author yet) is not shown
+        by_actor = {g.actor_id: g.shown for g in groups if g.actor_id is not None and g.shown}
+        named, people = References(), {g.actor_id for g in groups if g.actor_id}
+        for rows in store.message_markup_rows(session, incident_id, last_id):
+            for text, data in rows:
                 if text is not None:
                     named.add(text)
                 if data:  # what _record_of takes from an item's data: a forwarded message's author and channel
@@ -301,14 +301,25 @@ class PostmortemService:
                                 people.add(str(share["author_id"]))
                             if share.get("channel_id") and not share.get("channel_name"):
                                 named.channels.add(str(share["channel_id"]))
-                if gone:
-                    deleted += 1
-                elif actor is not None:  # bot.timeline.visible: a placeholder never filled is not shown
-                    count += 1
-                    by_actor[actor] = by_actor.get(actor, 0) + 1
-                    offsets.add(at)
-        tally = MessageTally(count, deleted, by_actor, offsets.found, last_id)
+        tally = MessageTally(sum(by_actor.values()), sum(g.deleted for g in groups), by_actor,
+                             self._message_offsets(session, incident_id, last_id), last_id)
         return self._record_of(session, incident_id, items, named, people), tally
+
+    def _message_offsets(self, session: Session, incident_id: int, last_id: int) -> set[timedelta | None]:
+        """The zone's UTC offsets at the shown messages' times (MessageTally.offsets). The first and the
+        last message have theirs, so when the offset changes at most once between them those are all
+        of them; only when it changes back (an incident across a summer) are the times read."""
+        span = store.shown_message_span(session, incident_id, last_id)
+        if span is None:
+            return set()
+        changes = offset_changes(*span, self._zone)
+        if len(changes) <= 2:
+            return set(changes)
+        seen = ZoneOffsets(self._zone)
+        for times in store.message_times(session, incident_id, last_id):
+            for at in times:
+                seen.add(at)
+        return seen.found
 
     def _messages(self, incident_id: int, last_id: int) -> _MessageStreams:
         """The visible channel messages up to entry `last_id`, in recorded order, streamed in a read
