@@ -125,8 +125,8 @@ class PostmortemService:
         self._template = template
         self._team_names = team_names
         self._bot_user_id = bot_user_id
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)  # a secret inside another: the whole first
-        self._secrets_utf8 = [s.encode() for s in self._secrets]
+        # As UTF-8 (_encoded redacts the encoded Markdown); a secret inside another: the whole one first.
+        self._secrets = [s.encode() for s in sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)]
         self._lookup = lookup  # asks Slack for names the store does not know yet (None: the CLI, no Slack)
         self._targets = targets or {}  # each configured diagnostics target -> whether the watchdog samples it
 
@@ -226,7 +226,7 @@ class PostmortemService:
         with self._reads() as session:
             version = len(store.versions(session, incident_id)) + 1
             record = self._with_samples(session, self._record(session, incident_id), drafted_at)
-        return self._render(build(self._with_names(record), self._zone, version=version, drafted_at=drafted_at))[0]
+        return self._render_utf8(build(self._with_names(record), self._zone, version=version, drafted_at=drafted_at))[0].decode()
 
     def charts(self, postmortem_id: int) -> list[ChartFile]:
         """The PNGs drawn for a version, in the order its Markdown shows them (none before it is drafted)."""
@@ -429,9 +429,11 @@ class PostmortemService:
         return draft, drawn
 
     def _render_utf8(self, draft: Draft, abandoned: Callable[[], None] = lambda: None) -> tuple[bytearray, str | None, str | None]:
-        """_render, as UTF-8, from the template's stream (PostmortemTemplate.stream): what is held is
-        the encoded Markdown and at most about 64 KiB of text besides. `abandoned` is called when a
-        team's template failed part way, before the default one reads the record again."""
+        """(the Markdown as UTF-8, redacted; the team's template if it was used; why it was not). A team's
+        template that fails on this incident must not cost the draft: the default one takes over, and
+        says why. Laid out from the template's stream (PostmortemTemplate.stream): what is held is the
+        encoded Markdown and at most about 64 KiB of text besides. `abandoned` is called when a team's
+        template failed part way, before the default one reads the record again."""
         problem = None
         try:
             markdown = self._encoded(self._template.stream(draft))
@@ -463,31 +465,12 @@ class PostmortemService:
 
     def _redact_utf8(self, encoded: bytearray, start: int, end: int) -> int:
         """Redacts encoded[start:end] in place; returns where that block ends now."""
-        for secret in self._secrets_utf8:
+        for secret in self._secrets:
             if encoded.find(secret, start, end) != -1:  # seldom: the block is copied only then
                 block = encoded[start:end].replace(secret, REDACTED.encode())
                 encoded[start:end] = block
                 end = start + len(block)
         return end
-
-    def _render(self, draft: Draft) -> tuple[str, str | None, str | None]:
-        """(markdown, the team's template if it was used, why it was not). A team's template that
-        fails on this incident must not cost the draft: the default one takes over, and says why."""
-        problem = None
-        try:
-            markdown = self._template.render(draft)
-        except TemplateProblem as error:
-            if self._template.source is None:
-                raise
-            log.error("incident %s: the postmortem template failed (%s); drafting with the default one", draft.number, error)
-            problem = str(error)
-            markdown = default_template().render(draft)
-        return self._redact(markdown), (self._template.source if problem is None else None), problem
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
 
 
 class _MessageStreams:
