@@ -291,16 +291,8 @@ class PostmortemService:
             for text, data in rows:
                 if text is not None:
                     named.add(text)
-                if data:  # what _record_of takes from an item's data: a forwarded message's author and channel
-                    if data.get("user"):
-                        people.add(str(data["user"]))
-                    for share in data.get("shared") or []:
-                        if isinstance(share, dict):
-                            named.add(str(share.get("text") or ""))
-                            if share.get("author_id"):
-                                people.add(str(share["author_id"]))
-                            if share.get("channel_id") and not share.get("channel_name"):
-                                named.channels.add(str(share["channel_id"]))
+                if data:
+                    _named_in_data(data, named, people)
         tally = MessageTally(sum(by_actor.values()), sum(g.deleted for g in groups), by_actor,
                              self._message_offsets(session, incident_id, last_id), last_id)
         return self._record_of(session, incident_id, items, named, people), tally
@@ -343,25 +335,18 @@ class PostmortemService:
         # One pass over the items (a 10,000-entry timeline's): who acted, what their texts name, and, in
         # the few with data, whom an entry is about and what was forwarded.
         actors: set[str] = set()
-        shared: list[dict[str, Any]] = []
         for item in items:
             if item.actor_id:
                 actors.add(item.actor_id)
             named.add(item.text)
-            if data := item.data:
-                if data.get("user"):
-                    actors.add(str(data["user"]))
-                shared += [s for s in data.get("shared") or [] if isinstance(s, dict)]
-        for text in (incident.title, incident.description, incident.resolution_summary,
-                     *(f.text for f in followups), *(str(s.get("text") or "") for s in shared)):
+            if item.data:
+                _named_in_data(item.data, named, actors)
+        for text in (incident.title, incident.description, incident.resolution_summary, *(f.text for f in followups)):
             named.add(text)
         people = people | {row.reporter_id} | actors | {
             u for f in followups for u in (f.owner_id, f.created_by, f.done_by) if u} | {
             p.acknowledged_by for p in pages if p.acknowledged_by and USER_ID.fullmatch(p.acknowledged_by)} | {
-            p.requested_by for p in pages if p.requested_by} | {
-            str(s["author_id"]) for s in shared if s.get("author_id")} | named.users
-        channels = named.channels | {  # where a forwarded message came from, when Slack did not name it
-            str(s["channel_id"]) for s in shared if s.get("channel_id") and not s.get("channel_name")}
+            p.requested_by for p in pages if p.requested_by} | named.users
         return IncidentRecord(
             incident=incident,
             items=items,
@@ -371,7 +356,7 @@ class PostmortemService:
             followups=followups,
             names=timeline_store.names(session, people),
             people=sorted(people),
-            channels=sorted(c for c in channels if not c.startswith("D")),  # a direct message has no name to show
+            channels=sorted(c for c in named.channels if not c.startswith("D")),  # a direct message has no name to show
             usergroups=sorted(named.usergroups),
             team_names=self._team_names,
             bot_user_id=self._bot_user_id,
@@ -471,6 +456,21 @@ class PostmortemService:
                 encoded[start:end] = block
                 end = start + len(block)
         return end
+
+
+def _named_in_data(data: dict[str, Any], named: References, people: set[str]) -> None:
+    """What an entry's data names, added to `named` and `people`: whom the entry is about (`user`), and for
+    each message it forwards (`shared`, as handlers/capture.py records it) its text, its author and, when
+    Slack did not name it, the channel it came from."""
+    if data.get("user"):
+        people.add(str(data["user"]))
+    for share in data.get("shared") or []:
+        if isinstance(share, dict):
+            named.add(str(share.get("text") or ""))
+            if share.get("author_id"):
+                people.add(str(share["author_id"]))
+            if share.get("channel_id") and not share.get("channel_name"):
+                named.channels.add(str(share["channel_id"]))
 
 
 class _MessageStreams:
