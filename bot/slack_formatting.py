@@ -79,7 +79,6 @@ _INLINE = re.compile(
     r"|~(?<![\w~]~)(?P<strike>[^\s~](?:[^\n]*?[^\s~])?)~(?![\w~])"
 )
 _INLINE_MARKER = re.compile(r"[`*_~]")  # a line without these has no span for _INLINE to find
-FORMATTING = re.compile(r"[*_~`\n>•◦▪]")  # a text without these has no formatting
 
 
 def parse_blocks(skeleton: str) -> list[Block]:
