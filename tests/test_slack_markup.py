@@ -140,6 +140,9 @@ def test_slack_formatting_reads_as_markdown_and_plain_text(text: str, markdown: 
     ("*starts here\nends here*", "\\*starts here  \nends here\\*", "*starts here\nends here*"),
     ("a *single marker", "a \\*single marker", "a *single marker"),
     ("**double**", "\\*\\*double\\*\\*", "**double**"),
+    # Opened right after a word, or after the same marker: no style either (each pattern looks behind it).
+    ("c_d_ e~f~ 2*3* is _x_", "c_d\\_ e\\~f\\~ 2\\*3\\* is *x*", "c_d_ e~f~ 2*3* is x"),
+    ("__h__ ~~i~~", "\\_\\_h\\_\\_ \\~\\~i\\~\\~", "__h__ ~~i~~"),
     ("~ a ~ b", "\\~ a ~ b", "~ a ~ b"),
     ("one ` backtick", "one \\` backtick", "one ` backtick"),
     ("C:\\temp\\*.log", "C:\\temp\\\\\\*.log", "C:\\temp\\*.log"),
