@@ -245,7 +245,7 @@ def json_as_text(dialect: Dialect, column: str) -> str:
     text). psycopg would decode every value itself, a json.loads() even for the `null` most rows hold
     (a captured message's `data`): decoded by the reader instead (json_value), `null` costs a string
     comparison."""
-    return f"{json_text(dialect, column)} AS {column}" if dialect.name == "postgresql" else column
+    return f"{json_text(dialect, column)} AS {column}"
 
 
 def json_text(dialect: Dialect, column: str) -> str:
