@@ -9,9 +9,11 @@ be sent, so a stall is charged to every request it held up (no coordinated omiss
 The slash command is `/incident note action <text>` in the incident's channel: it parses, stores a
 timeline entry (its own transaction, keyed by the trigger_id so a retry finds it done), acknowledges,
 and only then publishes to Slack in the background; nothing waits on Slack before the ack. The events
-are channel messages captured into the incident's timeline (acknowledged once stored). Both floor and
-bot are up for the whole run and the phases alternate: floor commands, bot commands, floor events, bot
-events. Checks that every note and every message was stored exactly once.
+are channel messages captured into the incident's timeline (acknowledged once stored). A second floor,
+the same app writing each request's id durably before it answers (`bare_bolt.py --durable`: the raw
+driver, a group commit, on the same store), says what waiting for a durable write costs by itself.
+The three servers are up for the whole run and the phases alternate: floor, durable floor and bot
+commands, then the same for events. Checks that every note and every message was stored exactly once.
 
     .venv/bin/python bench/ack_latency.py [--command-rate 20] [--event-rate 100] [--seconds 20] [--database-url URL]
 """
@@ -81,9 +83,12 @@ class Result:
         rows = []
         for kind in ("commands", "events"):
             floor, bot = self.phase("floor", kind), self.phase("bot", kind)
+            durable = next((p for p in self.phases if p.server == "durable floor" and p.kind == kind), None)
             rows.append({"kind": kind, "rate": bot.rate, "floor": floor.summary(), "bot": bot.summary(),
                          "ratio_p50": bot.ms(50) / floor.ms(50), "ratio_p99": bot.ms(99) / floor.ms(99),
-                         "stored": self.stored.get(kind)})
+                         "stored": self.stored.get(kind),
+                         **({"durable": durable.summary(), "durable_ratio_p50": durable.ms(50) / floor.ms(50),
+                             "durable_ratio_p99": durable.ms(99) / floor.ms(99)} if durable is not None else {})})
         return {"store": self.store, "seconds": self.seconds, "rows": rows, "problems": self.problems}
 
 
@@ -92,8 +97,9 @@ def run(command_rate: float = 20, event_rate: float = 100, seconds: float = 20, 
     workdir = common.workdir()
     with common.store(database_url) as url, common.simulator() as slack:
         env = common.bot_env(slack, url, workdir)
-        floor_port, bot_port = common.free_port(), common.free_port()
+        floor_port, durable_port, bot_port = common.free_port(), common.free_port(), common.free_port()
         with common.Running(common.floor_command(floor_port), env, floor_port, workdir), \
+                common.Running(common.floor_command(durable_port, common.durable_floor_store(url)), env, durable_port, workdir), \
                 common.Running(common.bot_command(bot_port), env, bot_port, workdir):
             channel = common.declare(slack, f"http://127.0.0.1:{bot_port}", "Acknowledgement latency")
             requests = SlackRequests(f"http://127.0.0.1:{bot_port}", common.SECRET)
@@ -110,17 +116,19 @@ def run(command_rate: float = 20, event_rate: float = 100, seconds: float = 20, 
                                             f"Ev{prefix.replace(' ', '')}{i:08d}") for i in range(count)]
 
             # Warm up both servers, one of each, unmeasured (first imports, statement caches, connections).
-            for port, target in ((floor_port, "C0FLOOR"), (bot_port, channel)):
+            for port, target in ((floor_port, "C0FLOOR"), (durable_port, "C0FLOOR"), (bot_port, channel)):
                 _closed_loop(port, "application/x-www-form-urlencoded", command_bodies(target, "warm-up note", 50))
                 _closed_loop(port, "application/json", event_bodies(target, "warm-up message", 50, 0))
             common.settle(slack)
 
             form, json_type = "application/x-www-form-urlencoded", "application/json"
-            result.phases.append(_phase("floor", "commands", floor_port, command_rate, form, command_bodies("C0FLOOR", "bench note", commands)))
-            result.phases.append(_phase("bot", "commands", bot_port, command_rate, form, command_bodies(channel, "bench note", commands)))
+            for server, port, target in (("floor", floor_port, "C0FLOOR"), ("durable floor", durable_port, "C0FLOOR"),
+                                         ("bot", bot_port, channel)):
+                result.phases.append(_phase(server, "commands", port, command_rate, form, command_bodies(target, "bench note", commands)))
             common.settle(slack)  # the notes' publishing, done after their acks, must not overlap the next phases
-            result.phases.append(_phase("floor", "events", floor_port, event_rate, json_type, event_bodies("C0FLOOR", "bench message", events, 100)))
-            result.phases.append(_phase("bot", "events", bot_port, event_rate, json_type, event_bodies(channel, "bench message", events, 100)))
+            for server, port, target in (("floor", floor_port, "C0FLOOR"), ("durable floor", durable_port, "C0FLOOR"),
+                                         ("bot", bot_port, channel)):
+                result.phases.append(_phase(server, "events", port, event_rate, json_type, event_bodies(target, "bench message", events, 100)))
             common.settle(slack)
             requests.close()
         items = common.items_of_channel(url, channel)
@@ -159,16 +167,18 @@ def _closed_loop(port: int, content_type: str, bodies: list[bytes]) -> None:
 def report(result: Result) -> None:
     print(f"\nstore: {result.store}; open loop, {result.seconds:g} s per phase; latency from when each request was "
           "meant to be sent to its answer")
-    print(f"{'':22} {'rate/s':>7} {'sent':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'lag p99':>8} {'errors':>7} "
+    print(f"{'':28} {'rate/s':>7} {'sent':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'lag p99':>8} {'errors':>7} "
           f"{'gen. cores':>10} {'gen. loop lag p99':>17}")
     for phase in result.phases:
         s = phase.summary()
-        print(f"{phase.server + ' ' + phase.kind:22} {s['achieved_rate']:7.1f} {s['sent']:6d} {s['p50_ms']:8.2f} "
+        print(f"{phase.server + ' ' + phase.kind:28} {s['achieved_rate']:7.1f} {s['sent']:6d} {s['p50_ms']:8.2f} "
               f"{s['p99_ms']:8.2f} {s['max_ms']:8.1f} {s['send_lag_p99_ms']:8.2f} {phase.sent - phase.ok:7d} "
               f"{s['generator_cores']:10.3f} {s['generator_lag_p99_ms']:14.2f} ms")
     for row in result.figures()["rows"]:
         once, sent = row["stored"]
-        print(f"{row['kind']}: bot/floor p50 {row['ratio_p50']:.2f}x, p99 {row['ratio_p99']:.2f}x; "
+        durable = (f" (the durable floor: p50 {row['durable_ratio_p50']:.2f}x, p99 {row['durable_ratio_p99']:.2f}x the floor's)"
+                   if "durable" in row else "")
+        print(f"{row['kind']}: bot/floor p50 {row['ratio_p50']:.2f}x, p99 {row['ratio_p99']:.2f}x{durable}; "
               f"stored exactly once: {once} of {sent}")
     for problem in result.problems:
         print(f"PROBLEM: {problem}")

@@ -1,8 +1,10 @@
 """Timeline capture under load: signed message events over HTTP at a fixed concurrency.
 
 Prints events/s and p50/p99 acknowledgement latency for the bot and, measured the same way in the same
-run, for a bare Bolt app on the same server that only acknowledges (the floor), and checks that every
-sent event was stored exactly once. Both servers are up throughout and take turns, `--rounds` times
+run, for a bare Bolt app on the same server that only acknowledges (the floor), and for the same app
+writing each event durably before it answers (`bare_bolt.py --durable`: the raw driver, a group commit,
+on the same store; what waiting for a durable write costs by itself), and checks that every sent event
+was stored exactly once. The servers are up throughout and take turns, `--rounds` times
 (closed loop through bench/loadgen.py, which reports its own CPU and event-loop lateness): throughput is
 the median round's, latencies are pooled; each server's CPU (user and system, from /proc) per event
 answered says why (a Python server is bound by one core). A PostgreSQL URL names a server: the bench
@@ -79,6 +81,7 @@ class Result:
     bot: Figures
     stored: int
     problems: list[str]
+    durable: Figures | None = None  # the floor writing each event durably
 
     def figures(self) -> dict[str, Any]:
         def one(f: Figures) -> dict[str, Any]:
@@ -93,7 +96,9 @@ class Result:
                 "ratio_p99": self.bot.percentile(99) / self.floor.percentile(99),
                 "ratio_rate": self.bot.rate / self.floor.rate,
                 "ratio_cpu": self.bot.cpu_per_event_us / self.floor.cpu_per_event_us,
-                "stored": self.stored, "problems": self.problems}
+                "stored": self.stored, "problems": self.problems,
+                **({"durable": one(self.durable), "durable_ratio_rate": self.durable.rate / self.floor.rate,
+                    "bot_to_durable_rate": self.bot.rate / self.durable.rate} if self.durable is not None else {})}
 
 
 def run(events: int = 3000, concurrency: int = 16, database_url: str | None = None, rounds: int = 3) -> Result:
@@ -101,17 +106,21 @@ def run(events: int = 3000, concurrency: int = 16, database_url: str | None = No
     noise on the shared machine lands in one round of one of them, and the median round shows through."""
     workdir = common.workdir()
     floor, bot = Figures("bare Bolt (floor)"), Figures("incident-bot capture")
+    durable = Figures("bare Bolt, durable write")
     with common.store(database_url) as url, common.simulator() as slack:
         env = common.bot_env(slack, url, workdir)
-        floor_port, bot_port = common.free_port(), common.free_port()
+        floor_port, durable_port, bot_port = common.free_port(), common.free_port(), common.free_port()
         with common.Running(common.floor_command(floor_port), env, floor_port, workdir) as floor_server, \
+                common.Running(common.floor_command(durable_port, common.durable_floor_store(url)), env, durable_port,
+                               workdir) as durable_server, \
                 common.Running(common.bot_command(bot_port), env, bot_port, workdir) as bot_server:
             channel = common.declare(slack, f"http://127.0.0.1:{bot_port}", "Benchmark")
             common.settle(slack)
-            for port, target in ((floor_port, "C0FLOOR"), (bot_port, channel)):  # warm-up, unmeasured
+            for port, target in ((floor_port, "C0FLOOR"), (durable_port, "C0FLOOR"), (bot_port, channel)):  # warm-up
                 loadgen.run(port, common.SECRET, _events(port, target, min(events, 300), "warm-up"), concurrency=concurrency)
             for n in range(rounds):
                 for figures, server, port, target in ((floor, floor_server, floor_port, "C0FLOOR"),
+                                                      (durable, durable_server, durable_port, "C0FLOOR"),
                                                       (bot, bot_server, bot_port, channel)):
                     bodies = _events(port, target, events, f"r{n}")
                     before = server.cpu_seconds()
@@ -127,7 +136,7 @@ def run(events: int = 3000, concurrency: int = 16, database_url: str | None = No
                         f"({sent - len(counted)} missing, {sum(1 for n in counted.values() if n > 1)} duplicated)")
     if bot.ok != bot.sent:
         problems.append(f"{bot.sent - bot.ok} of {bot.sent} events not acknowledged with 200")
-    return Result(common.store_name(database_url), events, concurrency, rounds, floor, bot, stored, problems)
+    return Result(common.store_name(database_url), events, concurrency, rounds, floor, bot, stored, problems, durable)
 
 
 def report(result: Result) -> None:
@@ -136,13 +145,16 @@ def report(result: Result) -> None:
           f"store: {result.store}; {result.rounds} rounds of {result.events} events at concurrency {result.concurrency}")
     print(f"{'':24} {'events/s (rounds)':>26} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/ev':>9} "
           f"{'gen. cores':>10} {'gen. lag p99':>12}")
-    for f in (floor, bot):
+    for f in (floor, *([result.durable] if result.durable else []), bot):
         rounds = "/".join(f"{r:.0f}" for r in f.rates)
         print(f"{f.name:24} {f.rate:6.0f} ({rounds:>17}) {f.percentile(50):8.2f} {f.percentile(99):8.2f} {f.sent - f.ok:7d} "
               f"{f.cpu_per_event_us:9.0f} {f.generator_cpu / f.generator_seconds:10.2f} {max(f.generator_lags) * 1000:9.2f} ms")
     print(f"ratio bot/floor: p50 {bot.percentile(50) / floor.percentile(50):.2f}x, "
           f"p99 {bot.percentile(99) / floor.percentile(99):.2f}x, throughput {bot.rate / floor.rate:.2f}x (median rounds), "
           f"server CPU per event {bot.cpu_per_event_us / floor.cpu_per_event_us:.2f}x")
+    if result.durable is not None:
+        print(f"the floor writing each event durably: throughput {result.durable.rate / floor.rate:.2f}x the floor's; "
+              f"the bot's {bot.rate / result.durable.rate:.2f}x its")
     print(f"stored exactly once: {result.stored} of {result.events * result.rounds} sent events")
     for problem in result.problems:
         print(f"PROBLEM: {problem}")

@@ -86,8 +86,18 @@ def bot_command(port: int) -> list[str]:
     return [str(Path(sys.executable).with_name("incident-bot")), "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
-def floor_command(port: int) -> list[str]:
-    return [sys.executable, str(HERE / "bare_bolt.py"), str(port)]
+def floor_command(port: int, durable: str | None = None) -> list[str]:
+    """`bare_bolt.py` on `port`; with `durable` (durable_floor_store), writing each message event there first."""
+    return [sys.executable, str(HERE / "bare_bolt.py"), str(port), *(["--durable", durable] if durable else [])]
+
+
+def durable_floor_store(database_url: str) -> str:
+    """Where `bare_bolt.py --durable` writes, on the same disk or server as the bot's store: a SQLite file
+    of its own beside the bot's, or on PostgreSQL a table of its own in the benchmark's database."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return str(Path(url.database or "").with_name("durable-floor.db"))
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Running:
