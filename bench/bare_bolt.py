@@ -5,12 +5,13 @@ SLACK_API_URL set.
 
 `--durable STORE` (a SQLite file's path, or a postgresql:// URL): the floor of a server that must not
 acknowledge a request before it is written durably, with none of the bot's code. Each message event's
-`event_id`, and each `/incident` command's `trigger_id`, is written with the raw driver (sqlite3 in WAL with `synchronous=FULL` and `BEGIN
-IMMEDIATE`, or psycopg in autocommit) before Bolt answers, and events that arrive while a write is under
-way are written together by the next one: the group commit databases use for their own log (the caller
-that finds nobody writing writes every event waiting, in one INSERT and one commit, then hands the lead
-to the first that arrived meanwhile). What it costs beside the bare floor is what waiting for a durable
-write costs this machine and Python's threads, whatever else a server does.
+`event_id`, and each `/incident` command's `trigger_id`, is written with the raw driver (sqlite3 in WAL
+with `synchronous=FULL` and `BEGIN IMMEDIATE`, or psycopg in autocommit) before Bolt answers, and
+requests that arrive while a write is under way are written together by the next one: the group commit
+databases use for their own log (the caller that finds nobody writing writes every key waiting, in one
+INSERT and one commit, then hands the lead to the first that arrived meanwhile). What it costs beside
+the bare floor is what waiting for a durable write costs this machine and Python's threads, whatever
+else a server does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from handlers.http import HttpServer
 from handlers.slack_client import make_web_client
 
-Write = Callable[[list[str]], None]  # event ids to one durable INSERT
+Write = Callable[[list[str]], None]  # request ids to one durable INSERT
 
 
 class GroupCommit:

@@ -87,7 +87,7 @@ def bot_command(port: int) -> list[str]:
 
 
 def floor_command(port: int, durable: str | None = None) -> list[str]:
-    """`bare_bolt.py` on `port`; with `durable` (durable_floor_store), writing each message event there first."""
+    """`bare_bolt.py` on `port`; with `durable` (durable_floor_store), writing each event and command there first."""
     return [sys.executable, str(HERE / "bare_bolt.py"), str(port), *(["--durable", durable] if durable else [])]
 
 
@@ -246,8 +246,8 @@ def durable_write(database_url: str | None, count: int = 300, rate: float | None
 
     `rate`: writes per second, each started on a fixed schedule (write i at start + i / rate), the store
     idle in between, as it is between requests at that rate; None: back to back. On the 2-core machine
-    an fsync after 50 ms of idle costs three to four times one right after another (SQLite: 0.8 against
-    0.17 ms p50), so only a write at the requests' own rate says what their acks must wait for.
+    a commit after 50 ms of idle costs four to six times one right after another (SQLite: 0.65-0.8
+    against 0.11-0.17 ms p50), so only a write at the requests' own rate says what their acks wait for.
     Returns p50/p99/max ms."""
     timings: list[float] = []
     with store(database_url) as url:
