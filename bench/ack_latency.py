@@ -11,7 +11,7 @@ timeline entry (its own transaction, keyed by the trigger_id so a retry finds it
 and only then publishes to Slack in the background; nothing waits on Slack before the ack. The events
 are channel messages captured into the incident's timeline (acknowledged once stored). A second floor,
 the same app writing each request's id durably before it answers (`bare_bolt.py --durable`: the raw
-driver, a group commit, on the same store), says what waiting for a durable write costs by itself.
+driver, a group commit, on the same disk or server as the bot's store), says what waiting for a durable write costs by itself.
 The three servers are up for the whole run and the phases alternate: floor, durable floor and bot
 commands, then the same for events. Checks that every note and every message was stored exactly once.
 
@@ -38,7 +38,7 @@ from simulators.slack_requests import SlackRequests
 
 @dataclass
 class Phase:
-    server: str  # "floor" or "bot"
+    server: str  # "floor", "durable floor" or "bot"
     kind: str  # "commands" or "events"
     rate: float
     latencies: list[float]  # seconds, from when each request was meant to go
@@ -115,7 +115,7 @@ def run(command_rate: float = 20, event_rate: float = 100, seconds: float = 20, 
                 return [common.message_body(requests, target, f"{prefix} {i}", f"{base + offset + i // 1000}.{i % 1000:06d}",
                                             f"Ev{prefix.replace(' ', '')}{i:08d}") for i in range(count)]
 
-            # Warm up both servers, one of each, unmeasured (first imports, statement caches, connections).
+            # Warm up the three servers, one of each, unmeasured (first imports, statement caches, connections).
             for port, target in ((floor_port, "C0FLOOR"), (durable_port, "C0FLOOR"), (bot_port, channel)):
                 _closed_loop(port, "application/x-www-form-urlencoded", command_bodies(target, "warm-up note", 50))
                 _closed_loop(port, "application/json", event_bodies(target, "warm-up message", 50, 0))

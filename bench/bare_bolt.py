@@ -1,4 +1,6 @@
-"""The floor for benchmarks: a Bolt app that only acknowledges, on the same server the bot uses.
+"""The floors for benchmarks: a Bolt app that only acknowledges, or first writes each request durably.
+
+The app runs on the same server the bot uses.
 
 Run as `python bench/bare_bolt.py PORT [--durable STORE]` with SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and
 SLACK_API_URL set.
@@ -133,6 +135,7 @@ def main(port: int, durable: str | None = None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("port", type=int)
-    parser.add_argument("--durable", metavar="STORE", help="write each message event and command durably before answering")
+    parser.add_argument("--durable", metavar="STORE", help="write each message event and command durably before answering, "
+                        "to STORE: a SQLite file's path or a postgresql:// URL")
     args = parser.parse_args()
     main(args.port, args.durable)

@@ -240,9 +240,11 @@ def safe_server(database_url: str) -> str:
 
 def durable_write(database_url: str | None, count: int = 300, rate: float | None = None) -> dict[str, float]:
     """What one durable write costs on this store and disk, with the raw driver and nothing else: `count`
-    transactions of one small INSERT each, committed as the bot commits them (SQLite: WAL,
-    `synchronous=FULL`, `BEGIN IMMEDIATE`; PostgreSQL: the server's own settings). An acknowledgement
-    that waits for its write can be no faster than this plus the floor's answer.
+    transactions of one small INSERT each, committed as the bot commits its writes (SQLite: WAL,
+    `synchronous=FULL`, `BEGIN IMMEDIATE` … `COMMIT`; PostgreSQL: the statement alone in autocommit, its
+    own transaction in one round trip, as the bot writes a note or a batch of captured messages there;
+    the server's own durability settings). An acknowledgement that waits for its write can be no faster
+    than this plus the floor's answer.
 
     `rate`: writes per second, each started on a fixed schedule (write i at start + i / rate), the store
     idle in between, as it is between requests at that rate; None: back to back. On the 2-core machine
@@ -258,11 +260,11 @@ def durable_write(database_url: str | None, count: int = 300, rate: float | None
             connection: Any = sqlite3.connect(str(parsed.database), isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
-            begin, mark = "BEGIN IMMEDIATE", "?"
+            begin, mark, commit = "BEGIN IMMEDIATE", "?", "COMMIT"
         else:
             connection = psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
                                          password=parsed.password, dbname=parsed.database, autocommit=True)
-            begin, mark = "BEGIN", "%s"
+            begin, mark, commit = None, "%s", None
         try:
             connection.execute("CREATE TABLE durable_write (id integer PRIMARY KEY, text varchar(200))")
             start = time.perf_counter()
@@ -270,9 +272,11 @@ def durable_write(database_url: str | None, count: int = 300, rate: float | None
                 if rate is not None:
                     time.sleep(max(0.0, start + i / rate - time.perf_counter()))
                 started = time.perf_counter()
-                connection.execute(begin)
+                if begin is not None:
+                    connection.execute(begin)
                 connection.execute(f"INSERT INTO durable_write (id, text) VALUES ({mark}, {mark})", (i, f"write {i}"))
-                connection.execute("COMMIT")
+                if commit is not None:
+                    connection.execute(commit)
                 timings.append(time.perf_counter() - started)
         finally:
             connection.close()
