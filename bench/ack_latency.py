@@ -82,13 +82,11 @@ class Result:
     def figures(self) -> dict[str, Any]:
         rows = []
         for kind in ("commands", "events"):
-            floor, bot = self.phase("floor", kind), self.phase("bot", kind)
-            durable = next((p for p in self.phases if p.server == "durable floor" and p.kind == kind), None)
+            floor, durable, bot = self.phase("floor", kind), self.phase("durable floor", kind), self.phase("bot", kind)
             rows.append({"kind": kind, "rate": bot.rate, "floor": floor.summary(), "bot": bot.summary(),
                          "ratio_p50": bot.ms(50) / floor.ms(50), "ratio_p99": bot.ms(99) / floor.ms(99),
-                         "stored": self.stored.get(kind),
-                         **({"durable": durable.summary(), "durable_ratio_p50": durable.ms(50) / floor.ms(50),
-                             "durable_ratio_p99": durable.ms(99) / floor.ms(99)} if durable is not None else {})})
+                         "stored": self.stored.get(kind), "durable": durable.summary(),
+                         "durable_ratio_p50": durable.ms(50) / floor.ms(50), "durable_ratio_p99": durable.ms(99) / floor.ms(99)})
         return {"store": self.store, "seconds": self.seconds, "rows": rows, "problems": self.problems}
 
 
@@ -176,9 +174,8 @@ def report(result: Result) -> None:
               f"{s['generator_cores']:10.3f} {s['generator_lag_p99_ms']:14.2f} ms")
     for row in result.figures()["rows"]:
         once, sent = row["stored"]
-        durable = (f" (the durable floor: p50 {row['durable_ratio_p50']:.2f}x, p99 {row['durable_ratio_p99']:.2f}x the floor's)"
-                   if "durable" in row else "")
-        print(f"{row['kind']}: bot/floor p50 {row['ratio_p50']:.2f}x, p99 {row['ratio_p99']:.2f}x{durable}; "
+        print(f"{row['kind']}: bot/floor p50 {row['ratio_p50']:.2f}x, p99 {row['ratio_p99']:.2f}x (the durable floor: "
+              f"p50 {row['durable_ratio_p50']:.2f}x, p99 {row['durable_ratio_p99']:.2f}x the floor's); "
               f"stored exactly once: {once} of {sent}")
     for problem in result.problems:
         print(f"PROBLEM: {problem}")

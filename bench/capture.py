@@ -78,10 +78,10 @@ class Result:
     concurrency: int
     rounds: int
     floor: Figures
+    durable: Figures  # the floor writing each event durably
     bot: Figures
     stored: int
     problems: list[str]
-    durable: Figures | None = None  # the floor writing each event durably
 
     def figures(self) -> dict[str, Any]:
         def one(f: Figures) -> dict[str, Any]:
@@ -96,9 +96,8 @@ class Result:
                 "ratio_p99": self.bot.percentile(99) / self.floor.percentile(99),
                 "ratio_rate": self.bot.rate / self.floor.rate,
                 "ratio_cpu": self.bot.cpu_per_event_us / self.floor.cpu_per_event_us,
-                "stored": self.stored, "problems": self.problems,
-                **({"durable": one(self.durable), "durable_ratio_rate": self.durable.rate / self.floor.rate,
-                    "bot_to_durable_rate": self.bot.rate / self.durable.rate} if self.durable is not None else {})}
+                "stored": self.stored, "problems": self.problems, "durable": one(self.durable),
+                "durable_ratio_rate": self.durable.rate / self.floor.rate, "bot_to_durable_rate": self.bot.rate / self.durable.rate}
 
 
 def run(events: int = 3000, concurrency: int = 16, database_url: str | None = None, rounds: int = 3) -> Result:
@@ -137,7 +136,7 @@ def run(events: int = 3000, concurrency: int = 16, database_url: str | None = No
     for figures in (floor, durable, bot):  # a floor that failed measured nothing
         if figures.ok != figures.sent:
             problems.append(f"{figures.name}: {figures.sent - figures.ok} of {figures.sent} events not acknowledged with 200")
-    return Result(common.store_name(database_url), events, concurrency, rounds, floor, bot, stored, problems, durable)
+    return Result(common.store_name(database_url), events, concurrency, rounds, floor, durable, bot, stored, problems)
 
 
 def report(result: Result) -> None:
@@ -146,16 +145,15 @@ def report(result: Result) -> None:
           f"store: {result.store}; {result.rounds} rounds of {result.events} events at concurrency {result.concurrency}")
     print(f"{'':24} {'events/s (rounds)':>26} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/ev':>9} "
           f"{'gen. cores':>10} {'gen. lag p99':>12}")
-    for f in (floor, *([result.durable] if result.durable else []), bot):
+    for f in (floor, result.durable, bot):
         rounds = "/".join(f"{r:.0f}" for r in f.rates)
         print(f"{f.name:24} {f.rate:6.0f} ({rounds:>17}) {f.percentile(50):8.2f} {f.percentile(99):8.2f} {f.sent - f.ok:7d} "
               f"{f.cpu_per_event_us:9.0f} {f.generator_cpu / f.generator_seconds:10.2f} {max(f.generator_lags) * 1000:9.2f} ms")
     print(f"ratio bot/floor: p50 {bot.percentile(50) / floor.percentile(50):.2f}x, "
           f"p99 {bot.percentile(99) / floor.percentile(99):.2f}x, throughput {bot.rate / floor.rate:.2f}x (median rounds), "
           f"server CPU per event {bot.cpu_per_event_us / floor.cpu_per_event_us:.2f}x")
-    if result.durable is not None:
-        print(f"the floor writing each event durably: throughput {result.durable.rate / floor.rate:.2f}x the floor's; "
-              f"the bot's {bot.rate / result.durable.rate:.2f}x its")
+    print(f"the floor writing each event durably: throughput {result.durable.rate / floor.rate:.2f}x the floor's; "
+          f"the bot's {bot.rate / result.durable.rate:.2f}x its")
     print(f"stored exactly once: {result.stored} of {result.events * result.rounds} sent events")
     for problem in result.problems:
         print(f"PROBLEM: {problem}")

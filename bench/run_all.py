@@ -248,23 +248,20 @@ def _against_the_floor(outcomes: list[Outcome]) -> list[str]:
                 r = next(x for x in f["rows"] if x["kind"] == row)
                 rows.append(f"| {label} at {r['rate']:g}/s | {o.store} | {r['floor']['p99_ms']:.1f} ms | {r['bot']['p99_ms']:.1f} ms "
                             f"| {r['ratio_p99']:.2f}× | {goal} |")
-                if "durable" in r:
-                    rows.append(f"| ↳ the floor writing each request durably first (raw driver) | {o.store} "
-                                f"| {r['floor']['p99_ms']:.1f} ms | durable floor: {r['durable']['p99_ms']:.1f} ms "
-                                f"| {r['durable_ratio_p99']:.2f}× | |")
-                if r.get("durable_write"):
-                    rows.append(f"| ↳ one durable write alone at {r['rate']:g}/s (raw driver), p99 | {o.store} "
-                                f"| | write alone: {r['durable_write']['p99_ms']:.1f} ms | | |")
+                rows.append(f"| ↳ the floor writing each request durably first (raw driver) | {o.store} "
+                            f"| {r['floor']['p99_ms']:.1f} ms | durable floor: {r['durable']['p99_ms']:.1f} ms "
+                            f"| {r['durable_ratio_p99']:.2f}× | |")
+                rows.append(f"| ↳ one durable write alone at {r['rate']:g}/s (raw driver), p99 | {o.store} "
+                            f"| | write alone: {r['durable_write']['p99_ms']:.1f} ms | | |")
             if durable:
                 rows.append(f"| one durable write alone, back to back (raw driver), p99 | {o.store} | | write alone: {durable['p99_ms']:.1f} ms "
                             "| | |")
         elif o.name == "capture":
             rows.append(f"| capture throughput, concurrency {f['concurrency']} | {o.store} | {f['floor']['rate']:,.0f} ev/s "
                         f"| {f['bot']['rate']:,.0f} ev/s | {f['ratio_rate']:.2f}× | ≥ 0.85× |")
-            if "durable" in f:
-                rows.append(f"| ↳ the floor writing each event durably (raw driver, group commit) | {o.store} "
-                            f"| {f['floor']['rate']:,.0f} ev/s | durable floor: {f['durable']['rate']:,.0f} ev/s "
-                            f"| {f['durable_ratio_rate']:.2f}× | |")
+            rows.append(f"| ↳ the floor writing each event durably (raw driver, group commit) | {o.store} "
+                        f"| {f['floor']['rate']:,.0f} ev/s | durable floor: {f['durable']['rate']:,.0f} ev/s "
+                        f"| {f['durable_ratio_rate']:.2f}× | |")
             rows.append(f"| capture p99, concurrency {f['concurrency']} | {o.store} | {f['floor']['p99_ms']:.0f} ms "
                         f"| {f['bot']['p99_ms']:.0f} ms | {f['ratio_p99']:.2f}× | ≤ 1.5× |")
             rows.append(f"| capture: the server's CPU per event | {o.store} | {f['floor']['cpu_per_event_us']:.0f} µs "
@@ -310,30 +307,28 @@ def _ack(f: dict[str, Any]) -> list[str]:
         out.append(f"| {what} | {row['rate']:g} | {floor['p50_ms']:.1f} / {floor['p99_ms']:.1f} | "
                    f"{bot['p50_ms']:.1f} / {bot['p99_ms']:.1f} | {row['ratio_p50']:.2f}× | {row['ratio_p99']:.2f}× | "
                    f"{bot['max_ms']:.0f} | {once} of {sent} |")
-        if "durable" in row:
-            d = row["durable"]
-            out.append(f"| ↳ the floor writing each durably first (durable floor / floor in the ratio columns) | {row['rate']:g} "
-                       f"| | durable floor: {d['p50_ms']:.1f} / {d['p99_ms']:.1f} | {row['durable_ratio_p50']:.2f}× "
-                       f"| {row['durable_ratio_p99']:.2f}× | {d['max_ms']:.0f} | |")
-    lags = [row[side]["send_lag_p99_ms"] for row in f["rows"] for side in ("floor", "durable", "bot") if side in row]
+        d = row["durable"]
+        out.append(f"| ↳ the floor writing each durably first (durable floor / floor in the ratio columns) | {row['rate']:g} "
+                   f"| | durable floor: {d['p50_ms']:.1f} / {d['p99_ms']:.1f} | {row['durable_ratio_p50']:.2f}× "
+                   f"| {row['durable_ratio_p99']:.2f}× | {d['max_ms']:.0f} | |")
+    lags = [row[side]["send_lag_p99_ms"] for row in f["rows"] for side in ("floor", "durable", "bot")]
     out += ["", f"The load generator sent within {max(lags):.1f} ms of schedule (p99 of its lag, worst phase)."]
-    written = [row for row in f["rows"] if row.get("durable_write")]
-    if written:
-        out += ["", "One durable write alone (`common.durable_write`: the raw driver, one small INSERT committed as the "
-                "bot commits its writes: in `BEGIN IMMEDIATE` on SQLite, alone in autocommit on PostgreSQL), as many as "
-                "the phase sent, at the phase's rate, the store idle in between: "
-                + "; ".join(f"at {row['rate']:g}/s {row['durable_write']['p50_ms']:.2f} / {row['durable_write']['p99_ms']:.2f} ms "
-                            "p50 / p99" for row in written)
-                + (f"; back to back {f['durable_write']['p50_ms']:.2f} / {f['durable_write']['p99_ms']:.2f} ms."
-                   if f.get("durable_write") else ".")]
+    out += ["", "One durable write alone (`common.durable_write`: the raw driver, one small INSERT committed as the "
+            "bot commits its writes: in `BEGIN IMMEDIATE` on SQLite, alone in autocommit on PostgreSQL), as many as "
+            "the phase sent, at the phase's rate, the store idle in between: "
+            + "; ".join(f"at {row['rate']:g}/s {row['durable_write']['p50_ms']:.2f} / {row['durable_write']['p99_ms']:.2f} ms "
+                        "p50 / p99" for row in f["rows"])
+            + f"; back to back {f['durable_write']['p50_ms']:.2f} / {f['durable_write']['p99_ms']:.2f} ms."]
     return out
 
 
 def _capture(f: dict[str, Any]) -> list[str]:
-    floor, bot, durable = f["floor"], f["bot"], f.get("durable")
+    floor, bot, durable = f["floor"], f["bot"], f["durable"]
 
-    def rounds(x: dict[str, Any]) -> str:
-        return " / ".join(f"{r:.0f}" for r in x["rates"])
+    def server(name: str, x: dict[str, Any]) -> str:
+        rounds = " / ".join(f"{r:.0f}" for r in x["rates"])
+        return (f"| {name} | {x['rate']:.0f} | {rounds} | {x['p50_ms']:.1f} | {x['p99_ms']:.1f} | {x['errors']} | "
+                f"{x['cpu_per_event_us']:.0f} | {x['generator_cores']:.2f} | {x['generator_lag_p99_ms']:.1f} |")
 
     return [f"Closed loop: {f['rounds']} rounds of {f['events']} signed message events at concurrency {f['concurrency']}, "
             "as fast as answered, floor (`bare_bolt.py`), durable floor (`bare_bolt.py --durable`) then bot, all three up "
@@ -343,18 +338,14 @@ def _capture(f: dict[str, Any]) -> list[str]:
             "share of a core shown, and its event loop ran late by at most the lag shown.", "",
             "| | events/s | per round | p50 ms | p99 ms | errors | CPU µs per event | generator cores | generator lag p99 ms |",
             "|---|---|---|---|---|---|---|---|---|",
-            f"| floor (bare Bolt) | {floor['rate']:.0f} | {rounds(floor)} | {floor['p50_ms']:.1f} | {floor['p99_ms']:.1f} | "
-            f"{floor['errors']} | {floor['cpu_per_event_us']:.0f} | {floor['generator_cores']:.2f} | {floor['generator_lag_p99_ms']:.1f} |",
-            *([f"| floor writing each event durably | {durable['rate']:.0f} | {rounds(durable)} | {durable['p50_ms']:.1f} "
-               f"| {durable['p99_ms']:.1f} | {durable['errors']} | {durable['cpu_per_event_us']:.0f} "
-               f"| {durable['generator_cores']:.2f} | {durable['generator_lag_p99_ms']:.1f} |"] if durable else []),
-            f"| incident-bot | {bot['rate']:.0f} | {rounds(bot)} | {bot['p50_ms']:.1f} | {bot['p99_ms']:.1f} | {bot['errors']} | "
-            f"{bot['cpu_per_event_us']:.0f} | {bot['generator_cores']:.2f} | {bot['generator_lag_p99_ms']:.1f} |",
+            server("floor (bare Bolt)", floor),
+            server("floor writing each event durably", durable),
+            server("incident-bot", bot),
             f"| bot / floor | {f['ratio_rate']:.2f}× | | {f['ratio_p50']:.2f}× | {f['ratio_p99']:.2f}× | | {f['ratio_cpu']:.2f}× | | |", "",
-            *([f"The floor writing each event durably (`bare_bolt.py --durable`: the same Bolt app, each message event's id "
-               "written with the raw driver before it answers, events that arrive meanwhile written together by the next "
-               f"write, on the same disk or server as the bot's store) answered {f['durable_ratio_rate']:.2f}× the floor's events/s; the bot "
-               f"{f['bot_to_durable_rate']:.2f}× its.", ""] if durable else []),
+            "The floor writing each event durably (`bare_bolt.py --durable`: the same Bolt app, each message event's id "
+            "written with the raw driver before it answers, events that arrive meanwhile written together by the next "
+            f"write, on the same disk or server as the bot's store) answered {f['durable_ratio_rate']:.2f}× the floor's events/s; "
+            f"the bot {f['bot_to_durable_rate']:.2f}× its.", "",
             f"Stored exactly once: {f['stored']} of {f['events'] * f['rounds']} sent events."]
 
 
